@@ -1,0 +1,180 @@
+//! A tenant's configuration, as the website owner defines it (SPEC §1).
+//!
+//! Rules checked by [`TenantConfig::validate`] (the error names the first problem):
+//! - ids are unique within their kind; every queue an agent or site names exists;
+//! - at least one queue; every site has a default queue;
+//! - offer timeout 1..=600 s, inactivity timeout 10..=86 400 s, capacity 1..=20;
+//! - templates parse (see [`crate::template`]);
+//! - business hours are well formed.
+//!
+//! Passwords are never part of this type: the edge stores salted hashes separately.
+
+use crate::hours::BusinessHours;
+use crate::ids::{AgentId, QueueId, ReasonId, SiteKey, TemplateId};
+use crate::template::Template;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// Default concurrent chats per agent.
+pub const DEFAULT_CAPACITY: u32 = 3;
+/// Default offer timeout in seconds.
+pub const DEFAULT_OFFER_TIMEOUT_SECS: u32 = 30;
+/// Default inactivity timeout in seconds.
+pub const DEFAULT_INACTIVITY_TIMEOUT_SECS: u32 = 1800;
+
+fn default_capacity() -> u32 {
+    DEFAULT_CAPACITY
+}
+fn default_offer() -> u32 {
+    DEFAULT_OFFER_TIMEOUT_SECS
+}
+fn default_inactivity() -> u32 {
+    DEFAULT_INACTIVITY_TIMEOUT_SECS
+}
+
+/// A website with the widget.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteConfig {
+    pub key: SiteKey,
+    pub name: String,
+    /// Origins allowed to embed the widget, e.g. `https://shop.example`; `*` allows any.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Queue new chats enter.
+    pub queue: QueueId,
+    /// "en" or "de"; empty means the browser's language.
+    #[serde(default)]
+    pub language: String,
+}
+
+/// A queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueConfig {
+    pub id: QueueId,
+    pub name: String,
+    #[serde(default = "default_offer")]
+    pub offer_timeout_secs: u32,
+    #[serde(default = "default_inactivity")]
+    pub inactivity_timeout_secs: u32,
+    #[serde(default)]
+    pub hours: BusinessHours,
+}
+
+/// An agent (without password).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentConfig {
+    pub id: AgentId,
+    pub name: String,
+    #[serde(default = "default_capacity")]
+    pub capacity: u32,
+    /// Queues this agent serves.
+    pub queues: Vec<QueueId>,
+}
+
+/// An idle or wrap-up reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    pub id: ReasonId,
+    /// Label in English.
+    pub label: String,
+    /// Label in German.
+    #[serde(default)]
+    pub label_de: String,
+}
+
+/// A message template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateConfig {
+    pub id: TemplateId,
+    pub name: String,
+    pub text: String,
+}
+
+/// Everything a tenant configures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantConfig {
+    pub name: String,
+    pub sites: Vec<SiteConfig>,
+    pub queues: Vec<QueueConfig>,
+    pub agents: Vec<AgentConfig>,
+    #[serde(default)]
+    pub idle_reasons: Vec<Reason>,
+    #[serde(default)]
+    pub wrap_up_reasons: Vec<Reason>,
+    #[serde(default)]
+    pub templates: Vec<TemplateConfig>,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+fn unique<'a, T: Ord + std::fmt::Display + 'a>(kind: &str, ids: impl Iterator<Item = &'a T>) -> Result<(), ConfigError> {
+    let mut seen = BTreeSet::new();
+    for id in ids {
+        if !seen.insert(id) {
+            return Err(ConfigError(format!("{kind} {id} is defined twice")));
+        }
+    }
+    Ok(())
+}
+
+impl TenantConfig {
+    /// Checks the rules in the module docs.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let e = |s: String| Err(ConfigError(s));
+        if self.queues.is_empty() {
+            return e("at least one queue is needed".into());
+        }
+        unique("site", self.sites.iter().map(|s| &s.key))?;
+        unique("queue", self.queues.iter().map(|q| &q.id))?;
+        unique("agent", self.agents.iter().map(|a| &a.id))?;
+        unique("idle reason", self.idle_reasons.iter().map(|r| &r.id))?;
+        unique("wrap-up reason", self.wrap_up_reasons.iter().map(|r| &r.id))?;
+        unique("template", self.templates.iter().map(|t| &t.id))?;
+        for q in &self.queues {
+            if !(1..=600).contains(&q.offer_timeout_secs) {
+                return e(format!("queue {}: offer_timeout_secs must be 1 to 600", q.id));
+            }
+            if !(10..=86_400).contains(&q.inactivity_timeout_secs) {
+                return e(format!("queue {}: inactivity_timeout_secs must be 10 to 86400", q.id));
+            }
+            q.hours.validate().map_err(|m| ConfigError(format!("queue {}: {m}", q.id)))?;
+        }
+        for s in &self.sites {
+            if self.queue(&s.queue).is_none() {
+                return e(format!("site {}: unknown queue {}", s.key, s.queue));
+            }
+        }
+        for a in &self.agents {
+            if !(1..=20).contains(&a.capacity) {
+                return e(format!("agent {}: capacity must be 1 to 20", a.id));
+            }
+            if let Some(q) = a.queues.iter().find(|q| self.queue(q).is_none()) {
+                return e(format!("agent {}: unknown queue {q}", a.id));
+            }
+        }
+        for t in &self.templates {
+            Template::parse(&t.text).map_err(|err| ConfigError(format!("template {}: {err}", t.id)))?;
+        }
+        Ok(())
+    }
+
+    /// A queue by id.
+    pub fn queue(&self, id: &QueueId) -> Option<&QueueConfig> {
+        self.queues.iter().find(|q| &q.id == id)
+    }
+    /// An agent by id.
+    pub fn agent(&self, id: &AgentId) -> Option<&AgentConfig> {
+        self.agents.iter().find(|a| &a.id == id)
+    }
+    /// A site by key.
+    pub fn site(&self, key: &SiteKey) -> Option<&SiteConfig> {
+        self.sites.iter().find(|s| &s.key == key)
+    }
+    /// A template by id.
+    pub fn template(&self, id: &TemplateId) -> Option<&TemplateConfig> {
+        self.templates.iter().find(|t| &t.id == id)
+    }
+}

@@ -1,0 +1,109 @@
+//! Business hours of a queue (SPEC §3.0).
+//!
+//! Rules:
+//! - A queue with no hours configured is always open.
+//! - Otherwise it is open at `now` when the local time (UTC plus the queue's
+//!   fixed offset in minutes) falls inside one of the weekly windows
+//!   `[from, to)` on that weekday. Windows may not cross midnight; write two.
+
+use chrono::{DateTime, Datelike, Duration, Timelike, Utc, Weekday};
+use serde::{Deserialize, Serialize};
+
+/// One weekly opening window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpeningWindow {
+    /// Day of the week, e.g. "Mon".
+    pub day: Weekday,
+    /// Opening time "HH:MM".
+    pub from: String,
+    /// Closing time "HH:MM" (exclusive); "24:00" for end of day.
+    pub to: String,
+}
+
+/// A queue's business hours.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct BusinessHours {
+    /// IANA-like label for display, e.g. "Europe/Berlin".
+    #[serde(default)]
+    pub time_zone: String,
+    /// Offset from UTC in minutes (e.g. 60 for CET).
+    #[serde(default)]
+    pub utc_offset_minutes: i32,
+    /// Weekly windows; empty means always open.
+    #[serde(default)]
+    pub windows: Vec<OpeningWindow>,
+}
+
+/// Parses "HH:MM" into minutes after midnight (0..=1440).
+pub fn parse_hhmm(s: &str) -> Result<u32, String> {
+    let (h, m) = s.split_once(':').ok_or_else(|| format!("time {s:?} is not HH:MM"))?;
+    let h: u32 = h.parse().map_err(|_| format!("time {s:?} is not HH:MM"))?;
+    let m: u32 = m.parse().map_err(|_| format!("time {s:?} is not HH:MM"))?;
+    if m >= 60 || h > 24 || (h == 24 && m != 0) {
+        return Err(format!("time {s:?} is out of range"));
+    }
+    Ok(h * 60 + m)
+}
+
+impl BusinessHours {
+    /// Checks every window; the error names the bad one.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.utc_offset_minutes.abs() > 14 * 60 {
+            return Err(format!("utc_offset_minutes {} is out of range", self.utc_offset_minutes));
+        }
+        for w in &self.windows {
+            let f = parse_hhmm(&w.from)?;
+            let t = parse_hhmm(&w.to)?;
+            if f >= t {
+                return Err(format!("window {} {}-{} closes before it opens", w.day, w.from, w.to));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the queue is open at `now`.
+    pub fn is_open(&self, now: DateTime<Utc>) -> bool {
+        if self.windows.is_empty() {
+            return true;
+        }
+        let local = now + Duration::minutes(i64::from(self.utc_offset_minutes));
+        let minute = local.hour() * 60 + local.minute();
+        self.windows.iter().any(|w| {
+            w.day == local.weekday()
+                && matches!((parse_hhmm(&w.from), parse_hhmm(&w.to)), (Ok(f), Ok(t)) if f <= minute && minute < t)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn open_inside_window_in_local_time() {
+        let h = BusinessHours {
+            time_zone: "Europe/Berlin".into(),
+            utc_offset_minutes: 60,
+            windows: vec![OpeningWindow { day: Weekday::Thu, from: "09:00".into(), to: "17:00".into() }],
+        };
+        // 2026-11-26 is a Thursday.
+        let at = |h, m| Utc.with_ymd_and_hms(2026, 11, 26, h, m, 0).unwrap();
+        assert!(!h.is_open(at(7, 59)));
+        assert!(h.is_open(at(8, 0)));
+        assert!(h.is_open(at(15, 59)));
+        assert!(!h.is_open(at(16, 0)));
+        assert!(BusinessHours::default().is_open(at(3, 0)));
+    }
+
+    #[test]
+    fn validation_names_problem() {
+        assert!(parse_hhmm("25:00").is_err());
+        assert!(parse_hhmm("9").is_err());
+        let h = BusinessHours {
+            windows: vec![OpeningWindow { day: Weekday::Mon, from: "10:00".into(), to: "09:00".into() }],
+            ..Default::default()
+        };
+        assert!(h.validate().unwrap_err().contains("closes before it opens"));
+    }
+}

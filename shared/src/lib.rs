@@ -1,0 +1,29 @@
+//! # Switchboard's conversation rules
+//!
+//! This crate is the one place where the product's rules live. It does no I/O and
+//! never reads a clock: time is always an input (`chrono::DateTime<Utc>`). The
+//! edge service feeds it requests, socket frames and alarms; the two UIs use its
+//! types and validators to explain rules early, but the edge decides.
+//!
+//! - [`ids`]: validated identifiers (conversation, agent, queue, client message id…).
+//! - [`text`]: what a chat message may contain (length, control characters, reserved `<` `>`).
+//! - [`template`]: message templates with `<parameter>` placeholders.
+//! - [`config`]: a tenant's configuration (sites, queues, agents, reasons, templates) and its validation.
+//! - [`agent`]: agent states (Signed out, Idle, Available, RONA).
+//! - [`engine`]: the tenant engine: queues, offers, RONA, accept, transfer,
+//!   conference, end, wrap-up; inputs in, effects out, next deadline polled.
+//! - [`transcript`]: one conversation's messages: sequence numbers, client ids accepted once, resume.
+//! - [`protocol`]: versioned JSON frames between visitor, agent, admin and edge, and between Durable Objects.
+//! - [`hours`]: business hours of a queue.
+
+pub mod agent;
+pub mod config;
+pub mod engine;
+pub mod hours;
+pub mod ids;
+pub mod protocol;
+pub mod template;
+pub mod text;
+pub mod transcript;
+
+pub use chrono;

@@ -1,0 +1,363 @@
+//! Versioned JSON frames (SPEC §6).
+//!
+//! Rules:
+//! - Every frame is a JSON object with `"v": 1` and a `"type"` tag naming the variant.
+//! - [`decode`] refuses a frame that is not a JSON object, lacks `v`, has another
+//!   version, names an unknown type, or lacks or mistypes a field; the error names
+//!   the field and the problem. Nothing is acted on unless the whole frame decodes.
+//! - Socket frames: visitor → edge [`VisitorFrame`], edge → visitor [`VisitorEvent`],
+//!   agent → edge [`AgentFrame`], edge → agent [`AgentServerFrame`].
+//! - HTTP bodies: [`StartRequest`], [`StartResponse`], [`SignInRequest`],
+//!   [`SignInResponse`], [`ErrorBody`], admin bodies.
+//! - Between Durable Objects: [`ToConversation`] (tenant → conversation object) and
+//!   [`ToTenant`] (conversation object → tenant).
+
+use crate::agent::RequestedState;
+use crate::config::TenantConfig;
+use crate::engine::{AgentEvent, AgentSnapshot, Availability, ConversationEvent, Customer, Offer, TargetAgent, TargetQueue, TransferTarget, VisitorStatus};
+use crate::ids::{AgentId, ClientMsgId, ConversationId, QueueId, ReasonId, SiteKey, TemplateId, TenantId};
+use crate::transcript::Message;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The protocol version spoken here.
+pub const VERSION: u64 = 1;
+
+/// Why a frame was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid frame: {0}")]
+pub struct FrameError(pub String);
+
+/// Encodes a frame with its version.
+pub fn encode<T: Serialize>(frame: &T) -> String {
+    let mut v = serde_json::to_value(frame).unwrap_or(serde_json::Value::Null);
+    if let serde_json::Value::Object(m) = &mut v {
+        m.insert("v".into(), VERSION.into());
+    }
+    v.to_string()
+}
+
+/// Decodes a frame, checking its version; the error names the field and the problem.
+pub fn decode<T: DeserializeOwned>(text: &str) -> Result<T, FrameError> {
+    let mut v: serde_json::Value = serde_json::from_str(text).map_err(|e| FrameError(format!("not JSON ({e})")))?;
+    let obj = v.as_object_mut().ok_or_else(|| FrameError("not a JSON object".into()))?;
+    match obj.remove("v") {
+        None => return Err(FrameError("field `v`: missing protocol version".into())),
+        Some(serde_json::Value::Number(n)) if n.as_u64() == Some(VERSION) => {}
+        Some(other) => return Err(FrameError(format!("field `v`: unsupported protocol version {other}; this service speaks {VERSION}"))),
+    }
+    if !obj.contains_key("type") {
+        return Err(FrameError("field `type`: missing".into()));
+    }
+    serde_json::from_value(v).map_err(|e| FrameError(e.to_string()))
+}
+
+/// Decodes a plain JSON body (no version); the error names the field.
+pub fn decode_body<T: DeserializeOwned>(text: &str) -> Result<T, FrameError> {
+    serde_json::from_str(text).map_err(|e| FrameError(e.to_string()))
+}
+
+/// Visitor → edge, on the conversation socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum VisitorFrame {
+    Send { client_id: ClientMsgId, text: String },
+    Typing { typing: bool },
+    End,
+    Ping,
+}
+
+/// Edge → visitor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum VisitorEvent {
+    /// First frame after connecting; the missed messages follow as `message` frames.
+    Welcome { conversation: ConversationId, status: VisitorStatus, last_seq: u64 },
+    Message { message: Message },
+    Status { status: VisitorStatus },
+    Typing { typing: bool, name: String },
+    /// Your message `client_id` is stored as `seq`.
+    Ack { client_id: ClientMsgId, seq: u64 },
+    Error { code: String, message: String },
+    Pong,
+}
+
+/// Agent → edge, on the agent socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AgentFrame {
+    SetState { state: RequestedState },
+    Accept { conversation: ConversationId },
+    Send { conversation: ConversationId, client_id: ClientMsgId, text: String },
+    Typing { conversation: ConversationId, typing: bool },
+    Transfer { conversation: ConversationId, target: TransferTarget },
+    Conference { conversation: ConversationId, guest: AgentId },
+    EndConference { conversation: ConversationId },
+    End { conversation: ConversationId },
+    WrapUp { conversation: ConversationId, reason: ReasonId, next: RequestedState },
+    /// Ask for the Transfer/Conference dialogs' lists (the refresh button).
+    Targets,
+    /// Render a template for a conversation into the compose box.
+    Template { conversation: ConversationId, template: TemplateId },
+    SignOut,
+    Ping,
+}
+
+/// A template as listed in the picker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateInfo {
+    pub id: TemplateId,
+    pub name: String,
+    pub text: String,
+}
+
+/// A reason as listed in dropdowns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReasonInfo {
+    pub id: ReasonId,
+    pub label: String,
+    pub label_de: String,
+}
+
+/// Edge → agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentServerFrame {
+    /// First frame after connecting: everything the console shows.
+    Snapshot {
+        snapshot: AgentSnapshot,
+        /// Transcripts of the agent's chats, wrap-ups and offer.
+        transcripts: BTreeMap<ConversationId, Vec<Message>>,
+        idle_reasons: Vec<ReasonInfo>,
+        wrap_up_reasons: Vec<ReasonInfo>,
+        templates: Vec<TemplateInfo>,
+    },
+    /// A new offer with the thread so far.
+    Offer { offer: Offer, thread: Vec<Message> },
+    /// Any other engine event.
+    Event { event: AgentEvent },
+    /// The full thread of a chat the agent just joined.
+    Transcript { conversation: ConversationId, messages: Vec<Message> },
+    Message { conversation: ConversationId, message: Message },
+    Typing { conversation: ConversationId, typing: bool, name: String },
+    Ack { conversation: ConversationId, client_id: ClientMsgId, seq: u64 },
+    Targets { queues: Vec<TargetQueue>, agents: Vec<TargetAgent> },
+    Template { conversation: ConversationId, text: String },
+    Error { code: String, message: String },
+    Pong,
+}
+
+/// `POST /api/v1/conversations`: a visitor starts a chat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    pub site: SiteKey,
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    pub text: String,
+    pub client_id: ClientMsgId,
+    /// Identity verification: the site's user id…
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// …and HMAC-SHA256(site secret, user_id) in hex.
+    #[serde(default)]
+    pub user_hash: Option<String>,
+}
+
+/// Answer to [`StartRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartResponse {
+    pub conversation: ConversationId,
+    /// Bearer token for this conversation only; keep it secret.
+    pub token: String,
+    pub status: VisitorStatus,
+}
+
+/// `POST /api/v1/messages`: leave a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaveMessageRequest {
+    pub site: SiteKey,
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    pub text: String,
+}
+
+/// `GET /api/v1/sites/{key}`: what the widget needs before starting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteInfo {
+    pub site: SiteKey,
+    pub name: String,
+    pub language: String,
+    pub availability: Availability,
+}
+
+/// `POST /api/v1/agent/sign-in`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignInRequest {
+    pub tenant: TenantId,
+    pub agent: AgentId,
+    pub password: String,
+}
+
+/// Answer to [`SignInRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInResponse {
+    pub token: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    pub agent: AgentId,
+    pub name: String,
+}
+
+/// Every HTTP error body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub message: String,
+}
+
+/// `PUT /api/v1/admin/config`: the whole configuration plus passwords to set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    pub config: TenantConfig,
+    /// New passwords by agent; agents not named keep theirs. Every agent needs one eventually.
+    #[serde(default)]
+    pub passwords: BTreeMap<AgentId, String>,
+    /// Identity-verification secrets by site.
+    #[serde(default)]
+    pub site_secrets: BTreeMap<SiteKey, String>,
+}
+
+/// Tenant object → conversation object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToConversation {
+    /// Create the conversation with its visitor token hash and first message.
+    Init {
+        tenant: TenantId,
+        conversation: ConversationId,
+        customer: Customer,
+        token_hash: String,
+        client_id: ClientMsgId,
+        text: String,
+        allowed_origins: Vec<String>,
+        queue: QueueId,
+    },
+    /// Apply engine events (system lines, visitor status).
+    Events { events: Vec<ConversationEvent> },
+    /// An agent's message (authorised by the tenant already).
+    AgentSend { agent: AgentId, name: String, client_id: ClientMsgId, text: String },
+    AgentTyping { name: String, typing: bool },
+    /// Read messages after `after`.
+    Read { after: u64 },
+}
+
+/// Answer of the conversation object to [`ToConversation::AgentSend`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Appended {
+    pub message: Message,
+    pub duplicate: bool,
+}
+
+/// Conversation object → tenant object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToTenant {
+    CustomerMessage { conversation: ConversationId, message: Message },
+    CustomerTyping { conversation: ConversationId, typing: bool, name: String },
+    CustomerEnd { conversation: ConversationId },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{EndedBy, SystemNote};
+    use crate::transcript::Author;
+    use chrono::DateTime;
+
+    fn roundtrip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(f: T) {
+        let s = encode(&f);
+        let back: T = decode(&s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert_eq!(back, f, "{s}");
+    }
+
+    fn cid() -> ConversationId {
+        ConversationId::new("c1").unwrap()
+    }
+    fn msg() -> Message {
+        Message {
+            seq: 1,
+            client_id: None,
+            author: Author::System,
+            text: "x".into(),
+            note: Some(SystemNote::Ended { by: EndedBy::Agent(AgentId::new("a").unwrap()) }),
+            at: DateTime::from_timestamp(0, 0).unwrap(),
+        }
+    }
+
+    #[test]
+    fn every_visitor_frame_roundtrips() {
+        roundtrip(VisitorFrame::Send { client_id: ClientMsgId::new("m1").unwrap(), text: "hi".into() });
+        roundtrip(VisitorFrame::Typing { typing: true });
+        roundtrip(VisitorFrame::End);
+        roundtrip(VisitorFrame::Ping);
+        roundtrip(VisitorEvent::Welcome { conversation: cid(), status: VisitorStatus::Queued { position: 2 }, last_seq: 3 });
+        roundtrip(VisitorEvent::Message { message: msg() });
+        roundtrip(VisitorEvent::Status { status: VisitorStatus::Active { agent_name: "A".into(), guest_name: None } });
+        roundtrip(VisitorEvent::Typing { typing: false, name: "A".into() });
+        roundtrip(VisitorEvent::Ack { client_id: ClientMsgId::new("m1").unwrap(), seq: 1 });
+        roundtrip(VisitorEvent::Error { code: "x".into(), message: "y".into() });
+        roundtrip(VisitorEvent::Pong);
+    }
+
+    #[test]
+    fn every_agent_frame_roundtrips() {
+        let a = AgentId::new("anna").unwrap();
+        for f in [
+            AgentFrame::SetState { state: RequestedState::Available },
+            AgentFrame::SetState { state: RequestedState::Idle { reason: ReasonId::new("break").unwrap() } },
+            AgentFrame::Accept { conversation: cid() },
+            AgentFrame::Send { conversation: cid(), client_id: ClientMsgId::new("m").unwrap(), text: "t".into() },
+            AgentFrame::Typing { conversation: cid(), typing: true },
+            AgentFrame::Transfer { conversation: cid(), target: TransferTarget::Queue(QueueId::new("q").unwrap()) },
+            AgentFrame::Transfer { conversation: cid(), target: TransferTarget::Agent(a.clone()) },
+            AgentFrame::Conference { conversation: cid(), guest: a.clone() },
+            AgentFrame::EndConference { conversation: cid() },
+            AgentFrame::End { conversation: cid() },
+            AgentFrame::WrapUp { conversation: cid(), reason: ReasonId::new("solved").unwrap(), next: RequestedState::Available },
+            AgentFrame::Targets,
+            AgentFrame::Template { conversation: cid(), template: TemplateId::new("t").unwrap() },
+            AgentFrame::SignOut,
+            AgentFrame::Ping,
+        ] {
+            roundtrip(f);
+        }
+        roundtrip(AgentServerFrame::Message { conversation: cid(), message: msg() });
+        roundtrip(AgentServerFrame::Event { event: AgentEvent::Left { conversation: cid() } });
+        roundtrip(AgentServerFrame::Ack { conversation: cid(), client_id: ClientMsgId::new("m").unwrap(), seq: 4 });
+        roundtrip(AgentServerFrame::Targets { queues: vec![], agents: vec![TargetAgent { id: a, name: "Anna".into() }] });
+        roundtrip(AgentServerFrame::Error { code: "c".into(), message: "m".into() });
+        roundtrip(ToTenant::CustomerEnd { conversation: cid() });
+        roundtrip(ToConversation::Read { after: 3 });
+        roundtrip(ToConversation::Events { events: vec![ConversationEvent::Status(VisitorStatus::Connecting)] });
+    }
+
+    #[test]
+    fn invalid_frames_name_the_problem() {
+        let e = |s: &str| decode::<VisitorFrame>(s).unwrap_err().to_string();
+        assert!(e("nope").contains("not JSON"));
+        assert!(e("[1]").contains("not a JSON object"));
+        assert!(e(r#"{"type":"ping"}"#).contains("field `v`: missing"));
+        assert!(e(r#"{"v":2,"type":"ping"}"#).contains("unsupported protocol version 2"));
+        assert!(e(r#"{"v":1}"#).contains("field `type`"));
+        assert!(e(r#"{"v":1,"type":"dance"}"#).contains("unknown variant `dance`"));
+        assert!(e(r#"{"v":1,"type":"send","client_id":"m1"}"#).contains("missing field `text`"));
+        assert!(e(r#"{"v":1,"type":"send","client_id":"m 1","text":"x"}"#).contains("invalid client message id"));
+        assert!(e(r#"{"v":1,"type":"typing","typing":"yes"}"#).contains("invalid type"));
+    }
+}

@@ -1,0 +1,234 @@
+//! One conversation's messages (SPEC §6).
+//!
+//! Rules:
+//! - Every message gets the next per-conversation sequence number: 1, 2, 3…
+//!   with no gaps, strictly increasing, never reused.
+//! - A message written by a visitor or an agent carries a client-chosen id; a
+//!   resend with the same id returns the stored message and adds nothing. The same
+//!   id from a different author is refused.
+//! - Text rules come from [`crate::text`]; system lines come from the engine's
+//!   [`SystemNote`]s and are stored like any other message.
+//! - Once the "ended" note is stored, nobody can write any more.
+//! - Resume: [`Transcript::after`] gives exactly the messages after a sequence number.
+
+use crate::engine::SystemNote;
+use crate::ids::{AgentId, ClientMsgId};
+use crate::text::{MessageText, TextError, Writer};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Who wrote a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Author {
+    Customer { name: String },
+    Agent { id: AgentId, name: String },
+    System,
+}
+
+/// One stored message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub seq: u64,
+    #[serde(default)]
+    pub client_id: Option<ClientMsgId>,
+    pub author: Author,
+    /// Plain text; for system lines an English fallback of `note`.
+    pub text: String,
+    #[serde(default)]
+    pub note: Option<SystemNote>,
+    pub at: DateTime<Utc>,
+}
+
+/// Why a message was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TranscriptError {
+    #[error(transparent)]
+    Text(#[from] TextError),
+    #[error("client message id {0} was already used by someone else")]
+    ClientIdConflict(ClientMsgId),
+    #[error("the conversation has ended")]
+    Ended,
+}
+
+impl TranscriptError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TranscriptError::Text(t) => t.code(),
+            TranscriptError::ClientIdConflict(_) => "client_id_conflict",
+            TranscriptError::Ended => "conversation_ended",
+        }
+    }
+}
+
+/// Result of an append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored now; persist and deliver it.
+    New(Message),
+    /// Already stored earlier under this client id; acknowledge again, deliver nothing.
+    Duplicate(Message),
+}
+
+impl Appended {
+    /// The stored message either way.
+    pub fn message(&self) -> &Message {
+        match self {
+            Appended::New(m) | Appended::Duplicate(m) => m,
+        }
+    }
+}
+
+/// The messages of one conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Transcript {
+    messages: Vec<Message>,
+}
+
+impl Transcript {
+    /// Rebuilds from stored messages; refuses gaps or disorder.
+    pub fn from_messages(messages: Vec<Message>) -> Result<Self, String> {
+        for (i, m) in messages.iter().enumerate() {
+            if m.seq != i as u64 + 1 {
+                return Err(format!("stored message {} has sequence number {}", i + 1, m.seq));
+            }
+        }
+        Ok(Self { messages })
+    }
+    /// All messages.
+    pub fn messages(&self) -> &[Message] {
+        &self.messages
+    }
+    /// The highest sequence number (0 when empty).
+    pub fn last_seq(&self) -> u64 {
+        self.messages.len() as u64
+    }
+    /// Messages with a sequence number above `seq`, in order.
+    pub fn after(&self, seq: u64) -> &[Message] {
+        let start = usize::try_from(seq).unwrap_or(usize::MAX).min(self.messages.len());
+        &self.messages[start..]
+    }
+    /// Whether the conversation has ended.
+    pub fn is_ended(&self) -> bool {
+        self.messages.iter().any(|m| matches!(m.note, Some(SystemNote::Ended { .. })))
+    }
+
+    /// A visitor's message.
+    pub fn append_customer(&mut self, name: &str, client_id: ClientMsgId, raw: &str, now: DateTime<Utc>) -> Result<Appended, TranscriptError> {
+        self.append_written(Author::Customer { name: name.to_owned() }, Writer::Visitor, client_id, raw, now)
+    }
+
+    /// An agent's message.
+    pub fn append_agent(&mut self, id: AgentId, name: &str, client_id: ClientMsgId, raw: &str, now: DateTime<Utc>) -> Result<Appended, TranscriptError> {
+        self.append_written(Author::Agent { id, name: name.to_owned() }, Writer::Agent, client_id, raw, now)
+    }
+
+    fn append_written(&mut self, author: Author, writer: Writer, client_id: ClientMsgId, raw: &str, now: DateTime<Utc>) -> Result<Appended, TranscriptError> {
+        if let Some(m) = self.messages.iter().find(|m| m.client_id.as_ref() == Some(&client_id)) {
+            let same = match (&m.author, &author) {
+                (Author::Customer { .. }, Author::Customer { .. }) => true,
+                (Author::Agent { id: a, .. }, Author::Agent { id: b, .. }) => a == b,
+                _ => false,
+            };
+            return if same { Ok(Appended::Duplicate(m.clone())) } else { Err(TranscriptError::ClientIdConflict(client_id)) };
+        }
+        if self.is_ended() {
+            return Err(TranscriptError::Ended);
+        }
+        let text = MessageText::new(raw, writer)?;
+        let m = Message { seq: self.last_seq() + 1, client_id: Some(client_id), author, text: text.as_str().to_owned(), note: None, at: now };
+        self.messages.push(m.clone());
+        Ok(Appended::New(m))
+    }
+
+    /// A system line.
+    pub fn append_note(&mut self, note: SystemNote, now: DateTime<Utc>) -> Message {
+        let m = Message { seq: self.last_seq() + 1, client_id: None, author: Author::System, text: note.text_en(), note: Some(note), at: now };
+        self.messages.push(m.clone());
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::EndedBy;
+    use proptest::prelude::*;
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+    fn cid(s: &str) -> ClientMsgId {
+        ClientMsgId::new(s).unwrap()
+    }
+
+    #[test]
+    fn resend_is_stored_once() {
+        let mut t = Transcript::default();
+        let a = t.append_customer("Eva", cid("c1"), "hello", t0()).unwrap();
+        let b = t.append_customer("Eva", cid("c1"), "hello", t0()).unwrap();
+        assert!(matches!(a, Appended::New(_)));
+        assert_eq!(b, Appended::Duplicate(a.message().clone()));
+        assert_eq!(t.last_seq(), 1);
+    }
+
+    #[test]
+    fn conflicting_client_id_refused() {
+        let mut t = Transcript::default();
+        t.append_customer("Eva", cid("c1"), "hello", t0()).unwrap();
+        let e = t.append_agent(AgentId::new("anna").unwrap(), "Anna", cid("c1"), "hi", t0()).unwrap_err();
+        assert_eq!(e, TranscriptError::ClientIdConflict(cid("c1")));
+    }
+
+    #[test]
+    fn agent_rules_apply_and_change_nothing() {
+        let mut t = Transcript::default();
+        let e = t.append_agent(AgentId::new("anna").unwrap(), "Anna", cid("a1"), "<b>", t0()).unwrap_err();
+        assert_eq!(e.code(), "message_reserved_chars");
+        assert_eq!(t.last_seq(), 0);
+    }
+
+    #[test]
+    fn nothing_after_end() {
+        let mut t = Transcript::default();
+        t.append_note(SystemNote::Ended { by: EndedBy::Customer }, t0());
+        assert_eq!(t.append_customer("Eva", cid("c2"), "x", t0()).unwrap_err(), TranscriptError::Ended);
+    }
+
+    #[test]
+    fn rebuild_refuses_gaps() {
+        let mut t = Transcript::default();
+        t.append_customer("Eva", cid("c1"), "a", t0()).unwrap();
+        t.append_customer("Eva", cid("c2"), "b", t0()).unwrap();
+        let mut ms = t.messages().to_vec();
+        assert!(Transcript::from_messages(ms.clone()).is_ok());
+        ms.remove(0);
+        assert!(Transcript::from_messages(ms).is_err());
+    }
+
+    proptest! {
+        /// Random appends and resends: sequence numbers are 1..=n without gaps, each
+        /// client id appears once, and `after(k)` is exactly the tail.
+        #[test]
+        fn sequence_and_dedup(ops in proptest::collection::vec((0u8..12, "[a-z <>]{0,8}"), 1..60), k in 0u64..70) {
+            let mut t = Transcript::default();
+            for (id, text) in ops {
+                let before = t.clone();
+                let r = t.append_customer("Eva", cid(&format!("c{id}")), &text, t0());
+                if r.is_err() { prop_assert_eq!(&t, &before); }
+            }
+            for (i, m) in t.messages().iter().enumerate() {
+                prop_assert_eq!(m.seq, i as u64 + 1);
+            }
+            let mut ids: Vec<_> = t.messages().iter().filter_map(|m| m.client_id.clone()).collect();
+            let n = ids.len();
+            ids.sort();
+            ids.dedup();
+            prop_assert_eq!(ids.len(), n);
+            let tail = t.after(k);
+            prop_assert!(tail.iter().all(|m| m.seq > k));
+            prop_assert_eq!(tail.len() as u64, t.last_seq().saturating_sub(k));
+        }
+    }
+}
