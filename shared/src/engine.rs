@@ -26,7 +26,8 @@
 //!   offers it to that agent (who must be Available with free capacity); if the
 //!   target does not accept in time the request is discarded, the target goes to
 //!   RONA and the conversation re-enters its last queue at the front. Either way the
-//!   transferring agent is released into wrap-up for it.
+//!   transferring agent is released into wrap-up for it, and is not offered that
+//!   conversation again before submitting that wrap-up.
 //! - A conference request goes to one Available agent with free capacity. Accepted:
 //!   the guest joins (all see all messages). Not accepted in time: the request is
 //!   discarded and the guest goes to RONA. End Conference (owner, or the guest
@@ -729,6 +730,11 @@ impl Tenant {
             .is_some_and(|rt| rt.state == AgentState::Available && rt.offer.is_none() && rt.load() < self.capacity(a))
     }
 
+    /// Free, and not owing a wrap-up for `c` (an agent who transferred a chat away is not offered it back before wrapping up).
+    fn is_free_for(&self, a: &AgentId, c: &ConversationId) -> bool {
+        self.is_free(a) && self.agents.get(a).is_some_and(|rt| !rt.wrap_ups.contains(c))
+    }
+
     fn summary(&self, conv: &Conversation, agent: &AgentId) -> ChatSummary {
         let (role, status) = match &conv.place {
             Place::Active { owner, conference } => {
@@ -903,7 +909,7 @@ impl Tenant {
                 if !self.agents.contains_key(&guest) {
                     return Err(EngineError::UnknownAgent(guest));
                 }
-                if !self.is_free(&guest) {
+                if !self.is_free_for(&guest, &conversation) {
                     return Err(EngineError::TargetUnavailable(guest));
                 }
                 let deadline = now + self.offer_timeout(&self.conv(&conversation)?.queue);
@@ -1088,7 +1094,7 @@ impl Tenant {
                 if !self.agents.contains_key(t) {
                     return Err(EngineError::UnknownAgent(t.clone()));
                 }
-                if !self.is_free(t) {
+                if !self.is_free_for(t, &id) {
                     return Err(EngineError::TargetUnavailable(t.clone()));
                 }
             }
@@ -1284,7 +1290,7 @@ impl Tenant {
                     .config
                     .agents
                     .iter()
-                    .filter(|a| a.queues.contains(&q) && self.is_free(&a.id))
+                    .filter(|a| a.queues.contains(&q) && self.is_free_for(&a.id, &front))
                     .filter_map(|a| self.agents.get(&a.id).map(|rt| (rt.last_routed, a.id.clone())))
                     .min();
                 let Some((_, agent)) = best else { break };
