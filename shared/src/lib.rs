@@ -15,6 +15,7 @@
 //! - [`transcript`]: one conversation's messages: sequence numbers, client ids accepted once, resume.
 //! - [`protocol`]: versioned JSON frames between visitor, agent, admin and edge, and between Durable Objects.
 //! - [`hours`]: business hours of a queue.
+//! - [`ratelimit`]: fixed-window rate limits per IP or visitor token.
 
 pub mod agent;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod engine;
 pub mod hours;
 pub mod ids;
 pub mod protocol;
+pub mod ratelimit;
 pub mod template;
 pub mod text;
 pub mod transcript;
