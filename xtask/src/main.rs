@@ -1,1 +1,207 @@
-fn main(){}
+//! Build, run and test Switchboard. Run through the `cargo xtask` alias.
+//!
+//! - `cargo xtask dev`   — install what is missing, build everything, serve the demo on `wrangler dev`.
+//! - `cargo xtask test`  — install what is missing, run unit, property, integration and browser tests.
+//! - `cargo xtask bench` — build release artifacts and print their sizes.
+//! - `cargo xtask build-worker` — the `[build] command` of `edge/wrangler.toml`: runs
+//!   `worker-build --release` unless its output is newer than every input.
+//!
+//! Rules: tools are installed at pinned versions only when missing or different;
+//! nothing is downloaded at build or run time (the environment from [`offline_env`]
+//! points worker-build at local binaries and stops wrangler from calling home).
+
+mod tools;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::SystemTime;
+
+/// Pinned versions. The wasm-bindgen CLI must equal the crate in Cargo.lock.
+pub const WORKER_BUILD_VERSION: &str = "0.8.7";
+pub const WASM_BINDGEN_VERSION: &str = "0.2.130";
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let r = match args.first().map(String::as_str) {
+        Some("dev") => dev(),
+        Some("test") => test(&args[1..]),
+        Some("bench") => bench(),
+        Some("build-worker") => build_worker(),
+        Some("build-ui") => tools::ensure(false).and_then(|()| build_uis()),
+        Some("setup") => tools::ensure(true),
+        _ => Err("usage: cargo xtask dev | test | bench | build-worker | build-ui | setup".into()),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// Environment that keeps every tool offline and pointed at local binaries.
+pub fn offline_env() -> Vec<(String, String)> {
+    let root = root();
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let cargo_bin = std::env::var("CARGO_HOME").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(&home).join(".cargo")).join("bin");
+    vec![
+        ("WASM_BINDGEN_BIN".into(), cargo_bin.join("wasm-bindgen").display().to_string()),
+        ("WASM_OPT_BIN".into(), root.join("node_modules/.bin/wasm-opt").display().to_string()),
+        ("ESBUILD_BIN".into(), root.join("node_modules/@esbuild/linux-x64/bin/esbuild").display().to_string()),
+        ("WRANGLER_SEND_METRICS".into(), "false".into()),
+        ("WRANGLER_SEND_ERROR_REPORTS".into(), "false".into()),
+        ("WRANGLER_HIDE_BANNER".into(), "true".into()),
+        ("CLOUDFLARE_CF_FETCH_ENABLED".into(), "false".into()),
+        ("PATH".into(), format!("{}:{}", cargo_bin.display(), std::env::var("PATH").unwrap_or_default())),
+    ]
+}
+
+/// Runs a command in `dir`, failing with its name when it fails.
+pub fn run(dir: &Path, program: &str, args: &[&str]) -> Result {
+    println!("xtask: $ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .envs(offline_env())
+        .status()
+        .map_err(|e| format!("cannot start {program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{program} {} failed ({status})", args.join(" ")))
+    }
+}
+
+fn newest_mtime(paths: &[PathBuf]) -> SystemTime {
+    fn walk(p: &Path, best: &mut SystemTime) {
+        if let Ok(md) = std::fs::metadata(p) {
+            if md.is_dir() {
+                if let Ok(rd) = std::fs::read_dir(p) {
+                    for e in rd.flatten() {
+                        walk(&e.path(), best);
+                    }
+                }
+            } else if let Ok(m) = md.modified() {
+                *best = (*best).max(m);
+            }
+        }
+    }
+    let mut best = SystemTime::UNIX_EPOCH;
+    for p in paths {
+        walk(p, &mut best);
+    }
+    best
+}
+
+fn build_worker() -> Result {
+    let root = root();
+    let out = root.join("edge/build/index_bg.wasm");
+    let inputs = [
+        root.join("edge/src"),
+        root.join("edge/Cargo.toml"),
+        root.join("edge/demo-tenant.json"),
+        root.join("shared/src"),
+        root.join("shared/Cargo.toml"),
+        root.join("Cargo.lock"),
+        root.join("Cargo.toml"),
+    ];
+    let built = std::fs::metadata(&out).and_then(|m| m.modified()).ok();
+    if built.is_some_and(|b| b >= newest_mtime(&inputs)) && root.join("edge/build/worker/shim.mjs").exists() {
+        println!("xtask: worker is up to date");
+        return Ok(());
+    }
+    run(&root.join("edge"), "worker-build", &["--release"])
+}
+
+/// Builds one Leptos app into `edge/dist/<name>/`.
+fn build_app(krate: &str, out: &str) -> Result {
+    let root = root();
+    run(&root, "cargo", &["build", "--release", "--target", "wasm32-unknown-unknown", "-p", krate])?;
+    let wasm = root.join(format!("target/wasm32-unknown-unknown/release/{}.wasm", krate.replace('-', "_")));
+    let pkg = root.join(format!("edge/dist/{out}/pkg"));
+    std::fs::create_dir_all(&pkg).map_err(|e| e.to_string())?;
+    let pkg_s = pkg.display().to_string();
+    run(&root, "wasm-bindgen", &["--target", "web", "--no-typescript", "--out-dir", &pkg_s, "--out-name", "app", &wasm.display().to_string()])?;
+    let bg = pkg.join("app_bg.wasm").display().to_string();
+    let wasm_opt = root.join("node_modules/.bin/wasm-opt").display().to_string();
+    run(&root, &wasm_opt, &["-Oz", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-mutable-globals", "-o", &bg, &bg])?;
+    Ok(())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result {
+    std::fs::create_dir_all(to).map_err(|e| e.to_string())?;
+    for e in std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))?.flatten() {
+        let p = e.path();
+        let dest = to.join(e.file_name());
+        if p.is_dir() {
+            copy_dir(&p, &dest)?;
+        } else {
+            std::fs::copy(&p, &dest).map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Builds both UIs and the static site into `edge/dist/`.
+pub fn build_uis() -> Result {
+    let root = root();
+    let dist = root.join("edge/dist");
+    let _ = std::fs::remove_dir_all(&dist);
+    copy_dir(&root.join("edge/static"), &dist)?;
+    copy_dir(&root.join("widget/static"), &dist.join("widget"))?;
+    std::fs::rename(dist.join("widget/widget.js"), dist.join("widget.js")).map_err(|e| format!("widget.js: {e}"))?;
+    copy_dir(&root.join("agent-ui/static"), &dist.join("agent"))?;
+    build_app("widget", "widget")?;
+    build_app("agent-ui", "agent")?;
+    Ok(())
+}
+
+fn dev() -> Result {
+    tools::ensure(false)?;
+    build_uis()?;
+    build_worker()?;
+    let root = root();
+    let port = std::env::var("PORT").unwrap_or_else(|_| "8787".into());
+    let state = root.join(".state");
+    println!();
+    println!("  Demo website:   http://127.0.0.1:{port}/");
+    println!("  Agent console:  http://127.0.0.1:{port}/agent/");
+    println!("      tenant demo — agents anna / anna-demo-pass, ben / ben-demo-pass, cleo / cleo-demo-pass");
+    println!("  Admin API:      http://127.0.0.1:{port}/api/v1/admin/tenants/demo/config  (Authorization: Bearer dev-admin-token)");
+    println!("  State is kept in {} — delete it to start afresh. Ctrl-C stops.", state.display());
+    println!();
+    let wrangler = root.join("node_modules/.bin/wrangler").display().to_string();
+    run(
+        &root.join("edge"),
+        &wrangler,
+        &["dev", "--ip", "127.0.0.1", "--port", &port, "--persist-to", &state.display().to_string(), "--show-interactive-dev-session=false"],
+    )
+}
+
+fn test(args: &[String]) -> Result {
+    let only_e2e = args.iter().any(|a| a == "--e2e");
+    tools::ensure(true)?;
+    let root = root();
+    if !only_e2e {
+        run(&root, "cargo", &["test", "--workspace", "--exclude", "tests"])?;
+    }
+    build_uis()?;
+    build_worker()?;
+    run(&root, "cargo", &["test", "-p", "tests", "--test", "e2e"])
+}
+
+fn bench() -> Result {
+    tools::ensure(false)?;
+    build_uis()?;
+    build_worker()?;
+    let root = root();
+    run(&root, "cargo", &["run", "--release", "-p", "tests", "--bin", "sizes"])
+}

@@ -1,0 +1,298 @@
+//! All network code of the widget: HTTP calls, the conversation WebSocket with
+//! automatic reconnect and resume, and the local session (conversation id, token,
+//! unacknowledged messages) kept in `localStorage` so reloads resume the chat.
+//!
+//! Rules: a message stays in the outbox until the edge acknowledges it and is
+//! resent with the same client id after every reconnect, so nothing is lost and
+//! the edge stores it once; reconnects ask for messages after the last sequence
+//! number shown, and messages are shown once per sequence number.
+
+use crate::state::{Pending, Phase, Widget};
+use gloo_net::http::Request;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use serde::{Deserialize, Serialize};
+use shared::engine::{Availability, VisitorStatus};
+use shared::protocol::{encode, ErrorBody, LeaveMessageRequest, SiteInfo, StartRequest, StartResponse, VisitorEvent, VisitorFrame};
+use std::cell::RefCell;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{CloseEvent, MessageEvent, WebSocket};
+
+/// What is kept across reloads.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Session {
+    conversation: String,
+    token: String,
+    name: String,
+}
+
+struct Conn {
+    ws: WebSocket,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_open: Closure<dyn FnMut()>,
+    _on_close: Closure<dyn FnMut(CloseEvent)>,
+}
+
+thread_local! {
+    static CONN: RefCell<Option<Conn>> = const { RefCell::new(None) };
+    static SESSION: RefCell<Option<Session>> = const { RefCell::new(None) };
+    static RETRY: RefCell<u32> = const { RefCell::new(0) };
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok().flatten()
+}
+fn key(w: &Widget, what: &str) -> String {
+    format!("switchboard:{what}:{}", w.site.get_value())
+}
+fn save<T: Serialize>(k: &str, v: &T) {
+    if let (Some(s), Ok(j)) = (storage(), serde_json::to_string(v)) {
+        let _ = s.set_item(k, &j);
+    }
+}
+fn load<T: for<'de> Deserialize<'de>>(k: &str) -> Option<T> {
+    serde_json::from_str(&storage()?.get_item(k).ok()??).ok()
+}
+fn forget(k: &str) {
+    if let Some(s) = storage() {
+        let _ = s.remove_item(k);
+    }
+}
+
+/// A fresh client message id.
+pub fn client_id() -> String {
+    let r = || (js_sys::Math::random() * 4_294_967_296.0) as u64;
+    format!("w{:x}{:08x}{:08x}", js_sys::Date::now() as u64, r(), r())
+}
+
+async fn error_text(resp: gloo_net::http::Response) -> String {
+    match resp.json::<ErrorBody>().await {
+        Ok(b) => b.message,
+        Err(_) => format!("HTTP {}", resp.status()),
+    }
+}
+
+/// Starts the widget: resume a saved conversation, or ask the site for availability.
+pub fn boot(w: Widget) {
+    if let Some(s) = load::<Session>(&key(&w, "session")) {
+        w.customer_name.set(s.name.clone());
+        w.pending.set(load::<Vec<Pending>>(&key(&w, "outbox")).unwrap_or_default());
+        SESSION.with(|x| *x.borrow_mut() = Some(s));
+        w.phase.set(Phase::Chatting);
+        connect(w);
+    }
+    spawn_local(async move {
+        let url = format!("/api/v1/sites/{}", w.site.get_value());
+        match Request::get(&url).send().await {
+            Ok(r) if r.ok() => {
+                if let Ok(info) = r.json::<SiteInfo>().await {
+                    w.site_name.set(info.name.clone());
+                    let open = matches!(info.availability, Availability::Open { .. });
+                    w.availability.set(Some(info.availability));
+                    if w.phase.get_untracked() == Phase::Loading {
+                        w.phase.set(if open { Phase::PreChat } else { Phase::LeaveMessage });
+                    }
+                }
+            }
+            Ok(r) => w.error.set(Some(error_text(r).await)),
+            Err(e) => w.error.set(Some(e.to_string())),
+        }
+    });
+}
+
+/// Starts a conversation from the pre-chat form.
+pub async fn start(w: Widget, name: String, email: String, text: String) -> Result<(), String> {
+    let body = StartRequest {
+        site: shared::ids::SiteKey::new(w.site.get_value()).map_err(|e| e.to_string())?,
+        name: name.clone(),
+        email: Some(email).filter(|e| !e.trim().is_empty()),
+        text,
+        client_id: shared::ids::ClientMsgId::new(client_id()).map_err(|e| e.to_string())?,
+        user_id: None,
+        user_hash: None,
+    };
+    let resp = Request::post("/api/v1/conversations").json(&body).map_err(|e| e.to_string())?.send().await.map_err(|e| e.to_string())?;
+    if !resp.ok() {
+        return Err(error_text(resp).await);
+    }
+    let r: StartResponse = resp.json().await.map_err(|e| e.to_string())?;
+    let s = Session { conversation: r.conversation.to_string(), token: r.token, name: name.trim().to_owned() };
+    save(&key(&w, "session"), &s);
+    w.customer_name.set(s.name.clone());
+    SESSION.with(|x| *x.borrow_mut() = Some(s));
+    w.status.set(Some(r.status));
+    w.phase.set(Phase::Chatting);
+    connect(w);
+    Ok(())
+}
+
+/// Leaves a message instead of chatting.
+pub async fn leave_message(w: Widget, name: String, email: String, text: String) -> Result<(), String> {
+    let body = LeaveMessageRequest {
+        site: shared::ids::SiteKey::new(w.site.get_value()).map_err(|e| e.to_string())?,
+        name,
+        email: Some(email).filter(|e| !e.trim().is_empty()),
+        text,
+    };
+    let resp = Request::post("/api/v1/messages").json(&body).map_err(|e| e.to_string())?.send().await.map_err(|e| e.to_string())?;
+    if !resp.ok() {
+        return Err(error_text(resp).await);
+    }
+    w.phase.set(Phase::MessageLeft);
+    Ok(())
+}
+
+fn ws_url(s: &Session, after: u64) -> String {
+    let loc = web_sys::window().map(|w| w.location());
+    let host = loc.as_ref().and_then(|l| l.host().ok()).unwrap_or_default();
+    let secure = loc.and_then(|l| l.protocol().ok()).is_some_and(|p| p == "https:");
+    let token = js_sys::encode_uri_component(&s.token);
+    format!("{}://{host}/api/v1/conversations/{}/ws?token={token}&after={after}", if secure { "wss" } else { "ws" }, s.conversation)
+}
+
+fn send_frame(f: &VisitorFrame) -> bool {
+    CONN.with(|c| c.borrow().as_ref().is_some_and(|c| c.ws.ready_state() == WebSocket::OPEN && c.ws.send_with_str(&encode(f)).is_ok()))
+}
+
+fn flush_outbox(w: Widget) {
+    for p in w.pending.get_untracked() {
+        if let Ok(client_id) = shared::ids::ClientMsgId::new(p.client_id.clone()) {
+            send_frame(&VisitorFrame::Send { client_id, text: p.text });
+        }
+    }
+}
+
+/// Opens (or reopens) the conversation socket.
+pub fn connect(w: Widget) {
+    let Some(s) = SESSION.with(|x| x.borrow().clone()) else { return };
+    let Ok(ws) = WebSocket::new(&ws_url(&s, w.last_seq())) else { return };
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+        let Some(text) = e.data().as_string() else { return };
+        match shared::protocol::decode::<VisitorEvent>(&text) {
+            Ok(ev) => on_event(w, ev),
+            Err(err) => w.error.set(Some(err.to_string())),
+        }
+    });
+    let on_open = Closure::<dyn FnMut()>::new(move || {
+        RETRY.with(|r| *r.borrow_mut() = 0);
+        w.connected.set(true);
+        flush_outbox(w);
+    });
+    let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_e: CloseEvent| {
+        w.connected.set(false);
+        if SESSION.with(|x| x.borrow().is_none()) {
+            return;
+        }
+        let n = RETRY.with(|r| {
+            let mut r = r.borrow_mut();
+            *r += 1;
+            *r
+        });
+        let delay = (500 * 2u32.pow(n.min(5))).min(10_000);
+        spawn_local(async move {
+            gloo_timers::future::TimeoutFuture::new(delay).await;
+            if SESSION.with(|x| x.borrow().is_some()) {
+                connect(w);
+            }
+        });
+    });
+    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    CONN.with(|c| {
+        if let Some(old) = c.borrow_mut().take() {
+            old.ws.set_onclose(None);
+            let _ = old.ws.close();
+        }
+        *c.borrow_mut() = Some(Conn { ws, _on_message: on_message, _on_open: on_open, _on_close: on_close });
+    });
+}
+
+fn on_event(w: Widget, ev: VisitorEvent) {
+    match ev {
+        VisitorEvent::Welcome { status, .. } => {
+            w.error.set(None);
+            w.status.set(Some(status));
+        }
+        VisitorEvent::Message { message } => {
+            if message.author != (shared::transcript::Author::System) {
+                w.typing.set(None);
+            }
+            w.add_message(message);
+            save(&key(&w, "outbox"), &w.pending.get_untracked());
+        }
+        VisitorEvent::Status { status } => w.status.set(Some(status)),
+        VisitorEvent::Typing { typing, name } => w.typing.set(typing.then_some(name)),
+        VisitorEvent::Ack { client_id, .. } => {
+            let cid = client_id.to_string();
+            w.pending.update(|p| p.retain(|x| x.client_id != cid));
+            save(&key(&w, "outbox"), &w.pending.get_untracked());
+        }
+        VisitorEvent::Error { code, message } => {
+            // A refused message will never be acknowledged: take it out of the outbox.
+            if code.starts_with("message_") || code == "conversation_ended" {
+                w.pending.update(|p| {
+                    p.pop();
+                });
+                save(&key(&w, "outbox"), &w.pending.get_untracked());
+            }
+            w.error.set(Some(message));
+        }
+        VisitorEvent::Pong => {}
+    }
+}
+
+/// Sends a message (kept in the outbox until acknowledged).
+pub fn send_text(w: Widget, text: String) {
+    let p = Pending { client_id: client_id(), text };
+    w.pending.update(|v| v.push(p.clone()));
+    save(&key(&w, "outbox"), &w.pending.get_untracked());
+    w.error.set(None);
+    if let Ok(client_id) = shared::ids::ClientMsgId::new(p.client_id) {
+        send_frame(&VisitorFrame::Send { client_id, text: p.text });
+    }
+}
+
+/// Tells the agent whether the visitor is typing.
+pub fn send_typing(typing: bool) {
+    send_frame(&VisitorFrame::Typing { typing });
+}
+
+/// Ends the chat.
+pub fn end() {
+    send_frame(&VisitorFrame::End);
+}
+
+/// Forgets the ended conversation and shows the pre-chat form again.
+pub fn new_chat(w: Widget) {
+    SESSION.with(|x| *x.borrow_mut() = None);
+    CONN.with(|c| {
+        if let Some(old) = c.borrow_mut().take() {
+            old.ws.set_onclose(None);
+            let _ = old.ws.close();
+        }
+    });
+    forget(&key(&w, "session"));
+    forget(&key(&w, "outbox"));
+    w.messages.set(vec![]);
+    w.pending.set(vec![]);
+    w.status.set(None);
+    w.error.set(None);
+    let open = matches!(w.availability.get_untracked(), Some(Availability::Open { .. }));
+    w.phase.set(if open { Phase::PreChat } else { Phase::LeaveMessage });
+}
+
+/// Asks the host page to collapse the chat panel.
+pub fn close_panel() {
+    if let Some(parent) = web_sys::window().and_then(|w| w.parent().ok().flatten()) {
+        let msg = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&msg, &"type".into(), &"switchboard:close".into());
+        let _ = parent.post_message(&msg, "*");
+    }
+}
+
+/// True when the chat has ended.
+pub fn ended(w: Widget) -> bool {
+    w.status.get() == Some(VisitorStatus::Ended)
+}

@@ -1,0 +1,167 @@
+//! The live chat: thread (announced to screen readers), typing indicator,
+//! composer (Enter sends, Shift+Enter newline), end chat, transcript download/copy.
+
+use crate::api;
+use crate::state::Widget;
+use leptos::prelude::*;
+use shared::transcript::{Author, Message};
+use wasm_bindgen::JsCast;
+
+/// Local time "HH:MM" of a message.
+pub fn clock(m: &Message) -> String {
+    let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(m.at.timestamp_millis() as f64));
+    format!("{:02}:{:02}", d.get_hours(), d.get_minutes())
+}
+
+fn transcript_text(w: Widget) -> String {
+    let lang = w.lang;
+    let you = lang.t().you;
+    w.messages
+        .get_untracked()
+        .iter()
+        .map(|m| {
+            let who = match &m.author {
+                Author::Customer { .. } => you.to_string(),
+                Author::Agent { name, .. } => name.clone(),
+                Author::System => "—".into(),
+            };
+            let text = m.note.as_ref().map_or_else(|| m.text.clone(), |n| lang.note(n));
+            format!("[{} {}] {who}: {text}", m.at.format("%Y-%m-%d"), clock(m))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn download(w: Widget) {
+    let text = transcript_text(w);
+    let parts = js_sys::Array::of1(&text.into());
+    let opts = web_sys::BlobPropertyBag::new();
+    opts.set_type("text/plain;charset=utf-8");
+    let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &opts) else { return };
+    let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else { return };
+    if let Some(a) = document().create_element("a").ok().and_then(|e| e.dyn_into::<web_sys::HtmlAnchorElement>().ok()) {
+        a.set_href(&url);
+        a.set_download("chat-transcript.txt");
+        a.click();
+    }
+    let _ = web_sys::Url::revoke_object_url(&url);
+}
+
+/// The chat screen.
+#[component]
+pub fn ChatView() -> impl IntoView {
+    let w = expect_context::<Widget>();
+    let t = w.lang.t();
+    let draft = RwSignal::new(String::new());
+    let copied = RwSignal::new(false);
+    let confirm_end = RwSignal::new(false);
+    let last_typing = StoredValue::new(0.0f64);
+    let thread_ref = NodeRef::<leptos::html::Div>::new();
+
+    // Keep the newest message in view.
+    Effect::new(move |_| {
+        w.messages.track();
+        w.pending.track();
+        w.typing.track();
+        if let Some(el) = thread_ref.get() {
+            el.set_scroll_top(el.scroll_height());
+        }
+    });
+
+    let send = move || {
+        let text = draft.get_untracked();
+        if text.trim().is_empty() {
+            return;
+        }
+        api::send_text(w, text);
+        api::send_typing(false);
+        draft.set(String::new());
+    };
+    let on_key = move |e: leptos::ev::KeyboardEvent| {
+        if e.key() == "Enter" && !e.shift_key() && !e.is_composing() {
+            e.prevent_default();
+            send();
+        }
+    };
+    let on_input = move |e: leptos::ev::Event| {
+        draft.set(event_target_value(&e));
+        let now = js_sys::Date::now();
+        if now - last_typing.get_value() > 3000.0 {
+            last_typing.set_value(now);
+            api::send_typing(true);
+        }
+    };
+
+    let row = move |m: Message| {
+        let lang = w.lang;
+        let time = clock(&m);
+        match m.author.clone() {
+            Author::System => {
+                let text = m.note.as_ref().map_or_else(|| m.text.clone(), |n| lang.note(n));
+                view! { <li class="sys" data-testid="system-message"><span>{text}</span><time>{time}</time></li> }.into_any()
+            }
+            Author::Customer { .. } => view! {
+                <li class="me" data-testid="message" data-seq=m.seq>
+                    <div class="bubble">{m.text.clone()}</div>
+                    <time>{time}</time>
+                </li>
+            }
+            .into_any(),
+            Author::Agent { name, .. } => view! {
+                <li class="them" data-testid="message" data-seq=m.seq>
+                    <div class="who">{name}</div>
+                    <div class="bubble" data-testid="agent-message">{m.text.clone()}</div>
+                    <time>{time}</time>
+                </li>
+            }
+            .into_any(),
+        }
+    };
+
+    view! {
+        <div class="chat">
+            <div class="thread" node_ref=thread_ref>
+                <ol role="log" aria-live="polite" aria-relevant="additions" data-testid="thread">
+                    <For each=move || w.messages.get() key=|m| m.seq children=row/>
+                    <For each=move || w.pending.get() key=|p| p.client_id.clone() children=move |p| view! {
+                        <li class="me pending" data-testid="pending"><div class="bubble">{p.text}</div><time>{t.sending}</time></li>
+                    }/>
+                </ol>
+                <Show when=move || w.typing.get().is_some()>
+                    <p class="typing" aria-live="polite" data-testid="typing">
+                        <span class="dots" aria-hidden="true"><i></i><i></i><i></i></span>
+                        {move || w.typing.get().map(|n| w.lang.typing(&n)).unwrap_or_default()}
+                    </p>
+                </Show>
+            </div>
+            <Show when=move || !api::ended(w) fallback=move || view! {
+                <div class="ended" data-testid="ended">
+                    <button type="button" on:click=move |_| download(w) data-testid="download">{t.download}</button>
+                    <button type="button" on:click=move |_| {
+                        if let Some(c) = web_sys::window().map(|x| x.navigator().clipboard()) {
+                            let _ = c.write_text(&transcript_text(w));
+                            copied.set(true);
+                        }
+                    } data-testid="copy">{move || if copied.get() { t.copied } else { t.copy }}</button>
+                    <button type="button" class="primary" on:click=move |_| api::new_chat(w)>{t.new_chat}</button>
+                </div>
+            }>
+                <div class="composer">
+                    <textarea rows="2" maxlength="1000" aria-label=t.message placeholder=t.placeholder data-testid="composer"
+                        prop:value=move || draft.get() on:input=on_input on:keydown=on_key></textarea>
+                    <button type="button" class="send" aria-label=t.send on:click=move |_| send() data-testid="send">
+                        <svg width="20" height="20" viewBox="0 0 24 24" aria-hidden="true"><path d="M3.4 20.4 21 12 3.4 3.6l.1 6.5L15 12l-11.5 1.9z" fill="currentColor"/></svg>
+                    </button>
+                </div>
+                <div class="actions">
+                    <span class="hint">{t.hint}</span>
+                    <Show when=move || confirm_end.get() fallback=move || view! {
+                        <button type="button" class="link" on:click=move |_| confirm_end.set(true) data-testid="end">{t.end}</button>
+                    }>
+                        <button type="button" class="link danger" on:click=move |_| { api::end(); confirm_end.set(false); } data-testid="end-confirm">{t.end_confirm}</button>
+                    </Show>
+                </div>
+            </Show>
+        </div>
+    }
+}

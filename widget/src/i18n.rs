@@ -1,0 +1,169 @@
+//! English and German texts of the widget. The language comes from the site's
+//! config, else the loader's `lang`, else the browser.
+
+use shared::engine::{EndedBy, SystemNote, VisitorStatus};
+
+/// A supported language.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Lang {
+    En,
+    De,
+}
+
+/// All texts of one language.
+pub struct Texts {
+    pub loading: &'static str,
+    pub minimize: &'static str,
+    pub powered: &'static str,
+    pub intro: &'static str,
+    pub closed_intro: &'static str,
+    pub no_agents_intro: &'static str,
+    pub name: &'static str,
+    pub email: &'static str,
+    pub optional: &'static str,
+    pub message: &'static str,
+    pub start: &'static str,
+    pub leave: &'static str,
+    pub message_left_title: &'static str,
+    pub message_left_body: &'static str,
+    pub placeholder: &'static str,
+    pub send: &'static str,
+    pub end: &'static str,
+    pub end_confirm: &'static str,
+    pub download: &'static str,
+    pub copy: &'static str,
+    pub copied: &'static str,
+    pub new_chat: &'static str,
+    pub you: &'static str,
+    pub sending: &'static str,
+    pub reconnecting: &'static str,
+    pub online: &'static str,
+    pub name_required: &'static str,
+    pub text_required: &'static str,
+    pub hint: &'static str,
+}
+
+const EN: Texts = Texts {
+    loading: "Loading…",
+    minimize: "Minimise chat",
+    powered: "Switchboard live chat",
+    intro: "Hi! Tell us your name and your question, and the next free agent will answer here.",
+    closed_intro: "We are closed right now. Leave a message and we will get back to you.",
+    no_agents_intro: "Nobody is online right now. Leave a message and we will get back to you.",
+    name: "Name",
+    email: "Email",
+    optional: "optional",
+    message: "Your message",
+    start: "Start chat",
+    leave: "Leave message",
+    message_left_title: "Thank you!",
+    message_left_body: "Your message is with us. We will reply by email as soon as we can.",
+    placeholder: "Write a message…",
+    send: "Send",
+    end: "End chat",
+    end_confirm: "End chat?",
+    download: "Download transcript",
+    copy: "Copy transcript",
+    copied: "Copied",
+    new_chat: "New chat",
+    you: "You",
+    sending: "sending…",
+    reconnecting: "Connection lost — reconnecting…",
+    online: "We typically reply in a few minutes",
+    name_required: "Please enter your name.",
+    text_required: "Please enter a message.",
+    hint: "Enter sends · Shift+Enter for a new line",
+};
+
+const DE: Texts = Texts {
+    loading: "Wird geladen…",
+    minimize: "Chat minimieren",
+    powered: "Switchboard Live-Chat",
+    intro: "Hallo! Nennen Sie uns Ihren Namen und Ihre Frage – die nächste freie Person antwortet Ihnen hier.",
+    closed_intro: "Wir haben gerade geschlossen. Hinterlassen Sie eine Nachricht, wir melden uns.",
+    no_agents_intro: "Gerade ist niemand online. Hinterlassen Sie eine Nachricht, wir melden uns.",
+    name: "Name",
+    email: "E-Mail",
+    optional: "optional",
+    message: "Ihre Nachricht",
+    start: "Chat starten",
+    leave: "Nachricht hinterlassen",
+    message_left_title: "Vielen Dank!",
+    message_left_body: "Ihre Nachricht ist bei uns angekommen. Wir antworten so bald wie möglich per E-Mail.",
+    placeholder: "Nachricht schreiben…",
+    send: "Senden",
+    end: "Chat beenden",
+    end_confirm: "Chat beenden?",
+    download: "Verlauf herunterladen",
+    copy: "Verlauf kopieren",
+    copied: "Kopiert",
+    new_chat: "Neuer Chat",
+    you: "Sie",
+    sending: "wird gesendet…",
+    reconnecting: "Verbindung unterbrochen – wird wiederhergestellt…",
+    online: "Wir antworten meist innerhalb weniger Minuten",
+    name_required: "Bitte geben Sie Ihren Namen ein.",
+    text_required: "Bitte geben Sie eine Nachricht ein.",
+    hint: "Enter sendet · Umschalt+Enter für neue Zeile",
+};
+
+impl Lang {
+    /// Picks the language from a tag such as "de-DE".
+    pub fn from_tag(tag: &str) -> Self {
+        if tag.to_ascii_lowercase().starts_with("de") {
+            Lang::De
+        } else {
+            Lang::En
+        }
+    }
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::De => "de",
+        }
+    }
+    pub fn t(self) -> &'static Texts {
+        match self {
+            Lang::En => &EN,
+            Lang::De => &DE,
+        }
+    }
+
+    /// A system line of the transcript.
+    pub fn note(self, n: &SystemNote) -> String {
+        let de = self == Lang::De;
+        match n {
+            SystemNote::Queued { queue_name } => if de { format!("Sie sind in der Warteschlange {queue_name}") } else { format!("You are in the {queue_name} queue") },
+            SystemNote::Joined { agent_name } => if de { format!("{agent_name} ist dem Chat beigetreten") } else { format!("{agent_name} joined the chat") },
+            SystemNote::Left { agent_name } => if de { format!("{agent_name} hat den Chat verlassen") } else { format!("{agent_name} left the chat") },
+            SystemNote::Transferring => if de { "Sie werden weitergeleitet".into() } else { "You are being transferred".into() },
+            SystemNote::Ended { by } => match (by, de) {
+                (EndedBy::Customer, false) => "You ended the chat".into(),
+                (EndedBy::Customer, true) => "Sie haben den Chat beendet".into(),
+                (EndedBy::Inactivity, false) => "The chat ended after a period of inactivity".into(),
+                (EndedBy::Inactivity, true) => "Der Chat wurde wegen Inaktivität beendet".into(),
+                (EndedBy::Agent(_), false) => "The agent ended the chat".into(),
+                (EndedBy::Agent(_), true) => "Der Chat wurde beendet".into(),
+            },
+        }
+    }
+
+    /// The status line.
+    pub fn status(self, s: &VisitorStatus) -> String {
+        let de = self == Lang::De;
+        match s {
+            VisitorStatus::Queued { position } => if de { format!("Sie sind Nummer {position} in der Warteschlange") } else { format!("You are number {position} in the queue") },
+            VisitorStatus::Connecting => if de { "Sie werden gleich verbunden…".into() } else { "Connecting you to an agent…".into() },
+            VisitorStatus::Active { agent_name, guest_name: None } => if de { format!("Sie chatten mit {agent_name}") } else { format!("You are chatting with {agent_name}") },
+            VisitorStatus::Active { agent_name, guest_name: Some(g) } => if de { format!("Sie chatten mit {agent_name} und {g}") } else { format!("You are chatting with {agent_name} and {g}") },
+            VisitorStatus::Ended => if de { "Chat beendet".into() } else { "Chat ended".into() },
+        }
+    }
+
+    pub fn typing(self, name: &str) -> String {
+        match self {
+            Lang::De => format!("{name} schreibt…"),
+            Lang::En => format!("{name} is typing…"),
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The widget's state: small `Copy` context of signals. It mirrors what the edge
+//! said; it decides nothing.
+
+use crate::i18n::Lang;
+use leptos::prelude::*;
+use shared::engine::{Availability, VisitorStatus};
+use shared::transcript::Message;
+
+/// Which screen is shown.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Phase {
+    Loading,
+    PreChat,
+    LeaveMessage,
+    MessageLeft,
+    Chatting,
+}
+
+/// A message sent but not yet acknowledged; resent with the same id after reconnects.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Pending {
+    pub client_id: String,
+    pub text: String,
+}
+
+/// Everything the widget shows.
+#[derive(Clone, Copy)]
+pub struct Widget {
+    pub site: StoredValue<String>,
+    pub lang: Lang,
+    pub site_name: RwSignal<String>,
+    pub phase: RwSignal<Phase>,
+    pub availability: RwSignal<Option<Availability>>,
+    pub messages: RwSignal<Vec<Message>>,
+    pub pending: RwSignal<Vec<Pending>>,
+    pub status: RwSignal<Option<VisitorStatus>>,
+    pub typing: RwSignal<Option<String>>,
+    pub error: RwSignal<Option<String>>,
+    pub connected: RwSignal<bool>,
+    pub customer_name: RwSignal<String>,
+}
+
+fn query(key: &str) -> String {
+    let search = web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default();
+    search
+        .trim_start_matches('?')
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| js_sys::decode_uri_component(v).ok().and_then(|s| s.as_string()).unwrap_or_default())
+        .unwrap_or_default()
+}
+
+impl Widget {
+    pub fn new() -> Self {
+        let lang_tag = match query("lang") {
+            s if !s.is_empty() => s,
+            _ => web_sys::window().and_then(|w| w.navigator().language()).unwrap_or_default(),
+        };
+        Self {
+            site: StoredValue::new(query("site")),
+            lang: Lang::from_tag(&lang_tag),
+            site_name: RwSignal::new(String::new()),
+            phase: RwSignal::new(Phase::Loading),
+            availability: RwSignal::new(None),
+            messages: RwSignal::new(vec![]),
+            pending: RwSignal::new(vec![]),
+            status: RwSignal::new(None),
+            typing: RwSignal::new(None),
+            error: RwSignal::new(None),
+            connected: RwSignal::new(false),
+            customer_name: RwSignal::new(String::new()),
+        }
+    }
+
+    /// Adds messages, keeping sequence order and dropping ones already shown.
+    pub fn add_message(&self, m: Message) {
+        self.messages.update(|v| {
+            if v.iter().any(|x| x.seq == m.seq) {
+                return;
+            }
+            let at = v.iter().position(|x| x.seq > m.seq).unwrap_or(v.len());
+            v.insert(at, m.clone());
+        });
+        if let Some(cid) = &m.client_id {
+            let cid = cid.to_string();
+            self.pending.update(|p| p.retain(|x| x.client_id != cid));
+        }
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.messages.with_untracked(|v| v.last().map_or(0, |m| m.seq))
+    }
+
+    pub fn status_text(&self) -> String {
+        let t = self.lang.t();
+        if self.phase.get() == Phase::Chatting && !self.connected.get() && self.status.get() != Some(VisitorStatus::Ended) {
+            return t.reconnecting.into();
+        }
+        match self.status.get() {
+            Some(s) => self.lang.status(&s),
+            None => t.online.into(),
+        }
+    }
+}

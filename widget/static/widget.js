@@ -1,0 +1,63 @@
+/*! Switchboard chat loader. Paste:
+ *  <script src="https://HOST/widget.js" data-site="SITE_KEY" async></script>
+ * It draws a launcher button (in a shadow root, so the page's styles cannot reach it)
+ * and loads the chat app in an iframe only when the visitor opens it. */
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  if (!script || window.__switchboard) return;
+  window.__switchboard = true;
+  var site = script.getAttribute("data-site") || "";
+  var base = new URL(script.src, location.href).origin;
+  var lang = script.getAttribute("data-lang") || "";
+  var KEY = "switchboard:open:" + site;
+  var de = /^de\b/i.test(lang || navigator.language || "");
+  var label = de ? "Chat öffnen" : "Open chat";
+  var host = document.createElement("div");
+  host.setAttribute("data-switchboard", "");
+  host.style.cssText = "position:fixed;right:20px;bottom:20px;z-index:2147483000;";
+  var root = host.attachShadow({ mode: "open" });
+  root.innerHTML =
+    "<style>" +
+    ":host{all:initial}" +
+    "button{all:unset;box-sizing:border-box;width:60px;height:60px;border-radius:50%;background:#1f5eff;color:#fff;display:grid;place-items:center;cursor:pointer;box-shadow:0 6px 24px rgba(16,24,64,.28);transition:transform .15s}" +
+    "button:hover{transform:scale(1.06)}button:focus-visible{outline:3px solid #9db8ff;outline-offset:3px}" +
+    ".panel{position:absolute;right:0;bottom:76px;width:min(380px,calc(100vw - 40px));height:min(600px,calc(100vh - 120px));border-radius:16px;overflow:hidden;box-shadow:0 12px 48px rgba(16,24,64,.3);background:#fff}" +
+    ".panel[hidden]{display:none}iframe{border:0;width:100%;height:100%;display:block}" +
+    "</style>" +
+    '<div class="panel" hidden></div>' +
+    '<button type="button" aria-expanded="false" aria-label="' + label + '" data-testid="launcher">' +
+    '<svg width="28" height="28" viewBox="0 0 24 24" fill="none" aria-hidden="true"><path d="M4 5.5A2.5 2.5 0 0 1 6.5 3h11A2.5 2.5 0 0 1 20 5.5v8a2.5 2.5 0 0 1-2.5 2.5H10l-4.2 3.6c-.5.4-1.3.1-1.3-.6V16A2.5 2.5 0 0 1 4 13.5z" fill="currentColor"/></svg>' +
+    "</button>";
+  var button = root.querySelector("button");
+  var panel = root.querySelector(".panel");
+  var frame = null;
+  function open() {
+    if (!frame) {
+      frame = document.createElement("iframe");
+      frame.title = de ? "Chat" : "Chat";
+      frame.src = base + "/widget/?site=" + encodeURIComponent(site) + "&lang=" + encodeURIComponent(lang) +
+        "&origin=" + encodeURIComponent(location.origin);
+      frame.allow = "clipboard-write";
+      panel.appendChild(frame);
+    }
+    panel.hidden = false;
+    button.setAttribute("aria-expanded", "true");
+    try { localStorage.setItem(KEY, "1"); } catch (e) {}
+  }
+  function close() {
+    panel.hidden = true;
+    button.setAttribute("aria-expanded", "false");
+    try { localStorage.removeItem(KEY); } catch (e) {}
+    button.focus();
+  }
+  button.addEventListener("click", function () { panel.hidden ? open() : close(); });
+  window.addEventListener("message", function (e) {
+    if (e.origin === base && e.data && e.data.type === "switchboard:close") close();
+  });
+  function mount() {
+    document.body.appendChild(host);
+    try { if (localStorage.getItem(KEY) === "1") open(); } catch (e) {}
+  }
+  if (document.body) mount(); else document.addEventListener("DOMContentLoaded", mount);
+})();
