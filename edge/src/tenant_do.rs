@@ -233,6 +233,15 @@ impl TenantObject {
             }
             notes.push((c, before));
         }
+        let concerned: Vec<(AgentId, ConversationId)> = agent_events
+            .iter()
+            .filter_map(|(a, e)| match e {
+                AgentEvent::WrapUpRequired { conversation } | AgentEvent::Left { conversation } | AgentEvent::Status { conversation, .. } => {
+                    Some((a.clone(), conversation.clone()))
+                }
+                _ => None,
+            })
+            .collect();
         for (agent, event) in agent_events {
             match event {
                 AgentEvent::Offer(offer) => {
@@ -248,9 +257,15 @@ impl TenantObject {
                 event => self.send_agent(&agent, &AgentServerFrame::Event { event }),
             }
         }
-        // New system lines go to the current participants.
+        // New system lines go to the current participants and to every agent this
+        // command concerned for that conversation (e.g. the owner of a chat that just ended).
         for (c, before) in notes {
-            let participants = self.with_engine(|t| t.participants(&c).unwrap_or_default()).unwrap_or_default();
+            let mut participants = self.with_engine(|t| t.participants(&c).unwrap_or_default()).unwrap_or_default();
+            for a in concerned.iter().filter(|(_, x)| x == &c).map(|(a, _)| a) {
+                if !participants.contains(a) {
+                    participants.push(a.clone());
+                }
+            }
             if participants.is_empty() {
                 continue;
             }

@@ -125,7 +125,7 @@ fn build_worker() -> Result {
 fn build_app(krate: &str, out: &str) -> Result {
     let root = root();
     run(&root, "cargo", &["build", "--release", "--target", "wasm32-unknown-unknown", "-p", krate])?;
-    let wasm = root.join(format!("target/wasm32-unknown-unknown/release/{}.wasm", krate.replace('-', "_")));
+    let wasm = root.join(format!("target/wasm32-unknown-unknown/release/{krate}.wasm"));
     let pkg = root.join(format!("edge/dist/{out}/pkg"));
     std::fs::create_dir_all(&pkg).map_err(|e| e.to_string())?;
     let pkg_s = pkg.display().to_string();

@@ -1,0 +1,247 @@
+//! All network code of the console: sign-in over HTTP, and the agent WebSocket
+//! (one per session) with automatic reconnect; a reconnect gets a full snapshot.
+
+use crate::state::{ChatEntry, Console, Dialog, SessionInfo};
+use gloo_net::http::Request;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use shared::engine::{AgentEvent, ChatStatus};
+use shared::protocol::{encode, AgentFrame, AgentServerFrame, ErrorBody, SignInRequest, SignInResponse};
+use std::cell::RefCell;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{CloseEvent, MessageEvent, WebSocket};
+
+const SESSION_KEY: &str = "switchboard:agent-session";
+
+struct Conn {
+    ws: WebSocket,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_open: Closure<dyn FnMut()>,
+    _on_close: Closure<dyn FnMut(CloseEvent)>,
+}
+
+thread_local! {
+    static CONN: RefCell<Option<Conn>> = const { RefCell::new(None) };
+    static RETRY: RefCell<u32> = const { RefCell::new(0) };
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.session_storage().ok().flatten()
+}
+
+/// Restores a session from this tab, and starts the clock.
+pub fn resume(c: Console) {
+    if let Some(s) = storage().and_then(|s| s.get_item(SESSION_KEY).ok().flatten()).and_then(|j| serde_json::from_str::<SessionInfo>(&j).ok()) {
+        c.session.set(Some(s));
+        connect(c);
+    }
+    spawn_local(async move {
+        loop {
+            gloo_timers::future::TimeoutFuture::new(1000).await;
+            c.now_ms.set(js_sys::Date::now());
+        }
+    });
+}
+
+/// Signs in and opens the agent socket.
+pub async fn sign_in(c: Console, tenant: String, agent: String, password: String) -> Result<(), String> {
+    let body = SignInRequest {
+        tenant: shared::ids::TenantId::new(tenant.trim()).map_err(|e| e.to_string())?,
+        agent: shared::ids::AgentId::new(agent.trim()).map_err(|e| e.to_string())?,
+        password,
+    };
+    let resp = Request::post("/api/v1/agent/sign-in").json(&body).map_err(|e| e.to_string())?.send().await.map_err(|e| e.to_string())?;
+    if !resp.ok() {
+        return Err(resp.json::<ErrorBody>().await.map(|b| b.message).unwrap_or_else(|_| format!("HTTP {}", resp.status())));
+    }
+    let r: SignInResponse = resp.json().await.map_err(|e| e.to_string())?;
+    let s = SessionInfo { token: r.token, agent: r.agent.to_string(), name: r.name, tenant: body.tenant.to_string() };
+    if let (Some(st), Ok(j)) = (storage(), serde_json::to_string(&s)) {
+        let _ = st.set_item(SESSION_KEY, &j);
+    }
+    c.session.set(Some(s));
+    connect(c);
+    Ok(())
+}
+
+/// Drops the session locally.
+pub fn forget(c: Console) {
+    if let Some(st) = storage() {
+        let _ = st.remove_item(SESSION_KEY);
+    }
+    CONN.with(|x| {
+        if let Some(old) = x.borrow_mut().take() {
+            old.ws.set_onclose(None);
+            let _ = old.ws.close();
+        }
+    });
+    c.session.set(None);
+    c.chats.set(vec![]);
+    c.offer.set(None);
+    c.selected.set(None);
+}
+
+/// Sends an intent to the edge.
+pub fn send(c: Console, f: AgentFrame) {
+    let ok = CONN.with(|x| x.borrow().as_ref().is_some_and(|x| x.ws.ready_state() == WebSocket::OPEN && x.ws.send_with_str(&encode(&f)).is_ok()));
+    if !ok {
+        c.error.set(Some(c.t().reconnecting.into()));
+    }
+}
+
+fn connect(c: Console) {
+    let Some(s) = c.session.get_untracked() else { return };
+    let loc = web_sys::window().map(|w| w.location());
+    let host = loc.as_ref().and_then(|l| l.host().ok()).unwrap_or_default();
+    let secure = loc.and_then(|l| l.protocol().ok()).is_some_and(|p| p == "https:");
+    let url = format!("{}://{host}/api/v1/agent/ws?token={}", if secure { "wss" } else { "ws" }, js_sys::encode_uri_component(&s.token));
+    let Ok(ws) = WebSocket::new(&url) else { return };
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+        let Some(text) = e.data().as_string() else { return };
+        match shared::protocol::decode::<AgentServerFrame>(&text) {
+            Ok(f) => on_frame(c, f),
+            Err(err) => c.error.set(Some(err.to_string())),
+        }
+    });
+    let on_open = Closure::<dyn FnMut()>::new(move || {
+        RETRY.with(|r| *r.borrow_mut() = 0);
+        c.connected.set(true);
+    });
+    let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| {
+        c.connected.set(false);
+        if c.session.get_untracked().is_none() {
+            return;
+        }
+        // 4001: session over; 1000 after sign-out.
+        if e.code() == 4001 || e.reason() == "signed out" {
+            forget(c);
+            return;
+        }
+        let n = RETRY.with(|r| {
+            let mut r = r.borrow_mut();
+            *r += 1;
+            *r
+        });
+        if n > 3 && !e.was_clean() && e.code() == 1006 && n > 8 {
+            // The token may be refused (expired or signed out elsewhere): ask to sign in again.
+            forget(c);
+            return;
+        }
+        let delay = (500 * 2u32.pow(n.min(5))).min(10_000);
+        spawn_local(async move {
+            gloo_timers::future::TimeoutFuture::new(delay).await;
+            if c.session.get_untracked().is_some() {
+                connect(c);
+            }
+        });
+    });
+    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    CONN.with(|x| {
+        if let Some(old) = x.borrow_mut().take() {
+            old.ws.set_onclose(None);
+            let _ = old.ws.close();
+        }
+        *x.borrow_mut() = Some(Conn { ws, _on_message: on_message, _on_open: on_open, _on_close: on_close });
+    });
+}
+
+fn on_frame(c: Console, f: AgentServerFrame) {
+    match f {
+        AgentServerFrame::Snapshot { snapshot, mut transcripts, idle_reasons, wrap_up_reasons, templates } => {
+            c.state.set(snapshot.state);
+            c.capacity.set(snapshot.capacity);
+            c.idle_reasons.set(idle_reasons);
+            c.wrap_up_reasons.set(wrap_up_reasons);
+            c.templates.set(templates);
+            c.offer.set(snapshot.offer.map(|o| {
+                let t = transcripts.get(&o.conversation).cloned().unwrap_or_default();
+                (o, t)
+            }));
+            let mut chats = vec![];
+            for (summary, wrap_up) in snapshot.chats.into_iter().map(|s| (s, false)).chain(snapshot.wrap_ups.into_iter().map(|s| (s, true))) {
+                let messages = transcripts.remove(&summary.conversation).unwrap_or_default();
+                chats.push(ChatEntry { summary, messages, unread: 0, typing: None, wrap_up });
+            }
+            if c.selected.get_untracked().is_none() {
+                c.selected.set(chats.first().map(|e| e.summary.conversation.clone()));
+            }
+            c.chats.set(chats);
+        }
+        AgentServerFrame::Offer { offer, thread } => c.offer.set(Some((offer, thread))),
+        AgentServerFrame::Event { event } => on_event(c, event),
+        AgentServerFrame::Transcript { conversation, messages } => c.update_chat(&conversation, |e| {
+            for m in messages {
+                e.add(m);
+            }
+        }),
+        AgentServerFrame::Message { conversation, message } => {
+            let selected = c.selected.get_untracked().as_ref() == Some(&conversation);
+            c.update_chat(&conversation, |e| {
+                if e.add(message) && !selected {
+                    e.unread += 1;
+                }
+                e.typing = None;
+            });
+        }
+        AgentServerFrame::Typing { conversation, typing, name } => c.update_chat(&conversation, |e| e.typing = typing.then_some(name)),
+        AgentServerFrame::Ack { .. } | AgentServerFrame::Pong => {}
+        AgentServerFrame::Targets { queues, agents } => {
+            c.queues.set(queues);
+            c.agents.set(agents);
+        }
+        AgentServerFrame::Template { conversation, text } => c.fill.set(Some((conversation, text))),
+        AgentServerFrame::Error { message, .. } => c.error.set(Some(message)),
+    }
+}
+
+fn on_event(c: Console, ev: AgentEvent) {
+    match ev {
+        AgentEvent::State { state } => c.state.set(state),
+        AgentEvent::Offer(o) => c.offer.set(Some((o, vec![]))),
+        AgentEvent::OfferWithdrawn { conversation, .. } => {
+            if c.offer.get_untracked().is_some_and(|(o, _)| o.conversation == conversation) {
+                c.offer.set(None);
+            }
+        }
+        AgentEvent::Joined(summary) => {
+            let id = summary.conversation.clone();
+            let thread = c.offer.get_untracked().filter(|(o, _)| o.conversation == id).map(|(_, t)| t).unwrap_or_default();
+            if c.offer.get_untracked().is_some_and(|(o, _)| o.conversation == id) {
+                c.offer.set(None);
+            }
+            c.chats.update(|v| {
+                v.retain(|e| e.summary.conversation != id || e.wrap_up);
+                let mut e = ChatEntry { summary, messages: vec![], unread: 0, typing: None, wrap_up: false };
+                for m in thread {
+                    e.add(m);
+                }
+                v.push(e);
+            });
+            c.selected.set(Some(id));
+        }
+        AgentEvent::Status { conversation, status } => c.update_chat(&conversation, |e| e.summary.status = status),
+        AgentEvent::Left { conversation } => {
+            c.chats.update(|v| v.retain(|e| e.summary.conversation != conversation || e.wrap_up));
+        }
+        AgentEvent::WrapUpRequired { conversation } => {
+            c.update_chat(&conversation, |e| {
+                e.wrap_up = true;
+                e.summary.status = ChatStatus::Ended;
+            });
+            c.selected.set(Some(conversation.clone()));
+            c.dialog.set(Dialog::WrapUp(conversation));
+        }
+        AgentEvent::WrapUpDone { conversation } => {
+            c.chats.update(|v| v.retain(|e| e.summary.conversation != conversation));
+            if c.selected.get_untracked().as_ref() == Some(&conversation) {
+                c.selected.set(c.chats.get_untracked().first().map(|e| e.summary.conversation.clone()));
+            }
+            if c.dialog.get_untracked() == Dialog::WrapUp(conversation) {
+                c.dialog.set(Dialog::None);
+            }
+        }
+    }
+}

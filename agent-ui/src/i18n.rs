@@ -1,0 +1,253 @@
+//! English and German labels of the console (German from the agent help article).
+
+use shared::agent::AgentState;
+use shared::engine::{ChatStatus, EndedBy, SystemNote};
+
+/// A supported language.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Lang {
+    En,
+    De,
+}
+
+/// All labels of one language.
+pub struct Texts {
+    pub title: &'static str,
+    pub sign_in: &'static str,
+    pub tenant: &'static str,
+    pub agent: &'static str,
+    pub agent_label: &'static str,
+    pub password: &'static str,
+    pub sign_out: &'static str,
+    pub available: &'static str,
+    pub idle: &'static str,
+    pub rona: &'static str,
+    pub signed_out: &'static str,
+    pub rona_banner: &'static str,
+    pub back_available: &'static str,
+    pub state_label: &'static str,
+    pub chats: &'static str,
+    pub no_chats: &'static str,
+    pub pick_chat: &'static str,
+    pub offer_title: &'static str,
+    pub transfer_offer: &'static str,
+    pub conference_offer: &'static str,
+    pub customer: &'static str,
+    pub queue: &'static str,
+    pub received: &'static str,
+    pub waiting: &'static str,
+    pub expires: &'static str,
+    pub accept: &'static str,
+    pub send: &'static str,
+    pub compose: &'static str,
+    pub reserved: &'static str,
+    pub too_long: &'static str,
+    pub templates: &'static str,
+    pub transfer: &'static str,
+    pub conference: &'static str,
+    pub end_conference: &'static str,
+    pub end: &'static str,
+    pub wrap_up: &'static str,
+    pub wrap_up_reason: &'static str,
+    pub next_state: &'static str,
+    pub submit_wrap_up: &'static str,
+    pub cancel: &'static str,
+    pub refresh: &'static str,
+    pub filter: &'static str,
+    pub queues: &'static str,
+    pub agents: &'static str,
+    pub none_available: &'static str,
+    pub status_active: &'static str,
+    pub status_conf_requested: &'static str,
+    pub status_conference: &'static str,
+    pub status_ended: &'static str,
+    pub needs_wrap_up: &'static str,
+    pub reconnecting: &'static str,
+    pub hint: &'static str,
+    pub language: &'static str,
+}
+
+const EN: Texts = Texts {
+    title: "Switchboard agent console",
+    sign_in: "Sign in",
+    tenant: "Company",
+    agent: "Agent ID",
+    agent_label: "Agent",
+    password: "Password",
+    sign_out: "Sign out",
+    available: "Available",
+    idle: "Idle",
+    rona: "RONA",
+    signed_out: "Signed out",
+    rona_banner: "RONA — you missed an offer, so no new chats are routed to you.",
+    back_available: "Back to Available",
+    state_label: "Your state",
+    chats: "Chats",
+    no_chats: "No chats yet. Set yourself Available to receive offers.",
+    pick_chat: "Select a chat on the left.",
+    offer_title: "Contact request",
+    transfer_offer: "Transfer from",
+    conference_offer: "Conference request from",
+    customer: "Customer",
+    queue: "Queue",
+    received: "Date",
+    waiting: "Waiting",
+    expires: "Expires in",
+    accept: "Accept",
+    send: "Send",
+    compose: "Reply",
+    reserved: "The characters < and > are reserved for template parameters and cannot be sent.",
+    too_long: "At most 1,000 characters.",
+    templates: "Templates",
+    transfer: "Transfer",
+    conference: "Conference",
+    end_conference: "End Conference",
+    end: "End",
+    wrap_up: "Wrap-up",
+    wrap_up_reason: "Wrap-up reason",
+    next_state: "Then set me to",
+    submit_wrap_up: "Submit Wrap Up",
+    cancel: "Cancel",
+    refresh: "Refresh",
+    filter: "Type to filter",
+    queues: "Queues",
+    agents: "Agents",
+    none_available: "Nobody available",
+    status_active: "Active",
+    status_conf_requested: "Conference Requested",
+    status_conference: "Conference",
+    status_ended: "Ended",
+    needs_wrap_up: "wrap-up",
+    reconnecting: "Reconnecting…",
+    hint: "Enter sends · Shift+Enter new line",
+    language: "Deutsch",
+};
+
+const DE: Texts = Texts {
+    title: "Switchboard Agenten-Desktop",
+    sign_in: "Anmelden",
+    tenant: "Firma",
+    agent: "Agenten-ID",
+    agent_label: "Agent",
+    password: "Passwort",
+    sign_out: "Abmelden",
+    available: "Verfügbar",
+    idle: "Leerlauf",
+    rona: "RONA",
+    signed_out: "Abgemeldet",
+    rona_banner: "RONA – Sie haben ein Angebot verpasst, daher werden Ihnen keine neuen Chats zugewiesen.",
+    back_available: "Wieder verfügbar",
+    state_label: "Ihr Status",
+    chats: "Chats",
+    no_chats: "Noch keine Chats. Setzen Sie sich auf Verfügbar, um Anfragen zu erhalten.",
+    pick_chat: "Wählen Sie links einen Chat.",
+    offer_title: "Kontaktanfrage",
+    transfer_offer: "Übertragung von",
+    conference_offer: "Konferenzanfrage von",
+    customer: "Kunde",
+    queue: "Warteschlange",
+    received: "Datum",
+    waiting: "Wartezeit",
+    expires: "Läuft ab in",
+    accept: "Annehmen",
+    send: "Senden",
+    compose: "Antwort",
+    reserved: "Die Zeichen < und > sind für Vorlagenparameter reserviert und können nicht gesendet werden.",
+    too_long: "Höchstens 1.000 Zeichen.",
+    templates: "Vorlagen",
+    transfer: "Übertragen",
+    conference: "Konferenz",
+    end_conference: "Konferenz beenden",
+    end: "Beenden",
+    wrap_up: "Nachbearbeitung",
+    wrap_up_reason: "Nachbearbeitungsgrund",
+    next_state: "Danach Status",
+    submit_wrap_up: "Nachbearbeitung senden",
+    cancel: "Abbrechen",
+    refresh: "Aktualisieren",
+    filter: "Zum Filtern tippen",
+    queues: "Warteschlangen",
+    agents: "Agenten",
+    none_available: "Niemand verfügbar",
+    status_active: "Aktiv",
+    status_conf_requested: "Konferenz angefordert",
+    status_conference: "Konferenz",
+    status_ended: "Beendet",
+    needs_wrap_up: "Nachbearbeitung",
+    reconnecting: "Verbindung wird wiederhergestellt…",
+    hint: "Enter sendet · Umschalt+Enter neue Zeile",
+    language: "English",
+};
+
+impl Lang {
+    pub fn t(self) -> &'static Texts {
+        match self {
+            Lang::En => &EN,
+            Lang::De => &DE,
+        }
+    }
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::De => "de",
+        }
+    }
+    pub fn from_tag(tag: &str) -> Self {
+        if tag.to_ascii_lowercase().starts_with("de") {
+            Lang::De
+        } else {
+            Lang::En
+        }
+    }
+    pub fn other(self) -> Self {
+        match self {
+            Lang::En => Lang::De,
+            Lang::De => Lang::En,
+        }
+    }
+
+    pub fn state(self, s: &AgentState) -> &'static str {
+        let t = self.t();
+        match s {
+            AgentState::SignedOut => t.signed_out,
+            AgentState::Idle { .. } => t.idle,
+            AgentState::Available => t.available,
+            AgentState::Rona => t.rona,
+        }
+    }
+
+    pub fn status(self, s: &ChatStatus) -> String {
+        let t = self.t();
+        match s {
+            ChatStatus::Active => t.status_active.into(),
+            ChatStatus::ConferenceRequested { guest_name } => format!("{} · {guest_name}", t.status_conf_requested),
+            ChatStatus::Conference { owner_name, guest_name } => format!("{} · {owner_name}, {guest_name}", t.status_conference),
+            ChatStatus::Ended => t.status_ended.into(),
+        }
+    }
+
+    pub fn note(self, n: &SystemNote) -> String {
+        let de = self == Lang::De;
+        match n {
+            SystemNote::Queued { queue_name } => if de { format!("In Warteschlange {queue_name}") } else { format!("Queued in {queue_name}") },
+            SystemNote::Joined { agent_name } => if de { format!("{agent_name} ist beigetreten") } else { format!("{agent_name} joined") },
+            SystemNote::Left { agent_name } => if de { format!("{agent_name} hat verlassen") } else { format!("{agent_name} left") },
+            SystemNote::Transferring => if de { "Übertragung".into() } else { "Transferring".into() },
+            SystemNote::Ended { by } => match (by, de) {
+                (EndedBy::Customer, false) => "Customer ended the chat".into(),
+                (EndedBy::Customer, true) => "Kunde hat den Chat beendet".into(),
+                (EndedBy::Inactivity, false) => "Ended after inactivity".into(),
+                (EndedBy::Inactivity, true) => "Wegen Inaktivität beendet".into(),
+                (EndedBy::Agent(a), false) => format!("Ended by {a}"),
+                (EndedBy::Agent(a), true) => format!("Beendet von {a}"),
+            },
+        }
+    }
+
+    pub fn typing(self, name: &str) -> String {
+        match self {
+            Lang::De => format!("{name} schreibt…"),
+            Lang::En => format!("{name} is typing…"),
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! The interaction pane: status line, thread, compose box (live counter, inline
+//! explanation of reserved characters), template picker, and the actions
+//! Transfer, Conference, End Conference, End and Wrap-up.
+
+use crate::api;
+use crate::state::{clock, ChatEntry, Console, Dialog};
+use leptos::prelude::*;
+use shared::engine::{ChatStatus, Role};
+use shared::protocol::AgentFrame;
+use shared::text::{char_count, has_reserved, MAX_MESSAGE_CHARS};
+use shared::transcript::{Author, Message};
+
+fn client_id() -> String {
+    let r = || (js_sys::Math::random() * 4_294_967_296.0) as u64;
+    format!("a{:x}{:08x}{:08x}", js_sys::Date::now() as u64, r(), r())
+}
+
+/// The selected chat, or a hint.
+#[component]
+pub fn Pane() -> impl IntoView {
+    let c = expect_context::<Console>();
+    view! {
+        <section class="pane" aria-live="off">
+            {move || match c.selected.get().and_then(|_| c.current()) {
+                None => view! { <div class="placeholder">{c.t().pick_chat}</div> }.into_any(),
+                Some(e) => view! { <ChatPane id=e.summary.conversation.to_string()/> }.into_any(),
+            }}
+        </section>
+    }
+}
+
+fn message_row(c: Console, m: Message, me: String) -> impl IntoView {
+    let time = clock(&m.at);
+    match m.author.clone() {
+        Author::System => {
+            let text = m.note.as_ref().map_or_else(|| m.text.clone(), |n| c.lang.get_untracked().note(n));
+            view! { <li class="sys" data-testid="system-message"><span>{text}</span><time>{time}</time></li> }.into_any()
+        }
+        Author::Customer { name } => view! {
+            <li class="them" data-testid="message"><div class="who">{name}</div><div class="bubble" data-testid="customer-message">{m.text.clone()}</div><time>{time}</time></li>
+        }
+        .into_any(),
+        Author::Agent { id, name } => {
+            let mine = id.as_str() == me;
+            view! {
+                <li class=if mine { "me" } else { "colleague" } data-testid="message">
+                    <div class="who">{name}</div><div class="bubble">{m.text.clone()}</div><time>{time}</time>
+                </li>
+            }
+            .into_any()
+        }
+    }
+}
+
+/// One chat.
+#[component]
+fn ChatPane(
+    /// Conversation id of the chat shown.
+    id: String,
+) -> impl IntoView {
+    let c = expect_context::<Console>();
+    let conv = StoredValue::new(shared::ids::ConversationId::new(id).ok());
+    let entry = move || -> Option<ChatEntry> { c.current() };
+    let draft = RwSignal::new(String::new());
+    let last_typing = StoredValue::new(0.0f64);
+    let thread_ref = NodeRef::<leptos::html::Div>::new();
+    let me = c.session.get_untracked().map(|s| s.agent).unwrap_or_default();
+
+    Effect::new(move |_| {
+        c.chats.track();
+        if let Some(el) = thread_ref.get() {
+            el.set_scroll_top(el.scroll_height());
+        }
+    });
+    // A rendered template goes into the compose box.
+    Effect::new(move |_| {
+        if let Some((cid, text)) = c.fill.get() {
+            if Some(&cid) == conv.get_value().as_ref() {
+                draft.set(text);
+                c.fill.set(None);
+            }
+        }
+    });
+
+    let count = move || draft.with(|d| char_count(d));
+    let reserved = move || draft.with(|d| has_reserved(d));
+    let too_long = move || count() > MAX_MESSAGE_CHARS;
+    let at_limit = move || count() >= MAX_MESSAGE_CHARS;
+    let can_send = move || !reserved() && !too_long() && !draft.with(|d| d.trim().is_empty());
+    let send = move || {
+        let Some(conversation) = conv.get_value() else { return };
+        if !can_send() {
+            return;
+        }
+        let Ok(client_id) = shared::ids::ClientMsgId::new(client_id()) else { return };
+        api::send(c, AgentFrame::Send { conversation: conversation.clone(), client_id, text: draft.get_untracked() });
+        api::send(c, AgentFrame::Typing { conversation, typing: false });
+        draft.set(String::new());
+    };
+    let on_input = move |e: leptos::ev::Event| {
+        let v = event_target_value(&e);
+        // The box refuses more than the limit.
+        let v: String = if char_count(&v) > MAX_MESSAGE_CHARS { v.chars().take(MAX_MESSAGE_CHARS).collect() } else { v };
+        draft.set(v);
+        let now = js_sys::Date::now();
+        if now - last_typing.get_value() > 3000.0 {
+            last_typing.set_value(now);
+            if let Some(conversation) = conv.get_value() {
+                api::send(c, AgentFrame::Typing { conversation, typing: true });
+            }
+        }
+    };
+    let on_key = move |e: leptos::ev::KeyboardEvent| {
+        if e.key() == "Enter" && !e.shift_key() && !e.is_composing() {
+            e.prevent_default();
+            send();
+        }
+    };
+    let act = move |f: fn(shared::ids::ConversationId) -> AgentFrame| {
+        move |_| {
+            if let Some(id) = conv.get_value() {
+                api::send(c, f(id));
+            }
+        }
+    };
+    let dialog = move |f: fn(shared::ids::ConversationId) -> Dialog| {
+        move |_| {
+            if let Some(id) = conv.get_value() {
+                if !matches!(f(id.clone()), Dialog::WrapUp(_)) {
+                    api::send(c, AgentFrame::Targets);
+                }
+                c.dialog.set(f(id));
+            }
+        }
+    };
+    let status = move || entry().map(|e| e.summary.status).unwrap_or(ChatStatus::Ended);
+    let active = move || matches!(status(), ChatStatus::Active | ChatStatus::ConferenceRequested { .. } | ChatStatus::Conference { .. }) && !entry().is_some_and(|e| e.wrap_up);
+    let owner = move || entry().is_some_and(|e| e.summary.role == Role::Owner);
+    let in_conf = move || matches!(status(), ChatStatus::Conference { .. } | ChatStatus::ConferenceRequested { .. });
+    let plain = move || matches!(status(), ChatStatus::Active);
+    let wrap = move || entry().is_some_and(|e| e.wrap_up);
+
+    view! {
+        <div class="chatpane">
+            <header class="pane-head">
+                <div>
+                    <h2 data-testid="pane-customer">{move || entry().map(|e| e.summary.customer_name)}</h2>
+                    <p class="sub">
+                        {move || entry().and_then(|e| e.summary.customer_email).unwrap_or_default()}
+                        " · "{move || entry().map(|e| e.summary.queue_name)}
+                    </p>
+                </div>
+                <span class="status" class:conf=in_conf data-testid="status-line">{move || c.lang.get().status(&status())}</span>
+            </header>
+            <div class="toolbar" role="toolbar">
+                <Show when=move || active() && owner() && plain()>
+                    <button type="button" data-testid="transfer" on:click=dialog(Dialog::Transfer)>{move || c.t().transfer}</button>
+                    <button type="button" data-testid="conference" on:click=dialog(Dialog::Conference)>{move || c.t().conference}</button>
+                </Show>
+                <Show when=move || active() && in_conf()>
+                    <button type="button" data-testid="end-conference" on:click=act(|conversation| AgentFrame::EndConference { conversation })>{move || c.t().end_conference}</button>
+                </Show>
+                <Show when=move || active() && owner()>
+                    <button type="button" class="danger" data-testid="end" on:click=act(|conversation| AgentFrame::End { conversation })>{move || c.t().end}</button>
+                </Show>
+                <Show when=wrap>
+                    <button type="button" class="primary" data-testid="open-wrap-up" on:click=dialog(Dialog::WrapUp)>{move || c.t().wrap_up}</button>
+                </Show>
+            </div>
+            <div class="thread" node_ref=thread_ref>
+                <ol role="log" aria-live="polite" data-testid="thread">
+                    {move || entry().map(|e| e.messages.into_iter().map(|m| message_row(c, m, me.clone())).collect_view())}
+                </ol>
+                <Show when=move || entry().and_then(|e| e.typing).is_some()>
+                    <p class="typing" data-testid="typing">{move || entry().and_then(|e| e.typing).map(|n| c.lang.get().typing(&n))}</p>
+                </Show>
+            </div>
+            <Show when=active>
+                <div class="compose">
+                    <div class="compose-tools">
+                        <label class="tpl">
+                            <span>{move || c.t().templates}</span>
+                            <select data-testid="template" on:change=move |e| {
+                                    let v = event_target_value(&e);
+                                    if let (Some(conversation), Ok(template)) = (conv.get_value(), shared::ids::TemplateId::new(v)) {
+                                        api::send(c, AgentFrame::Template { conversation, template });
+                                    }
+                                } prop:value="">
+                                <option value="">"—"</option>
+                                <For each=move || c.templates.get() key=|t| t.id.clone() children=|t| view! { <option value=t.id.to_string()>{t.name}</option> }/>
+                            </select>
+                        </label>
+                        <span class="counter" class:over=too_long data-testid="counter">{move || format!("{} / {}", count(), MAX_MESSAGE_CHARS)}</span>
+                    </div>
+                    <textarea rows="3" aria-label=move || c.t().compose aria-describedby="compose-hint" data-testid="compose"
+                        aria-invalid=move || if reserved() { "true" } else { "false" }
+                        prop:value=move || draft.get() on:input=on_input on:keydown=on_key></textarea>
+                    <Show when=at_limit>
+                        <p class="inline-error" role="status">{move || c.t().too_long}</p>
+                    </Show>
+                    <Show when=reserved>
+                        <p class="inline-error" role="alert" data-testid="reserved-hint">{move || c.t().reserved}</p>
+                    </Show>
+                    <div class="compose-foot">
+                        <span id="compose-hint" class="hint">{move || c.t().hint}</span>
+                        <button type="button" class="primary" data-testid="send" disabled=move || !can_send() on:click=move |_| send()>{move || c.t().send}</button>
+                    </div>
+                </div>
+            </Show>
+        </div>
+    }
+}

@@ -1,0 +1,136 @@
+//! The console's state: a small `Copy` context of signals mirroring what the
+//! edge said. Nothing here decides a rule.
+
+use crate::i18n::Lang;
+use leptos::prelude::*;
+use shared::agent::AgentState;
+use shared::engine::{ChatSummary, Offer, TargetAgent, TargetQueue};
+use shared::ids::ConversationId;
+use shared::protocol::{ReasonInfo, TemplateInfo};
+use shared::transcript::Message;
+
+/// The signed-in session.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SessionInfo {
+    pub token: String,
+    pub agent: String,
+    pub name: String,
+    pub tenant: String,
+}
+
+/// One chat in the list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChatEntry {
+    pub summary: ChatSummary,
+    pub messages: Vec<Message>,
+    pub unread: u32,
+    pub typing: Option<String>,
+    /// Ended or transferred away; a wrap-up is owed.
+    pub wrap_up: bool,
+}
+
+impl ChatEntry {
+    /// Adds a message once per sequence number, in order.
+    pub fn add(&mut self, m: Message) -> bool {
+        if self.messages.iter().any(|x| x.seq == m.seq) {
+            return false;
+        }
+        let at = self.messages.iter().position(|x| x.seq > m.seq).unwrap_or(self.messages.len());
+        self.messages.insert(at, m);
+        true
+    }
+}
+
+/// Which dialog is open.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Dialog {
+    None,
+    Transfer(ConversationId),
+    Conference(ConversationId),
+    WrapUp(ConversationId),
+}
+
+/// Everything the console shows.
+#[derive(Clone, Copy)]
+pub struct Console {
+    pub lang: RwSignal<Lang>,
+    pub session: RwSignal<Option<SessionInfo>>,
+    pub state: RwSignal<AgentState>,
+    pub capacity: RwSignal<u32>,
+    pub offer: RwSignal<Option<(Offer, Vec<Message>)>>,
+    pub chats: RwSignal<Vec<ChatEntry>>,
+    pub selected: RwSignal<Option<ConversationId>>,
+    pub idle_reasons: RwSignal<Vec<ReasonInfo>>,
+    pub wrap_up_reasons: RwSignal<Vec<ReasonInfo>>,
+    pub templates: RwSignal<Vec<TemplateInfo>>,
+    pub queues: RwSignal<Vec<TargetQueue>>,
+    pub agents: RwSignal<Vec<TargetAgent>>,
+    pub error: RwSignal<Option<String>>,
+    pub connected: RwSignal<bool>,
+    /// Text a template produced, for the compose box of a conversation.
+    pub fill: RwSignal<Option<(ConversationId, String)>>,
+    pub dialog: RwSignal<Dialog>,
+    /// Milliseconds since the epoch, ticking every second (timers).
+    pub now_ms: RwSignal<f64>,
+}
+
+impl Console {
+    pub fn new() -> Self {
+        let lang = web_sys::window().and_then(|w| w.navigator().language()).map(|l| Lang::from_tag(&l)).unwrap_or(Lang::En);
+        Self {
+            lang: RwSignal::new(lang),
+            session: RwSignal::new(None),
+            state: RwSignal::new(AgentState::SignedOut),
+            capacity: RwSignal::new(0),
+            offer: RwSignal::new(None),
+            chats: RwSignal::new(vec![]),
+            selected: RwSignal::new(None),
+            idle_reasons: RwSignal::new(vec![]),
+            wrap_up_reasons: RwSignal::new(vec![]),
+            templates: RwSignal::new(vec![]),
+            queues: RwSignal::new(vec![]),
+            agents: RwSignal::new(vec![]),
+            error: RwSignal::new(None),
+            connected: RwSignal::new(false),
+            fill: RwSignal::new(None),
+            dialog: RwSignal::new(Dialog::None),
+            now_ms: RwSignal::new(js_sys::Date::now()),
+        }
+    }
+
+    pub fn t(&self) -> &'static crate::i18n::Texts {
+        self.lang.get().t()
+    }
+
+    /// The selected chat.
+    pub fn current(&self) -> Option<ChatEntry> {
+        let sel = self.selected.get()?;
+        self.chats.with(|v| v.iter().find(|c| c.summary.conversation == sel).cloned())
+    }
+
+    pub fn update_chat(&self, id: &ConversationId, f: impl FnOnce(&mut ChatEntry)) {
+        self.chats.update(|v| {
+            if let Some(c) = v.iter_mut().find(|c| &c.summary.conversation == id) {
+                f(c);
+            }
+        });
+    }
+}
+
+/// "m:ss" from milliseconds.
+pub fn mmss(ms: f64) -> String {
+    let s = (ms / 1000.0).max(0.0) as u64;
+    format!("{}:{:02}", s / 60, s % 60)
+}
+
+/// Local "YYYY-MM-DD HH:MM" of a time.
+pub fn local_time(at: &chrono::DateTime<chrono::Utc>) -> String {
+    let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at.timestamp_millis() as f64));
+    format!("{}-{:02}-{:02} {:02}:{:02}", d.get_full_year(), d.get_month() + 1, d.get_date(), d.get_hours(), d.get_minutes())
+}
+
+/// Local "HH:MM".
+pub fn clock(at: &chrono::DateTime<chrono::Utc>) -> String {
+    let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at.timestamp_millis() as f64));
+    format!("{:02}:{:02}", d.get_hours(), d.get_minutes())
+}

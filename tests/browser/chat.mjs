@@ -1,0 +1,102 @@
+// Browser test: a visitor on the demo page chats with an agent in the console.
+// Usage: node tests/browser/chat.mjs BASE_URL OUT_DIR
+// Waits on events (selectors, text) with deadlines; never sleeps.
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import assert from "node:assert/strict";
+import { CHROMIUM_ARGS, DemoSite, Console } from "./pages.mjs";
+
+const base = process.argv[2];
+const out = process.argv[3] || "tests/out";
+mkdirSync(out, { recursive: true });
+// playwright gives every launch a fresh, empty --user-data-dir of its own.
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+const failures = [];
+async function step(name, fn) {
+  try { await fn(); console.log(`ok - ${name}`); }
+  catch (e) { failures.push(name); console.log(`not ok - ${name}\n  ${String(e.stack || e).split("\n").slice(0, 6).join("\n  ")}`); throw e; }
+}
+try {
+  const agentCtx = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: "en-US" });
+  const visitorCtx = await browser.newContext({ viewport: { width: 1200, height: 800 }, locale: "de-DE" });
+  agentCtx.setDefaultTimeout(15000);
+  visitorCtx.setDefaultTimeout(15000);
+  const agent = new Console(await agentCtx.newPage(), base);
+  const site = new DemoSite(await visitorCtx.newPage(), base);
+
+  await step("agent signs in and goes Available", async () => {
+    await agent.signIn("ben", "ben-demo-pass");
+    await agent.setAvailable();
+    await agent.page.locator(".state.available").waitFor();
+  });
+
+  await step("visitor opens the widget from the script tag and starts a chat (German UI)", async () => {
+    await site.open();
+    await site.launcher().click();
+    await site.widget().locator('[data-testid="start"]', { hasText: "Chat starten" }).waitFor();
+    await site.launcher().click(); // close again, startChat reopens
+    await site.startChat("Eva Muster", "Hallo, wo ist meine Bestellung <b>1234</b>?");
+  });
+
+  await step("the offer popover shows customer, queue and thread; the timer counts", async () => {
+    await agent.offer().waitFor();
+    assert.equal(await agent.page.locator('[data-testid="offer-customer"]').textContent(), "Eva Muster");
+    assert.equal(await agent.page.locator('[data-testid="offer-queue"]').textContent(), "Support");
+    await agent.page.locator('[data-testid="offer-thread"]', { hasText: "<b>1234</b>" }).waitFor();
+    await agent.page.screenshot({ path: join(out, "agent-offer.png") });
+  });
+
+  await step("agent accepts and sees the customer's text as plain text", async () => {
+    await agent.accept();
+    await agent.customerMessages().first().waitFor();
+    assert.equal(await agent.customerMessages().first().textContent(), "Hallo, wo ist meine Bestellung <b>1234</b>?");
+    assert.equal(await agent.page.locator(".bubble b").count(), 0, "no HTML was interpreted");
+    await agent.statusLine().filter({ hasText: "Active" }).waitFor();
+  });
+
+  await step("the compose box explains reserved characters and counts", async () => {
+    await agent.compose().fill("a < b");
+    await agent.page.locator('[data-testid="reserved-hint"]').waitFor();
+    assert.equal(await agent.page.locator('[data-testid="send"]').isDisabled(), true);
+    assert.equal(await agent.page.locator('[data-testid="counter"]').textContent(), "5 / 1000");
+  });
+
+  await step("agent replies with Enter; the visitor sees the reply and the agent's name", async () => {
+    await agent.reply("Guten Tag Eva, ich schaue sofort nach.");
+    await site.agentMessages().filter({ hasText: "ich schaue sofort nach" }).waitFor();
+    await site.status().filter({ hasText: "Ben Weber" }).waitFor();
+    await site.page.screenshot({ path: join(out, "visitor-chat.png") });
+  });
+
+  await step("visitor writes back; agent receives it", async () => {
+    await site.send("Danke!");
+    await agent.customerMessages().filter({ hasText: "Danke!" }).waitFor();
+  });
+
+  await step("a reload resumes the same chat with no lost and no duplicated messages", async () => {
+    await site.page.reload();
+    await site.agentMessages().filter({ hasText: "ich schaue sofort nach" }).waitFor();
+    await site.widget().locator('[data-testid="message"]', { hasText: "Danke!" }).waitFor();
+    assert.equal(await site.agentMessages().count(), 1);
+    assert.equal(await site.widget().locator('[data-testid="message"]', { hasText: "Danke!" }).count(), 1);
+  });
+
+  await step("agent ends; wrap-up dialog; visitor sees the end and can download the transcript", async () => {
+    await agent.end();
+    await agent.page.screenshot({ path: join(out, "agent-wrap-up.png") });
+    await agent.wrapUp("solved");
+    await site.widget().locator('[data-testid="ended"]').waitFor();
+    const [download] = await Promise.all([
+      site.page.waitForEvent("download"),
+      site.widget().locator('[data-testid="download"]').click(),
+    ]);
+    assert.equal(download.suggestedFilename(), "chat-transcript.txt");
+    await site.page.screenshot({ path: join(out, "visitor-ended.png") });
+  });
+  console.log(`# ${failures.length === 0 ? "all browser steps passed" : failures.length + " failed"}`);
+} catch (e) {
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,55 @@
+// Page objects for the browser tests: every selector is a data-testid.
+export const CHROMIUM_ARGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1',
+];
+
+export class DemoSite {
+  constructor(page, base) { this.page = page; this.base = base; }
+  async open() { await this.page.goto(this.base + "/"); }
+  launcher() { return this.page.locator('[data-testid="launcher"]'); }
+  widget() { return this.page.frameLocator("iframe"); }
+  async startChat(name, text) {
+    await this.launcher().click();
+    const w = this.widget();
+    await w.locator('[data-testid="name"]').fill(name);
+    await w.locator('[data-testid="first-message"]').fill(text);
+    await w.locator('[data-testid="start"]').click();
+    await w.locator('[data-testid="composer"]').waitFor();
+  }
+  async send(text) {
+    const c = this.widget().locator('[data-testid="composer"]');
+    await c.fill(text);
+    await c.press("Enter");
+  }
+  agentMessages() { return this.widget().locator('[data-testid="agent-message"]'); }
+  status() { return this.widget().locator('[data-testid="status-line"]'); }
+}
+
+export class Console {
+  constructor(page, base) { this.page = page; this.base = base; }
+  async signIn(agent, password, tenant = "demo") {
+    await this.page.goto(this.base + "/agent/");
+    await this.page.locator('[data-testid="tenant"]').fill(tenant);
+    await this.page.locator('[data-testid="agent"]').fill(agent);
+    await this.page.locator('[data-testid="password"]').fill(password);
+    await this.page.locator('[data-testid="sign-in"]').click();
+    await this.page.locator('[data-testid="state"]').waitFor();
+  }
+  async setAvailable() { await this.page.locator('[data-testid="state"]').selectOption("available"); }
+  offer() { return this.page.locator('[data-testid="offer"]'); }
+  async accept() { await this.page.locator('[data-testid="accept"]').click(); }
+  compose() { return this.page.locator('[data-testid="compose"]'); }
+  customerMessages() { return this.page.locator('[data-testid="customer-message"]'); }
+  statusLine() { return this.page.locator('[data-testid="status-line"]'); }
+  async reply(text) { await this.compose().fill(text); await this.compose().press("Enter"); }
+  async end() { await this.page.locator('[data-testid="end"]').click(); }
+  async wrapUp(reason) {
+    const d = this.page.locator('[data-testid="wrap-up-dialog"]');
+    await d.waitFor();
+    await d.locator('[data-testid="reason"]').selectOption(reason);
+    await d.locator('[data-testid="submit-wrap-up"]').click();
+    await d.waitFor({ state: "detached" });
+  }
+}
