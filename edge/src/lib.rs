@@ -80,7 +80,9 @@ pub async fn call<B: Serialize, R: DeserializeOwned>(obj: &Obj, path: &str, body
     let mut resp = obj.stub.fetch_with_request(req).await?;
     let text = resp.text().await?;
     if resp.status_code() >= 400 {
-        return Err(ApiError::from_body(resp.status_code(), &text));
+        let mut e = ApiError::from_body(resp.status_code(), &text);
+        e.retry_after = resp.headers().get("Retry-After").ok().flatten().and_then(|s| s.parse().ok());
+        return Err(e);
     }
     Ok(serde_json::from_str(&text)?)
 }
