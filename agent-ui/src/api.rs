@@ -6,7 +6,9 @@ use gloo_net::http::Request;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use shared::engine::{AgentEvent, ChatStatus};
-use shared::protocol::{encode, AgentFrame, AgentServerFrame, ErrorBody, SignInRequest, SignInResponse};
+use shared::protocol::{
+    encode, AgentFrame, AgentServerFrame, ErrorBody, SignInRequest, SignInResponse,
+};
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -32,7 +34,10 @@ fn storage() -> Option<web_sys::Storage> {
 
 /// Restores a session from this tab, and starts the clock.
 pub fn resume(c: Console) {
-    if let Some(s) = storage().and_then(|s| s.get_item(SESSION_KEY).ok().flatten()).and_then(|j| serde_json::from_str::<SessionInfo>(&j).ok()) {
+    if let Some(s) = storage()
+        .and_then(|s| s.get_item(SESSION_KEY).ok().flatten())
+        .and_then(|j| serde_json::from_str::<SessionInfo>(&j).ok())
+    {
         c.session.set(Some(s));
         connect(c);
     }
@@ -45,18 +50,37 @@ pub fn resume(c: Console) {
 }
 
 /// Signs in and opens the agent socket.
-pub async fn sign_in(c: Console, tenant: String, agent: String, password: String) -> Result<(), String> {
+pub async fn sign_in(
+    c: Console,
+    tenant: String,
+    agent: String,
+    password: String,
+) -> Result<(), String> {
     let body = SignInRequest {
         tenant: shared::ids::TenantId::new(tenant.trim()).map_err(|e| e.to_string())?,
         agent: shared::ids::AgentId::new(agent.trim()).map_err(|e| e.to_string())?,
         password,
     };
-    let resp = Request::post("/api/v1/agent/sign-in").json(&body).map_err(|e| e.to_string())?.send().await.map_err(|e| e.to_string())?;
+    let resp = Request::post("/api/v1/agent/sign-in")
+        .json(&body)
+        .map_err(|e| e.to_string())?
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     if !resp.ok() {
-        return Err(resp.json::<ErrorBody>().await.map(|b| b.message).unwrap_or_else(|_| format!("HTTP {}", resp.status())));
+        return Err(resp
+            .json::<ErrorBody>()
+            .await
+            .map(|b| b.message)
+            .unwrap_or_else(|_| format!("HTTP {}", resp.status())));
     }
     let r: SignInResponse = resp.json().await.map_err(|e| e.to_string())?;
-    let s = SessionInfo { token: r.token, agent: r.agent.to_string(), name: r.name, tenant: body.tenant.to_string() };
+    let s = SessionInfo {
+        token: r.token,
+        agent: r.agent.to_string(),
+        name: r.name,
+        tenant: body.tenant.to_string(),
+    };
     if let (Some(st), Ok(j)) = (storage(), serde_json::to_string(&s)) {
         let _ = st.set_item(SESSION_KEY, &j);
     }
@@ -84,21 +108,35 @@ pub fn forget(c: Console) {
 
 /// Sends an intent to the edge.
 pub fn send(c: Console, f: AgentFrame) {
-    let ok = CONN.with(|x| x.borrow().as_ref().is_some_and(|x| x.ws.ready_state() == WebSocket::OPEN && x.ws.send_with_str(&encode(&f)).is_ok()));
+    let ok = CONN.with(|x| {
+        x.borrow().as_ref().is_some_and(|x| {
+            x.ws.ready_state() == WebSocket::OPEN && x.ws.send_with_str(&encode(&f)).is_ok()
+        })
+    });
     if !ok {
         c.error.set(Some(c.t().reconnecting.into()));
     }
 }
 
 fn connect(c: Console) {
-    let Some(s) = c.session.get_untracked() else { return };
+    let Some(s) = c.session.get_untracked() else {
+        return;
+    };
     let loc = web_sys::window().map(|w| w.location());
     let host = loc.as_ref().and_then(|l| l.host().ok()).unwrap_or_default();
-    let secure = loc.and_then(|l| l.protocol().ok()).is_some_and(|p| p == "https:");
-    let url = format!("{}://{host}/api/v1/agent/ws?token={}", if secure { "wss" } else { "ws" }, js_sys::encode_uri_component(&s.token));
+    let secure = loc
+        .and_then(|l| l.protocol().ok())
+        .is_some_and(|p| p == "https:");
+    let url = format!(
+        "{}://{host}/api/v1/agent/ws?token={}",
+        if secure { "wss" } else { "ws" },
+        js_sys::encode_uri_component(&s.token)
+    );
     let Ok(ws) = WebSocket::new(&url) else { return };
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-        let Some(text) = e.data().as_string() else { return };
+        let Some(text) = e.data().as_string() else {
+            return;
+        };
         match shared::protocol::decode::<AgentServerFrame>(&text) {
             Ok(f) => on_frame(c, f),
             Err(err) => c.error.set(Some(err.to_string())),
@@ -144,40 +182,74 @@ fn connect(c: Console) {
             old.ws.set_onclose(None);
             let _ = old.ws.close();
         }
-        *x.borrow_mut() = Some(Conn { ws, _on_message: on_message, _on_open: on_open, _on_close: on_close });
+        *x.borrow_mut() = Some(Conn {
+            ws,
+            _on_message: on_message,
+            _on_open: on_open,
+            _on_close: on_close,
+        });
     });
 }
 
 fn on_frame(c: Console, f: AgentServerFrame) {
     match f {
-        AgentServerFrame::Snapshot { snapshot, mut transcripts, idle_reasons, wrap_up_reasons, templates } => {
+        AgentServerFrame::Snapshot {
+            snapshot,
+            mut transcripts,
+            idle_reasons,
+            wrap_up_reasons,
+            templates,
+        } => {
             c.state.set(snapshot.state);
             c.capacity.set(snapshot.capacity);
             c.idle_reasons.set(idle_reasons);
             c.wrap_up_reasons.set(wrap_up_reasons);
             c.templates.set(templates);
             c.offer.set(snapshot.offer.map(|o| {
-                let t = transcripts.get(&o.conversation).cloned().unwrap_or_default();
+                let t = transcripts
+                    .get(&o.conversation)
+                    .cloned()
+                    .unwrap_or_default();
                 (o, t)
             }));
             let mut chats = vec![];
-            for (summary, wrap_up) in snapshot.chats.into_iter().map(|s| (s, false)).chain(snapshot.wrap_ups.into_iter().map(|s| (s, true))) {
-                let messages = transcripts.remove(&summary.conversation).unwrap_or_default();
-                chats.push(ChatEntry { summary, messages, unread: 0, typing: None, wrap_up });
+            for (summary, wrap_up) in snapshot
+                .chats
+                .into_iter()
+                .map(|s| (s, false))
+                .chain(snapshot.wrap_ups.into_iter().map(|s| (s, true)))
+            {
+                let messages = transcripts
+                    .remove(&summary.conversation)
+                    .unwrap_or_default();
+                chats.push(ChatEntry {
+                    summary,
+                    messages,
+                    unread: 0,
+                    typing: None,
+                    wrap_up,
+                });
             }
             if c.selected.get_untracked().is_none() {
-                c.selected.set(chats.first().map(|e| e.summary.conversation.clone()));
+                c.selected
+                    .set(chats.first().map(|e| e.summary.conversation.clone()));
             }
             c.chats.set(chats);
         }
         AgentServerFrame::Offer { offer, thread } => c.offer.set(Some((offer, thread))),
         AgentServerFrame::Event { event } => on_event(c, event),
-        AgentServerFrame::Transcript { conversation, messages } => c.update_chat(&conversation, |e| {
+        AgentServerFrame::Transcript {
+            conversation,
+            messages,
+        } => c.update_chat(&conversation, |e| {
             for m in messages {
                 e.add(m);
             }
         }),
-        AgentServerFrame::Message { conversation, message } => {
+        AgentServerFrame::Message {
+            conversation,
+            message,
+        } => {
             let selected = c.selected.get_untracked().as_ref() == Some(&conversation);
             c.update_chat(&conversation, |e| {
                 if e.add(message) && !selected {
@@ -186,7 +258,11 @@ fn on_frame(c: Console, f: AgentServerFrame) {
                 e.typing = None;
             });
         }
-        AgentServerFrame::Typing { conversation, typing, name } => c.update_chat(&conversation, |e| e.typing = typing.then_some(name)),
+        AgentServerFrame::Typing {
+            conversation,
+            typing,
+            name,
+        } => c.update_chat(&conversation, |e| e.typing = typing.then_some(name)),
         AgentServerFrame::Ack { .. } | AgentServerFrame::Pong => {}
         AgentServerFrame::Targets { queues, agents } => {
             c.queues.set(queues);
@@ -202,19 +278,36 @@ fn on_event(c: Console, ev: AgentEvent) {
         AgentEvent::State { state } => c.state.set(state),
         AgentEvent::Offer(o) => c.offer.set(Some((o, vec![]))),
         AgentEvent::OfferWithdrawn { conversation, .. } => {
-            if c.offer.get_untracked().is_some_and(|(o, _)| o.conversation == conversation) {
+            if c.offer
+                .get_untracked()
+                .is_some_and(|(o, _)| o.conversation == conversation)
+            {
                 c.offer.set(None);
             }
         }
         AgentEvent::Joined(summary) => {
             let id = summary.conversation.clone();
-            let thread = c.offer.get_untracked().filter(|(o, _)| o.conversation == id).map(|(_, t)| t).unwrap_or_default();
-            if c.offer.get_untracked().is_some_and(|(o, _)| o.conversation == id) {
+            let thread = c
+                .offer
+                .get_untracked()
+                .filter(|(o, _)| o.conversation == id)
+                .map(|(_, t)| t)
+                .unwrap_or_default();
+            if c.offer
+                .get_untracked()
+                .is_some_and(|(o, _)| o.conversation == id)
+            {
                 c.offer.set(None);
             }
             c.chats.update(|v| {
                 v.retain(|e| e.summary.conversation != id || e.wrap_up);
-                let mut e = ChatEntry { summary, messages: vec![], unread: 0, typing: None, wrap_up: false };
+                let mut e = ChatEntry {
+                    summary,
+                    messages: vec![],
+                    unread: 0,
+                    typing: None,
+                    wrap_up: false,
+                };
                 for m in thread {
                     e.add(m);
                 }
@@ -222,9 +315,13 @@ fn on_event(c: Console, ev: AgentEvent) {
             });
             c.selected.set(Some(id));
         }
-        AgentEvent::Status { conversation, status } => c.update_chat(&conversation, |e| e.summary.status = status),
+        AgentEvent::Status {
+            conversation,
+            status,
+        } => c.update_chat(&conversation, |e| e.summary.status = status),
         AgentEvent::Left { conversation } => {
-            c.chats.update(|v| v.retain(|e| e.summary.conversation != conversation || e.wrap_up));
+            c.chats
+                .update(|v| v.retain(|e| e.summary.conversation != conversation || e.wrap_up));
         }
         AgentEvent::WrapUpRequired { conversation } => {
             c.update_chat(&conversation, |e| {
@@ -235,9 +332,15 @@ fn on_event(c: Console, ev: AgentEvent) {
             c.dialog.set(Dialog::WrapUp(conversation));
         }
         AgentEvent::WrapUpDone { conversation } => {
-            c.chats.update(|v| v.retain(|e| e.summary.conversation != conversation));
+            c.chats
+                .update(|v| v.retain(|e| e.summary.conversation != conversation));
             if c.selected.get_untracked().as_ref() == Some(&conversation) {
-                c.selected.set(c.chats.get_untracked().first().map(|e| e.summary.conversation.clone()));
+                c.selected.set(
+                    c.chats
+                        .get_untracked()
+                        .first()
+                        .map(|e| e.summary.conversation.clone()),
+                );
             }
             if c.dialog.get_untracked() == Dialog::WrapUp(conversation) {
                 c.dialog.set(Dialog::None);

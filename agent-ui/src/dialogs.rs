@@ -40,7 +40,13 @@ fn TransferDialog(
     let conv = shared::ids::ConversationId::new(id).ok();
     let go = move |_| {
         if let (Some(conversation), Some(target)) = (conv.clone(), choice.get_untracked()) {
-            api::send(c, AgentFrame::Transfer { conversation, target });
+            api::send(
+                c,
+                AgentFrame::Transfer {
+                    conversation,
+                    target,
+                },
+            );
             close(c);
         }
     };
@@ -92,8 +98,16 @@ fn ConferenceDialog(
     let choice = RwSignal::new(String::new());
     let conv = shared::ids::ConversationId::new(id).ok();
     let go = move |_| {
-        if let (Some(conversation), Ok(guest)) = (conv.clone(), AgentId::new(choice.get_untracked())) {
-            api::send(c, AgentFrame::Conference { conversation, guest });
+        if let (Some(conversation), Ok(guest)) =
+            (conv.clone(), AgentId::new(choice.get_untracked()))
+        {
+            api::send(
+                c,
+                AgentFrame::Conference {
+                    conversation,
+                    guest,
+                },
+            );
             close(c);
         }
     };
@@ -128,7 +142,13 @@ fn WrapUpDialog(
     let reason = RwSignal::new(String::new());
     let next = RwSignal::new("available".to_string());
     let conv = shared::ids::ConversationId::new(id).ok();
-    let label = move |r: &shared::protocol::ReasonInfo| if c.lang.get() == crate::i18n::Lang::De && !r.label_de.is_empty() { r.label_de.clone() } else { r.label.clone() };
+    let label = move |r: &shared::protocol::ReasonInfo| {
+        if c.lang.get() == crate::i18n::Lang::De && !r.label_de.is_empty() {
+            r.label_de.clone()
+        } else {
+            r.label.clone()
+        }
+    };
     let go = move |_| {
         let next = match next.get_untracked().as_str() {
             "available" => RequestedState::Available,
@@ -137,8 +157,17 @@ fn WrapUpDialog(
                 Err(_) => return,
             },
         };
-        if let (Some(conversation), Ok(reason)) = (conv.clone(), ReasonId::new(reason.get_untracked())) {
-            api::send(c, AgentFrame::WrapUp { conversation, reason, next });
+        if let (Some(conversation), Ok(reason)) =
+            (conv.clone(), ReasonId::new(reason.get_untracked()))
+        {
+            api::send(
+                c,
+                AgentFrame::WrapUp {
+                    conversation,
+                    reason,
+                    next,
+                },
+            );
         }
     };
     view! {

@@ -220,8 +220,13 @@ impl Lang {
         let t = self.t();
         match s {
             ChatStatus::Active => t.status_active.into(),
-            ChatStatus::ConferenceRequested { guest_name } => format!("{} · {guest_name}", t.status_conf_requested),
-            ChatStatus::Conference { owner_name, guest_name } => format!("{} · {owner_name}, {guest_name}", t.status_conference),
+            ChatStatus::ConferenceRequested { guest_name } => {
+                format!("{} · {guest_name}", t.status_conf_requested)
+            }
+            ChatStatus::Conference {
+                owner_name,
+                guest_name,
+            } => format!("{} · {owner_name}, {guest_name}", t.status_conference),
             ChatStatus::Ended => t.status_ended.into(),
         }
     }
@@ -229,10 +234,34 @@ impl Lang {
     pub fn note(self, n: &SystemNote) -> String {
         let de = self == Lang::De;
         match n {
-            SystemNote::Queued { queue_name } => if de { format!("In Warteschlange {queue_name}") } else { format!("Queued in {queue_name}") },
-            SystemNote::Joined { agent_name } => if de { format!("{agent_name} ist beigetreten") } else { format!("{agent_name} joined") },
-            SystemNote::Left { agent_name } => if de { format!("{agent_name} hat verlassen") } else { format!("{agent_name} left") },
-            SystemNote::Transferring => if de { "Übertragung".into() } else { "Transferring".into() },
+            SystemNote::Queued { queue_name } => {
+                if de {
+                    format!("In Warteschlange {queue_name}")
+                } else {
+                    format!("Queued in {queue_name}")
+                }
+            }
+            SystemNote::Joined { agent_name } => {
+                if de {
+                    format!("{agent_name} ist beigetreten")
+                } else {
+                    format!("{agent_name} joined")
+                }
+            }
+            SystemNote::Left { agent_name } => {
+                if de {
+                    format!("{agent_name} hat verlassen")
+                } else {
+                    format!("{agent_name} left")
+                }
+            }
+            SystemNote::Transferring => {
+                if de {
+                    "Übertragung".into()
+                } else {
+                    "Transferring".into()
+                }
+            }
             SystemNote::Ended { by } => match (by, de) {
                 (EndedBy::Customer, false) => "Customer ended the chat".into(),
                 (EndedBy::Customer, true) => "Kunde hat den Chat beendet".into(),

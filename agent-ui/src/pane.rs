@@ -64,7 +64,11 @@ fn ChatPane(
     let draft = RwSignal::new(String::new());
     let last_typing = StoredValue::new(0.0f64);
     let thread_ref = NodeRef::<leptos::html::Div>::new();
-    let me = c.session.get_untracked().map(|s| s.agent).unwrap_or_default();
+    let me = c
+        .session
+        .get_untracked()
+        .map(|s| s.agent)
+        .unwrap_or_default();
 
     Effect::new(move |_| {
         c.chats.track();
@@ -88,25 +92,52 @@ fn ChatPane(
     let at_limit = move || count() >= MAX_MESSAGE_CHARS;
     let can_send = move || !reserved() && !too_long() && !draft.with(|d| d.trim().is_empty());
     let send = move || {
-        let Some(conversation) = conv.get_value() else { return };
+        let Some(conversation) = conv.get_value() else {
+            return;
+        };
         if !can_send() {
             return;
         }
-        let Ok(client_id) = shared::ids::ClientMsgId::new(client_id()) else { return };
-        api::send(c, AgentFrame::Send { conversation: conversation.clone(), client_id, text: draft.get_untracked() });
-        api::send(c, AgentFrame::Typing { conversation, typing: false });
+        let Ok(client_id) = shared::ids::ClientMsgId::new(client_id()) else {
+            return;
+        };
+        api::send(
+            c,
+            AgentFrame::Send {
+                conversation: conversation.clone(),
+                client_id,
+                text: draft.get_untracked(),
+            },
+        );
+        api::send(
+            c,
+            AgentFrame::Typing {
+                conversation,
+                typing: false,
+            },
+        );
         draft.set(String::new());
     };
     let on_input = move |e: leptos::ev::Event| {
         let v = event_target_value(&e);
         // The box refuses more than the limit.
-        let v: String = if char_count(&v) > MAX_MESSAGE_CHARS { v.chars().take(MAX_MESSAGE_CHARS).collect() } else { v };
+        let v: String = if char_count(&v) > MAX_MESSAGE_CHARS {
+            v.chars().take(MAX_MESSAGE_CHARS).collect()
+        } else {
+            v
+        };
         draft.set(v);
         let now = js_sys::Date::now();
         if now - last_typing.get_value() > 3000.0 {
             last_typing.set_value(now);
             if let Some(conversation) = conv.get_value() {
-                api::send(c, AgentFrame::Typing { conversation, typing: true });
+                api::send(
+                    c,
+                    AgentFrame::Typing {
+                        conversation,
+                        typing: true,
+                    },
+                );
             }
         }
     };
@@ -133,10 +164,26 @@ fn ChatPane(
             }
         }
     };
-    let status = move || entry().map(|e| e.summary.status).unwrap_or(ChatStatus::Ended);
-    let active = move || matches!(status(), ChatStatus::Active | ChatStatus::ConferenceRequested { .. } | ChatStatus::Conference { .. }) && !entry().is_some_and(|e| e.wrap_up);
+    let status = move || {
+        entry()
+            .map(|e| e.summary.status)
+            .unwrap_or(ChatStatus::Ended)
+    };
+    let active = move || {
+        matches!(
+            status(),
+            ChatStatus::Active
+                | ChatStatus::ConferenceRequested { .. }
+                | ChatStatus::Conference { .. }
+        ) && !entry().is_some_and(|e| e.wrap_up)
+    };
     let owner = move || entry().is_some_and(|e| e.summary.role == Role::Owner);
-    let in_conf = move || matches!(status(), ChatStatus::Conference { .. } | ChatStatus::ConferenceRequested { .. });
+    let in_conf = move || {
+        matches!(
+            status(),
+            ChatStatus::Conference { .. } | ChatStatus::ConferenceRequested { .. }
+        )
+    };
     let plain = move || matches!(status(), ChatStatus::Active);
     let wrap = move || entry().is_some_and(|e| e.wrap_up);
 

@@ -17,7 +17,14 @@ pub fn SignIn() -> impl IntoView {
         busy.set(true);
         c.error.set(None);
         spawn_local(async move {
-            if let Err(m) = crate::api::sign_in(c, tenant.get_untracked(), agent.get_untracked(), password.get_untracked()).await {
+            if let Err(m) = crate::api::sign_in(
+                c,
+                tenant.get_untracked(),
+                agent.get_untracked(),
+                password.get_untracked(),
+            )
+            .await
+            {
                 c.error.set(Some(m));
             }
             busy.set(false);

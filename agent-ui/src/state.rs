@@ -35,7 +35,11 @@ impl ChatEntry {
         if self.messages.iter().any(|x| x.seq == m.seq) {
             return false;
         }
-        let at = self.messages.iter().position(|x| x.seq > m.seq).unwrap_or(self.messages.len());
+        let at = self
+            .messages
+            .iter()
+            .position(|x| x.seq > m.seq)
+            .unwrap_or(self.messages.len());
         self.messages.insert(at, m);
         true
     }
@@ -76,7 +80,10 @@ pub struct Console {
 
 impl Console {
     pub fn new() -> Self {
-        let lang = web_sys::window().and_then(|w| w.navigator().language()).map(|l| Lang::from_tag(&l)).unwrap_or(Lang::En);
+        let lang = web_sys::window()
+            .and_then(|w| w.navigator().language())
+            .map(|l| Lang::from_tag(&l))
+            .unwrap_or(Lang::En);
         Self {
             lang: RwSignal::new(lang),
             session: RwSignal::new(None),
@@ -105,7 +112,8 @@ impl Console {
     /// The selected chat.
     pub fn current(&self) -> Option<ChatEntry> {
         let sel = self.selected.get()?;
-        self.chats.with(|v| v.iter().find(|c| c.summary.conversation == sel).cloned())
+        self.chats
+            .with(|v| v.iter().find(|c| c.summary.conversation == sel).cloned())
     }
 
     pub fn update_chat(&self, id: &ConversationId, f: impl FnOnce(&mut ChatEntry)) {
@@ -125,12 +133,23 @@ pub fn mmss(ms: f64) -> String {
 
 /// Local "YYYY-MM-DD HH:MM" of a time.
 pub fn local_time(at: &chrono::DateTime<chrono::Utc>) -> String {
-    let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at.timestamp_millis() as f64));
-    format!("{}-{:02}-{:02} {:02}:{:02}", d.get_full_year(), d.get_month() + 1, d.get_date(), d.get_hours(), d.get_minutes())
+    let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(
+        at.timestamp_millis() as f64
+    ));
+    format!(
+        "{}-{:02}-{:02} {:02}:{:02}",
+        d.get_full_year(),
+        d.get_month() + 1,
+        d.get_date(),
+        d.get_hours(),
+        d.get_minutes()
+    )
 }
 
 /// Local "HH:MM".
 pub fn clock(at: &chrono::DateTime<chrono::Utc>) -> String {
-    let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at.timestamp_millis() as f64));
+    let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(
+        at.timestamp_millis() as f64
+    ));
     format!("{:02}:{:02}", d.get_hours(), d.get_minutes())
 }

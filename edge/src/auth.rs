@@ -42,7 +42,9 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], String> {
 pub fn random_id() -> Result<String, String> {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
     let b = random_bytes::<26>()?;
-    Ok(b.iter().map(|x| ALPHABET[(*x as usize) % 32] as char).collect())
+    Ok(b.iter()
+        .map(|x| ALPHABET[(*x as usize) % 32] as char)
+        .collect())
 }
 
 /// A new visitor token (256 bits).
@@ -68,7 +70,11 @@ fn hmac_hex(key: &[u8], msg: &[u8]) -> String {
 
 /// Compares without early exit.
 pub fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// Signs a session.
@@ -92,7 +98,11 @@ pub enum TokenError {
 }
 
 /// Verifies a session at `now`.
-pub fn verify_session(secret: &str, token: &str, now: DateTime<Utc>) -> Result<Session, TokenError> {
+pub fn verify_session(
+    secret: &str,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Session, TokenError> {
     if token.is_empty() {
         return Err(TokenError::Missing);
     }
@@ -119,7 +129,11 @@ pub struct PasswordHash {
 /// Hashes a password with a fresh salt.
 pub fn hash_password(password: &str) -> Result<PasswordHash, String> {
     let salt = hex(&random_bytes::<16>()?);
-    Ok(PasswordHash { hash: pbkdf2_hex(password, &salt, PBKDF2_ROUNDS), salt, rounds: PBKDF2_ROUNDS })
+    Ok(PasswordHash {
+        hash: pbkdf2_hex(password, &salt, PBKDF2_ROUNDS),
+        salt,
+        rounds: PBKDF2_ROUNDS,
+    })
 }
 
 fn pbkdf2_hex(password: &str, salt: &str, rounds: u32) -> String {
@@ -135,7 +149,10 @@ pub fn check_password(password: &str, h: &PasswordHash) -> bool {
 
 /// Checks an identity-verification hash.
 pub fn check_user_hash(site_secret: &str, user_id: &str, user_hash: &str) -> bool {
-    same(&hmac_hex(site_secret.as_bytes(), user_id.as_bytes()), &user_hash.to_ascii_lowercase())
+    same(
+        &hmac_hex(site_secret.as_bytes(), user_id.as_bytes()),
+        &user_hash.to_ascii_lowercase(),
+    )
 }
 
 /// Computes an identity-verification hash (for docs and tests).
@@ -153,20 +170,40 @@ mod tests {
 
     #[test]
     fn session_roundtrip_and_refusals() {
-        let s = Session { tenant: TenantId::new("demo").unwrap(), agent: AgentId::new("anna").unwrap(), exp: now().timestamp() + 60 };
+        let s = Session {
+            tenant: TenantId::new("demo").unwrap(),
+            agent: AgentId::new("anna").unwrap(),
+            exp: now().timestamp() + 60,
+        };
         let t = sign_session("k", &s);
         assert_eq!(verify_session("k", &t, now()), Ok(s.clone()));
-        assert_eq!(verify_session("other", &t, now()), Err(TokenError::BadSignature));
-        assert_eq!(verify_session("k", &t, now() + chrono::Duration::seconds(60)), Err(TokenError::Expired));
-        assert_eq!(verify_session("k", "abc", now()), Err(TokenError::Malformed));
+        assert_eq!(
+            verify_session("other", &t, now()),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            verify_session("k", &t, now() + chrono::Duration::seconds(60)),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            verify_session("k", "abc", now()),
+            Err(TokenError::Malformed)
+        );
         assert_eq!(verify_session("k", "", now()), Err(TokenError::Missing));
         let forged = format!("{}x", t);
-        assert_eq!(verify_session("k", &forged, now()), Err(TokenError::BadSignature));
+        assert_eq!(
+            verify_session("k", &forged, now()),
+            Err(TokenError::BadSignature)
+        );
     }
 
     #[test]
     fn passwords_and_user_hashes() {
-        let h = PasswordHash { salt: "00".into(), rounds: 10, hash: pbkdf2_hex("pw", "00", 10) };
+        let h = PasswordHash {
+            salt: "00".into(),
+            rounds: 10,
+            hash: pbkdf2_hex("pw", "00", 10),
+        };
         assert!(check_password("pw", &h));
         assert!(!check_password("pW", &h));
         let uh = user_hash("secret", "user-1");

@@ -20,7 +20,10 @@ use shared::protocol::{encode, Appended, ToConversation, ToTenant, VisitorEvent,
 use shared::ratelimit::RateLimiter;
 use shared::transcript::{Message, Transcript};
 use std::cell::RefCell;
-use worker::{durable_object, DurableObject, Env, Request, Response, State, WebSocket, WebSocketIncomingMessage, WebSocketPair};
+use worker::{
+    durable_object, DurableObject, Env, Request, Response, State, WebSocket,
+    WebSocketIncomingMessage, WebSocketPair,
+};
 
 /// What the object keeps besides messages.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,13 +64,28 @@ impl ConversationObject {
             return Ok(true);
         }
         let sql = self.sql();
-        sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)", None)?;
-        sql.exec("CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, value TEXT NOT NULL)", None)?;
-        let rows: Vec<ValueRow> = sql.exec("SELECT value FROM meta WHERE key = 'meta'", None)?.to_array()?;
-        let Some(row) = rows.into_iter().next() else { return Ok(false) };
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            None,
+        )?;
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, value TEXT NOT NULL)",
+            None,
+        )?;
+        let rows: Vec<ValueRow> = sql
+            .exec("SELECT value FROM meta WHERE key = 'meta'", None)?
+            .to_array()?;
+        let Some(row) = rows.into_iter().next() else {
+            return Ok(false);
+        };
         let meta: Meta = serde_json::from_str(&row.value)?;
-        let msgs: Vec<ValueRow> = sql.exec("SELECT value FROM messages ORDER BY seq", None)?.to_array()?;
-        let msgs: Vec<Message> = msgs.iter().map(|r| serde_json::from_str(&r.value)).collect::<Result<_, _>>()?;
+        let msgs: Vec<ValueRow> = sql
+            .exec("SELECT value FROM messages ORDER BY seq", None)?
+            .to_array()?;
+        let msgs: Vec<Message> = msgs
+            .iter()
+            .map(|r| serde_json::from_str(&r.value))
+            .collect::<Result<_, _>>()?;
         let transcript = Transcript::from_messages(msgs).map_err(ApiError::internal)?;
         *self.loaded.borrow_mut() = Some(Loaded { meta, transcript });
         Ok(true)
@@ -77,22 +95,35 @@ impl ConversationObject {
         if self.load()? {
             Ok(())
         } else {
-            Err(ApiError::not_found("unknown_conversation", "unknown conversation"))
+            Err(ApiError::not_found(
+                "unknown_conversation",
+                "unknown conversation",
+            ))
         }
     }
 
     fn save_meta(&self, meta: &Meta) -> ApiResult<()> {
-        self.sql().exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('meta', ?)", vec![serde_json::to_string(meta)?.into()])?;
+        self.sql().exec(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('meta', ?)",
+            vec![serde_json::to_string(meta)?.into()],
+        )?;
         Ok(())
     }
 
     fn save_message(&self, m: &Message) -> ApiResult<()> {
-        self.sql().exec("INSERT INTO messages (seq, value) VALUES (?, ?)", vec![(m.seq as i64).into(), serde_json::to_string(m)?.into()])?;
+        self.sql().exec(
+            "INSERT INTO messages (seq, value) VALUES (?, ?)",
+            vec![(m.seq as i64).into(), serde_json::to_string(m)?.into()],
+        )?;
         Ok(())
     }
 
     fn meta(&self) -> ApiResult<Meta> {
-        self.loaded.borrow().as_ref().map(|l| l.meta.clone()).ok_or_else(|| ApiError::not_found("unknown_conversation", "unknown conversation"))
+        self.loaded
+            .borrow()
+            .as_ref()
+            .map(|l| l.meta.clone())
+            .ok_or_else(|| ApiError::not_found("unknown_conversation", "unknown conversation"))
     }
 
     /// Checks token, origin and rate limit of a visitor request.
@@ -103,17 +134,28 @@ impl ConversationObject {
             return Err(ApiError::unauthorized("the visitor token is missing"));
         }
         if !auth::same(&auth::sha256_hex(token), &meta.token_hash) {
-            return Err(ApiError::unauthorized("the visitor token is not valid for this conversation"));
+            return Err(ApiError::unauthorized(
+                "the visitor token is not valid for this conversation",
+            ));
         }
         if !crate::origin_allowed(caller, &meta.allowed_origins) {
-            return Err(ApiError::forbidden("origin_not_allowed", format!("origin {} is not allowed for this site", caller.origin.as_deref().unwrap_or(""))));
+            return Err(ApiError::forbidden(
+                "origin_not_allowed",
+                format!(
+                    "origin {} is not allowed for this site",
+                    caller.origin.as_deref().unwrap_or("")
+                ),
+            ));
         }
         self.rate()?;
         Ok(meta)
     }
 
     fn rate(&self) -> ApiResult<()> {
-        self.limiter.borrow_mut().hit("visitor", now()).map_err(ApiError::rate_limited)
+        self.limiter
+            .borrow_mut()
+            .hit("visitor", now())
+            .map_err(ApiError::rate_limited)
     }
 
     fn visitors(&self) -> Vec<WebSocket> {
@@ -159,13 +201,34 @@ impl ConversationObject {
             "/internal" => {
                 let cmd: ToConversation = serde_json::from_str(text)?;
                 match cmd {
-                    ToConversation::Init { tenant, conversation, customer, token_hash, client_id, text, allowed_origins, queue: _ } => {
+                    ToConversation::Init {
+                        tenant,
+                        conversation,
+                        customer,
+                        token_hash,
+                        client_id,
+                        text,
+                        allowed_origins,
+                        queue: _,
+                    } => {
                         if self.load()? {
-                            return Err(ApiError::new(409, "duplicate_conversation", format!("conversation {conversation} exists")));
+                            return Err(ApiError::new(
+                                409,
+                                "duplicate_conversation",
+                                format!("conversation {conversation} exists"),
+                            ));
                         }
                         let mut transcript = Transcript::default();
-                        let first = transcript.append_customer(&customer.name, client_id, &text, now())?;
-                        let meta = Meta { tenant, conversation, customer, token_hash, allowed_origins, status: VisitorStatus::Queued { position: 1 } };
+                        let first =
+                            transcript.append_customer(&customer.name, client_id, &text, now())?;
+                        let meta = Meta {
+                            tenant,
+                            conversation,
+                            customer,
+                            token_hash,
+                            allowed_origins,
+                            status: VisitorStatus::Queued { position: 1 },
+                        };
                         self.save_meta(&meta)?;
                         self.save_message(first.message())?;
                         *self.loaded.borrow_mut() = Some(Loaded { meta, transcript });
@@ -176,19 +239,30 @@ impl ConversationObject {
                         self.apply_events(events)?;
                         Ok(serde_json::json!({}))
                     }
-                    ToConversation::AgentSend { agent, name, client_id, text } => {
+                    ToConversation::AgentSend {
+                        agent,
+                        name,
+                        client_id,
+                        text,
+                    } => {
                         self.require()?;
                         let r = {
                             let mut l = self.loaded.borrow_mut();
                             let l = l.as_mut().ok_or_else(|| ApiError::internal("not loaded"))?;
-                            l.transcript.append_agent(agent, &name, client_id, &text, now())?
+                            l.transcript
+                                .append_agent(agent, &name, client_id, &text, now())?
                         };
                         let duplicate = matches!(r, shared::transcript::Appended::Duplicate(_));
                         if !duplicate {
                             self.save_message(r.message())?;
-                            self.broadcast(&VisitorEvent::Message { message: r.message().clone() });
+                            self.broadcast(&VisitorEvent::Message {
+                                message: r.message().clone(),
+                            });
                         }
-                        Ok(serde_json::to_value(Appended { message: r.message().clone(), duplicate })?)
+                        Ok(serde_json::to_value(Appended {
+                            message: r.message().clone(),
+                            duplicate,
+                        })?)
                     }
                     ToConversation::AgentTyping { name, typing } => {
                         self.broadcast(&VisitorEvent::Typing { typing, name });
@@ -197,7 +271,10 @@ impl ConversationObject {
                     ToConversation::Read { after } => {
                         self.require()?;
                         let l = self.loaded.borrow();
-                        let msgs = l.as_ref().map(|l| l.transcript.after(after).to_vec()).unwrap_or_default();
+                        let msgs = l
+                            .as_ref()
+                            .map(|l| l.transcript.after(after).to_vec())
+                            .unwrap_or_default();
                         Ok(serde_json::to_value(msgs)?)
                     }
                 }
@@ -206,13 +283,25 @@ impl ConversationObject {
                 let w: WithCaller<String> = serde_json::from_str(text)?;
                 let meta = self.check_visitor(&w.body, &w.caller)?;
                 let l = self.loaded.borrow();
-                let msgs = l.as_ref().map(|l| l.transcript.messages().to_vec()).unwrap_or_default();
-                Ok(serde_json::json!({ "conversation": meta.conversation, "customer_name": meta.customer.name, "status": meta.status, "messages": msgs }))
+                let msgs = l
+                    .as_ref()
+                    .map(|l| l.transcript.messages().to_vec())
+                    .unwrap_or_default();
+                Ok(
+                    serde_json::json!({ "conversation": meta.conversation, "customer_name": meta.customer.name, "status": meta.status, "messages": msgs }),
+                )
             }
             "/end" => {
                 let w: WithCaller<String> = serde_json::from_str(text)?;
                 let meta = self.check_visitor(&w.body, &w.caller)?;
-                let _: serde_json::Value = call(&stub(&self.env, "TENANTS", meta.tenant.as_str())?, "/notify", &ToTenant::CustomerEnd { conversation: meta.conversation }).await?;
+                let _: serde_json::Value = call(
+                    &stub(&self.env, "TENANTS", meta.tenant.as_str())?,
+                    "/notify",
+                    &ToTenant::CustomerEnd {
+                        conversation: meta.conversation,
+                    },
+                )
+                .await?;
                 Ok(serde_json::json!({ "ok": true }))
             }
             _ => Err(ApiError::not_found("no_such_route", path.to_owned())),
@@ -220,12 +309,30 @@ impl ConversationObject {
     }
 
     fn accept_visitor(&self, req: &Request) -> ApiResult<Response> {
-        let q = |k: &str| req.url().ok().and_then(|u| u.query_pairs().find(|(x, _)| x == k).map(|(_, v)| v.into_owned())).unwrap_or_default();
-        let caller = Caller { ip: q("ip"), origin: Some(q("origin")).filter(|s| !s.is_empty()), self_origin: q("self") };
+        let q = |k: &str| {
+            req.url()
+                .ok()
+                .and_then(|u| {
+                    u.query_pairs()
+                        .find(|(x, _)| x == k)
+                        .map(|(_, v)| v.into_owned())
+                })
+                .unwrap_or_default()
+        };
+        let caller = Caller {
+            ip: q("ip"),
+            origin: Some(q("origin")).filter(|s| !s.is_empty()),
+            self_origin: q("self"),
+        };
         let meta = self.check_visitor(&q("token"), &caller)?;
         let after: u64 = match q("after").as_str() {
             "" => 0,
-            s => s.parse().map_err(|_| ApiError::bad_request("invalid_after", format!("after={s:?} is not a sequence number")))?,
+            s => s.parse().map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_after",
+                    format!("after={s:?} is not a sequence number"),
+                )
+            })?,
         };
         let pair = WebSocketPair::new()?;
         self.state.accept_web_socket(&pair.server);
@@ -234,9 +341,15 @@ impl ConversationObject {
             let l = l.as_ref().ok_or_else(|| ApiError::internal("not loaded"))?;
             (l.transcript.last_seq(), l.transcript.after(after).to_vec())
         };
-        let _ = pair.server.send_with_str(encode(&VisitorEvent::Welcome { conversation: meta.conversation, status: meta.status, last_seq: last }));
+        let _ = pair.server.send_with_str(encode(&VisitorEvent::Welcome {
+            conversation: meta.conversation,
+            status: meta.status,
+            last_seq: last,
+        }));
         for m in missed {
-            let _ = pair.server.send_with_str(encode(&VisitorEvent::Message { message: m }));
+            let _ = pair
+                .server
+                .send_with_str(encode(&VisitorEvent::Message { message: m }));
         }
         Ok(Response::from_websocket(pair.client)?)
     }
@@ -257,26 +370,61 @@ impl ConversationObject {
                 let r = {
                     let mut l = self.loaded.borrow_mut();
                     let l = l.as_mut().ok_or_else(|| ApiError::internal("not loaded"))?;
-                    l.transcript.append_customer(&meta.customer.name, client_id.clone(), &text, now())?
+                    l.transcript.append_customer(
+                        &meta.customer.name,
+                        client_id.clone(),
+                        &text,
+                        now(),
+                    )?
                 };
                 let m = r.message().clone();
                 if let shared::transcript::Appended::New(_) = r {
                     self.save_message(&m)?;
                     self.broadcast(&VisitorEvent::Message { message: m.clone() });
-                    let _ = ws.send_with_str(encode(&VisitorEvent::Ack { client_id, seq: m.seq }));
-                    let r: ApiResult<serde_json::Value> = call(&tenant()?, "/notify", &ToTenant::CustomerMessage { conversation: meta.conversation.clone(), message: m }).await;
+                    let _ = ws.send_with_str(encode(&VisitorEvent::Ack {
+                        client_id,
+                        seq: m.seq,
+                    }));
+                    let r: ApiResult<serde_json::Value> = call(
+                        &tenant()?,
+                        "/notify",
+                        &ToTenant::CustomerMessage {
+                            conversation: meta.conversation.clone(),
+                            message: m,
+                        },
+                    )
+                    .await;
                     if let Err(e) = r {
                         worker::console_error!("notify tenant: {e}");
                     }
                 } else {
-                    let _ = ws.send_with_str(encode(&VisitorEvent::Ack { client_id, seq: m.seq }));
+                    let _ = ws.send_with_str(encode(&VisitorEvent::Ack {
+                        client_id,
+                        seq: m.seq,
+                    }));
                 }
             }
             VisitorFrame::Typing { typing } => {
-                let _: serde_json::Value = call(&tenant()?, "/notify", &ToTenant::CustomerTyping { conversation: meta.conversation.clone(), typing, name: meta.customer.name.clone() }).await?;
+                let _: serde_json::Value = call(
+                    &tenant()?,
+                    "/notify",
+                    &ToTenant::CustomerTyping {
+                        conversation: meta.conversation.clone(),
+                        typing,
+                        name: meta.customer.name.clone(),
+                    },
+                )
+                .await?;
             }
             VisitorFrame::End => {
-                let _: serde_json::Value = call(&tenant()?, "/notify", &ToTenant::CustomerEnd { conversation: meta.conversation.clone() }).await?;
+                let _: serde_json::Value = call(
+                    &tenant()?,
+                    "/notify",
+                    &ToTenant::CustomerEnd {
+                        conversation: meta.conversation.clone(),
+                    },
+                )
+                .await?;
             }
         }
         Ok(())
@@ -286,7 +434,12 @@ impl ConversationObject {
 impl DurableObject for ConversationObject {
     fn new(state: State, env: Env) -> Self {
         let limit = env_u32(&env, "RATE_VISITOR_PER_MINUTE", 60);
-        Self { state, env, loaded: RefCell::new(None), limiter: RefCell::new(RateLimiter::new(limit, 60)) }
+        Self {
+            state,
+            env,
+            loaded: RefCell::new(None),
+            limiter: RefCell::new(RateLimiter::new(limit, 60)),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
@@ -301,21 +454,37 @@ impl DurableObject for ConversationObject {
         respond(self.handle_internal(&path, &text).await)
     }
 
-    async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> worker::Result<()> {
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> worker::Result<()> {
         let text = match message {
             WebSocketIncomingMessage::String(s) => s,
             WebSocketIncomingMessage::Binary(_) => {
-                let _ = ws.send_with_str(encode(&VisitorEvent::Error { code: "invalid_frame".into(), message: "binary frames are not supported; send JSON text".into() }));
+                let _ = ws.send_with_str(encode(&VisitorEvent::Error {
+                    code: "invalid_frame".into(),
+                    message: "binary frames are not supported; send JSON text".into(),
+                }));
                 return Ok(());
             }
         };
         if let Err(e) = self.on_frame(&ws, &text).await {
-            let _ = ws.send_with_str(encode(&VisitorEvent::Error { code: e.code, message: e.message }));
+            let _ = ws.send_with_str(encode(&VisitorEvent::Error {
+                code: e.code,
+                message: e.message,
+            }));
         }
         Ok(())
     }
 
-    async fn websocket_close(&self, ws: WebSocket, _code: usize, _reason: String, _was_clean: bool) -> worker::Result<()> {
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        _code: usize,
+        _reason: String,
+        _was_clean: bool,
+    ) -> worker::Result<()> {
         let _ = ws.close(Some(1000), Some("bye"));
         Ok(())
     }

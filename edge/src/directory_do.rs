@@ -35,19 +35,34 @@ impl DirectoryObject {
     }
 
     fn ensure(&self) -> ApiResult<()> {
-        self.sql().exec("CREATE TABLE IF NOT EXISTS sites (site TEXT PRIMARY KEY, tenant TEXT NOT NULL)", None)?;
+        self.sql().exec(
+            "CREATE TABLE IF NOT EXISTS sites (site TEXT PRIMARY KEY, tenant TEXT NOT NULL)",
+            None,
+        )?;
         if env_string(&self.env, "DEMO_SEED").as_deref() == Some("true") {
             let demo: shared::protocol::AdminConfig = serde_json::from_str(crate::DEMO_TENANT)?;
             for s in demo.config.sites {
-                self.sql().exec("INSERT OR IGNORE INTO sites (site, tenant) VALUES (?, 'demo')", vec![s.key.as_str().into()])?;
+                self.sql().exec(
+                    "INSERT OR IGNORE INTO sites (site, tenant) VALUES (?, 'demo')",
+                    vec![s.key.as_str().into()],
+                )?;
             }
         }
         Ok(())
     }
 
     fn lookup(&self, site: &SiteKey) -> ApiResult<TenantId> {
-        let rows: Vec<Row> = self.sql().exec("SELECT tenant FROM sites WHERE site = ?", vec![site.as_str().into()])?.to_array()?;
-        let row = rows.into_iter().next().ok_or_else(|| ApiError::not_found("unknown_site", format!("unknown site {site}")))?;
+        let rows: Vec<Row> = self
+            .sql()
+            .exec(
+                "SELECT tenant FROM sites WHERE site = ?",
+                vec![site.as_str().into()],
+            )?
+            .to_array()?;
+        let row = rows
+            .into_iter()
+            .next()
+            .ok_or_else(|| ApiError::not_found("unknown_site", format!("unknown site {site}")))?;
         Ok(TenantId::new(row.tenant)?)
     }
 
@@ -55,13 +70,23 @@ impl DirectoryObject {
         for s in &c.sites {
             if let Ok(t) = self.lookup(s) {
                 if t != c.tenant {
-                    return Err(ApiError::new(409, "site_taken", format!("site {s} belongs to another tenant")));
+                    return Err(ApiError::new(
+                        409,
+                        "site_taken",
+                        format!("site {s} belongs to another tenant"),
+                    ));
                 }
             }
         }
-        self.sql().exec("DELETE FROM sites WHERE tenant = ?", vec![c.tenant.as_str().into()])?;
+        self.sql().exec(
+            "DELETE FROM sites WHERE tenant = ?",
+            vec![c.tenant.as_str().into()],
+        )?;
         for s in &c.sites {
-            self.sql().exec("INSERT INTO sites (site, tenant) VALUES (?, ?)", vec![s.as_str().into(), c.tenant.as_str().into()])?;
+            self.sql().exec(
+                "INSERT INTO sites (site, tenant) VALUES (?, ?)",
+                vec![s.as_str().into(), c.tenant.as_str().into()],
+            )?;
         }
         Ok(serde_json::json!({"ok": true}))
     }
@@ -78,7 +103,9 @@ impl DurableObject for DirectoryObject {
         let r: ApiResult<serde_json::Value> = (|| {
             self.ensure()?;
             match path.as_str() {
-                "/lookup" => Ok(serde_json::to_value(self.lookup(&serde_json::from_str(&text)?)?)?),
+                "/lookup" => Ok(serde_json::to_value(
+                    self.lookup(&serde_json::from_str(&text)?)?,
+                )?),
                 "/claim" => self.claim(serde_json::from_str(&text)?),
                 _ => Err(ApiError::not_found("no_such_route", path.clone())),
             }

@@ -21,7 +21,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
-        Self { status, code: code.into(), message: message.into(), retry_after: None }
+        Self {
+            status,
+            code: code.into(),
+            message: message.into(),
+            retry_after: None,
+        }
     }
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
         Self::new(400, code, message)
@@ -36,7 +41,14 @@ impl ApiError {
         Self::new(404, code, message)
     }
     pub fn rate_limited(retry_after: u32) -> Self {
-        Self { retry_after: Some(retry_after), ..Self::new(429, "rate_limited", format!("too many requests; retry in {retry_after} s")) }
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                429,
+                "rate_limited",
+                format!("too many requests; retry in {retry_after} s"),
+            )
+        }
     }
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "internal", message)
@@ -44,7 +56,10 @@ impl ApiError {
 
     /// The JSON body.
     pub fn body(&self) -> ErrorBody {
-        ErrorBody { error: self.code.clone(), message: self.message.clone() }
+        ErrorBody {
+            error: self.code.clone(),
+            message: self.message.clone(),
+        }
     }
 
     /// The HTTP response.
@@ -69,8 +84,14 @@ impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         use EngineError::*;
         let status = match &e {
-            UnknownAgent(_) | UnknownConversation(_) | UnknownSite(_) | UnknownQueue(_) | UnknownTemplate(_) => 404,
-            UnknownIdleReason(_) | UnknownWrapUpReason(_) | Template(_) | Text(_) | SelfTarget => 400,
+            UnknownAgent(_)
+            | UnknownConversation(_)
+            | UnknownSite(_)
+            | UnknownQueue(_)
+            | UnknownTemplate(_) => 404,
+            UnknownIdleReason(_) | UnknownWrapUpReason(_) | Template(_) | Text(_) | SelfTarget => {
+                400
+            }
             NotOwner(_) | NotParticipant(_) => 403,
             QueueClosed(_) | NoAgentsSignedIn(_) => 503,
             _ => 409,
@@ -81,7 +102,14 @@ impl From<EngineError> for ApiError {
 
 impl From<TranscriptError> for ApiError {
     fn from(e: TranscriptError) -> Self {
-        let status = if matches!(e, TranscriptError::Ended | TranscriptError::ClientIdConflict(_)) { 409 } else { 400 };
+        let status = if matches!(
+            e,
+            TranscriptError::Ended | TranscriptError::ClientIdConflict(_)
+        ) {
+            409
+        } else {
+            400
+        };
         Self::new(status, e.code(), e.to_string())
     }
 }

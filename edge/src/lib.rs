@@ -42,17 +42,25 @@ pub fn now() -> DateTime<Utc> {
 
 /// A string from a var or secret binding.
 pub fn env_string(env: &Env, name: &str) -> Option<String> {
-    env.var(name).map(|v| v.to_string()).ok().or_else(|| env.secret(name).map(|v| v.to_string()).ok()).filter(|s| !s.is_empty())
+    env.var(name)
+        .map(|v| v.to_string())
+        .ok()
+        .or_else(|| env.secret(name).map(|v| v.to_string()).ok())
+        .filter(|s| !s.is_empty())
 }
 
 /// A number from a var binding, or a default.
 pub fn env_u32(env: &Env, name: &str, default: u32) -> u32 {
-    env_string(env, name).and_then(|s| s.parse().ok()).unwrap_or(default)
+    env_string(env, name)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 /// The session-signing secret. Local runs get theirs from `.dev.vars`.
 pub fn session_secret(env: &Env) -> ApiResult<String> {
-    env_string(env, "SESSION_SECRET").ok_or_else(|| ApiError::internal("SESSION_SECRET is not configured (wrangler secret put SESSION_SECRET)"))
+    env_string(env, "SESSION_SECRET").ok_or_else(|| {
+        ApiError::internal("SESSION_SECRET is not configured (wrangler secret put SESSION_SECRET)")
+    })
 }
 
 /// A Durable Object stub with the name it was addressed by.
@@ -66,22 +74,39 @@ pub const OBJECT_NAME_HEADER: &str = "X-Object-Name";
 
 /// The stub of a Durable Object by name.
 pub fn stub(env: &Env, binding: &str, name: &str) -> ApiResult<Obj> {
-    Ok(Obj { stub: env.durable_object(binding)?.id_from_name(name)?.get_stub()?, name: name.to_owned() })
+    Ok(Obj {
+        stub: env
+            .durable_object(binding)?
+            .id_from_name(name)?
+            .get_stub()?,
+        name: name.to_owned(),
+    })
 }
 
 /// Calls another object with a JSON body and decodes its JSON answer.
-pub async fn call<B: Serialize, R: DeserializeOwned>(obj: &Obj, path: &str, body: &B) -> ApiResult<R> {
+pub async fn call<B: Serialize, R: DeserializeOwned>(
+    obj: &Obj,
+    path: &str,
+    body: &B,
+) -> ApiResult<R> {
     let headers = Headers::new();
     headers.set(OBJECT_NAME_HEADER, &obj.name)?;
     headers.set("Content-Type", "application/json")?;
     let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_headers(headers).with_body(Some(serde_json::to_string(body)?.into()));
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(serde_json::to_string(body)?.into()));
     let req = Request::new_with_init(&format!("https://internal{path}"), &init)?;
     let mut resp = obj.stub.fetch_with_request(req).await?;
     let text = resp.text().await?;
     if resp.status_code() >= 400 {
         let mut e = ApiError::from_body(resp.status_code(), &text);
-        e.retry_after = resp.headers().get("Retry-After").ok().flatten().and_then(|s| s.parse().ok());
+        e.retry_after = resp
+            .headers()
+            .get("Retry-After")
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse().ok());
         return Err(e);
     }
     Ok(serde_json::from_str(&text)?)
@@ -89,9 +114,16 @@ pub async fn call<B: Serialize, R: DeserializeOwned>(obj: &Obj, path: &str, body
 
 /// Reads a JSON body, naming the field on error.
 pub async fn json_body<T: DeserializeOwned>(req: &mut Request) -> ApiResult<T> {
-    let text = req.text().await.map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
+    let text = req
+        .text()
+        .await
+        .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
     if text.len() > 64 * 1024 {
-        return Err(ApiError::new(413, "body_too_large", "the request body is larger than 64 KiB"));
+        return Err(ApiError::new(
+            413,
+            "body_too_large",
+            "the request body is larger than 64 KiB",
+        ));
     }
     shared::protocol::decode_body(&text).map_err(|e| ApiError::bad_request("invalid_body", e.0))
 }
@@ -114,11 +146,22 @@ fn bearer(req: &Request) -> String {
 }
 
 fn query(req: &Request, key: &str) -> String {
-    req.url().ok().and_then(|u| u.query_pairs().find(|(k, _)| k == key).map(|(_, v)| v.into_owned())).unwrap_or_default()
+    req.url()
+        .ok()
+        .and_then(|u| {
+            u.query_pairs()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.into_owned())
+        })
+        .unwrap_or_default()
 }
 
 fn client_ip(req: &Request) -> String {
-    req.headers().get("CF-Connecting-IP").ok().flatten().unwrap_or_else(|| "unknown".into())
+    req.headers()
+        .get("CF-Connecting-IP")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Context a visitor request carries to the objects: who asks, from where.
@@ -135,7 +178,10 @@ fn caller(req: &Request) -> Caller {
     Caller {
         ip: client_ip(req),
         origin: req.headers().get("Origin").ok().flatten(),
-        self_origin: req.url().map(|u| u.origin().ascii_serialization()).unwrap_or_default(),
+        self_origin: req
+            .url()
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default(),
     }
 }
 
@@ -161,10 +207,13 @@ async fn tenant_of_site(env: &Env, site: &SiteKey) -> ApiResult<TenantId> {
 }
 
 fn admin_check(env: &Env, req: &Request) -> ApiResult<()> {
-    let want = env_string(env, "ADMIN_TOKEN").ok_or_else(|| ApiError::internal("ADMIN_TOKEN is not configured"))?;
+    let want = env_string(env, "ADMIN_TOKEN")
+        .ok_or_else(|| ApiError::internal("ADMIN_TOKEN is not configured"))?;
     let got = bearer(req);
     if got.is_empty() {
-        return Err(ApiError::unauthorized("the admin token is missing (Authorization: Bearer …)"));
+        return Err(ApiError::unauthorized(
+            "the admin token is missing (Authorization: Bearer …)",
+        ));
     }
     if !auth::same(&want, &got) {
         return Err(ApiError::unauthorized("the admin token is invalid"));
@@ -175,19 +224,32 @@ fn admin_check(env: &Env, req: &Request) -> ApiResult<()> {
 /// Forwards a WebSocket upgrade to an object, with identity in the internal URL.
 async fn forward_upgrade(req: &Request, obj: &Obj, internal_url: &str) -> worker::Result<Response> {
     if req.headers().get("Upgrade")?.as_deref() != Some("websocket") {
-        return ApiError::new(426, "upgrade_required", "this endpoint speaks WebSocket only").to_response();
+        return ApiError::new(
+            426,
+            "upgrade_required",
+            "this endpoint speaks WebSocket only",
+        )
+        .to_response();
     }
     let headers = Headers::new();
     headers.set("Upgrade", "websocket")?;
     headers.set(OBJECT_NAME_HEADER, &obj.name)?;
     let mut init = RequestInit::new();
     init.with_method(Method::Get).with_headers(headers);
-    obj.stub.fetch_with_request(Request::new_with_init(internal_url, &init)?).await
+    obj.stub
+        .fetch_with_request(Request::new_with_init(internal_url, &init)?)
+        .await
 }
 
 fn enc(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -203,23 +265,49 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
     let method = req.method();
     let r: ApiResult<Response> = async {
         match (method, segs.as_slice()) {
-            (Method::Get, ["api", "v1", "health"]) => Ok(Response::from_json(&serde_json::json!({"ok": true}))?),
+            (Method::Get, ["api", "v1", "health"]) => {
+                Ok(Response::from_json(&serde_json::json!({"ok": true}))?)
+            }
             (Method::Get, ["api", "v1", "sites", site]) => {
                 let site = SiteKey::new(*site)?;
                 let t = tenant_of_site(&env, &site).await?;
-                let info: shared::protocol::SiteInfo = call(&stub(&env, "TENANTS", t.as_str())?, "/site", &WithCaller { caller: caller(&req), body: site }).await?;
+                let info: shared::protocol::SiteInfo = call(
+                    &stub(&env, "TENANTS", t.as_str())?,
+                    "/site",
+                    &WithCaller {
+                        caller: caller(&req),
+                        body: site,
+                    },
+                )
+                .await?;
                 Ok(Response::from_json(&info)?)
             }
             (Method::Post, ["api", "v1", "conversations"]) => {
                 let body: StartRequest = json_body(&mut req).await?;
                 let t = tenant_of_site(&env, &body.site).await?;
-                let r: shared::protocol::StartResponse = call(&stub(&env, "TENANTS", t.as_str())?, "/start", &WithCaller { caller: caller(&req), body }).await?;
+                let r: shared::protocol::StartResponse = call(
+                    &stub(&env, "TENANTS", t.as_str())?,
+                    "/start",
+                    &WithCaller {
+                        caller: caller(&req),
+                        body,
+                    },
+                )
+                .await?;
                 Ok(Response::from_json(&r)?.with_status(201))
             }
             (Method::Post, ["api", "v1", "messages"]) => {
                 let body: LeaveMessageRequest = json_body(&mut req).await?;
                 let t = tenant_of_site(&env, &body.site).await?;
-                let r: serde_json::Value = call(&stub(&env, "TENANTS", t.as_str())?, "/leave-message", &WithCaller { caller: caller(&req), body }).await?;
+                let r: serde_json::Value = call(
+                    &stub(&env, "TENANTS", t.as_str())?,
+                    "/leave-message",
+                    &WithCaller {
+                        caller: caller(&req),
+                        body,
+                    },
+                )
+                .await?;
                 Ok(Response::from_json(&r)?.with_status(201))
             }
             (Method::Get, ["api", "v1", "conversations", id, "ws"]) => {
@@ -233,58 +321,113 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
                     enc(&c.self_origin),
                     enc(&c.ip)
                 );
-                return Ok(forward_upgrade(&req, &stub(&env, "CONVERSATIONS", id.as_str())?, &url).await?);
+                return Ok(
+                    forward_upgrade(&req, &stub(&env, "CONVERSATIONS", id.as_str())?, &url).await?,
+                );
             }
             (Method::Get, ["api", "v1", "conversations", id, "transcript"]) => {
                 let id = ConversationId::new(*id)?;
-                let token = if bearer(&req).is_empty() { query(&req, "token") } else { bearer(&req) };
-                let r: serde_json::Value = call(&stub(&env, "CONVERSATIONS", id.as_str())?, "/transcript", &WithCaller { caller: caller(&req), body: token }).await?;
+                let token = if bearer(&req).is_empty() {
+                    query(&req, "token")
+                } else {
+                    bearer(&req)
+                };
+                let r: serde_json::Value = call(
+                    &stub(&env, "CONVERSATIONS", id.as_str())?,
+                    "/transcript",
+                    &WithCaller {
+                        caller: caller(&req),
+                        body: token,
+                    },
+                )
+                .await?;
                 Ok(Response::from_json(&r)?)
             }
             (Method::Post, ["api", "v1", "conversations", id, "end"]) => {
                 let id = ConversationId::new(*id)?;
-                let r: serde_json::Value = call(&stub(&env, "CONVERSATIONS", id.as_str())?, "/end", &WithCaller { caller: caller(&req), body: bearer(&req) }).await?;
+                let r: serde_json::Value = call(
+                    &stub(&env, "CONVERSATIONS", id.as_str())?,
+                    "/end",
+                    &WithCaller {
+                        caller: caller(&req),
+                        body: bearer(&req),
+                    },
+                )
+                .await?;
                 Ok(Response::from_json(&r)?)
             }
             (Method::Post, ["api", "v1", "agent", "sign-in"]) => {
                 let body: SignInRequest = json_body(&mut req).await?;
-                let r: shared::protocol::SignInResponse = call(&stub(&env, "TENANTS", body.tenant.as_str())?, "/sign-in", &WithCaller { caller: caller(&req), body }).await?;
+                let r: shared::protocol::SignInResponse = call(
+                    &stub(&env, "TENANTS", body.tenant.as_str())?,
+                    "/sign-in",
+                    &WithCaller {
+                        caller: caller(&req),
+                        body,
+                    },
+                )
+                .await?;
                 Ok(Response::from_json(&r)?)
             }
             (Method::Get, ["api", "v1", "agent", "ws"]) => {
                 let token = query(&req, "token");
-                let s = auth::verify_session(&session_secret(&env)?, &token, now()).map_err(|e| ApiError::unauthorized(e.to_string()))?;
+                let s = auth::verify_session(&session_secret(&env)?, &token, now())
+                    .map_err(|e| ApiError::unauthorized(e.to_string()))?;
                 let url = format!("https://internal/agent-ws?agent={}&exp={}", s.agent, s.exp);
-                return Ok(forward_upgrade(&req, &stub(&env, "TENANTS", s.tenant.as_str())?, &url).await?);
+                return Ok(
+                    forward_upgrade(&req, &stub(&env, "TENANTS", s.tenant.as_str())?, &url).await?,
+                );
             }
             (Method::Get, ["api", "v1", "admin", "tenants", t, "config"]) => {
                 admin_check(&env, &req)?;
                 let t = TenantId::new(*t)?;
-                let r: serde_json::Value = call(&stub(&env, "TENANTS", t.as_str())?, "/admin/get-config", &()).await?;
+                let r: serde_json::Value = call(
+                    &stub(&env, "TENANTS", t.as_str())?,
+                    "/admin/get-config",
+                    &(),
+                )
+                .await?;
                 Ok(Response::from_json(&r)?)
             }
             (Method::Put, ["api", "v1", "admin", "tenants", t, "config"]) => {
                 admin_check(&env, &req)?;
                 let t = TenantId::new(*t)?;
                 let body: AdminConfig = json_body(&mut req).await?;
-                let r: serde_json::Value = call(&stub(&env, "TENANTS", t.as_str())?, "/admin/put-config", &body).await?;
+                let r: serde_json::Value = call(
+                    &stub(&env, "TENANTS", t.as_str())?,
+                    "/admin/put-config",
+                    &body,
+                )
+                .await?;
                 Ok(Response::from_json(&r)?)
             }
             (Method::Get, ["api", "v1", "admin", "tenants", t, "conversations"]) => {
                 admin_check(&env, &req)?;
                 let t = TenantId::new(*t)?;
-                let r: serde_json::Value = call(&stub(&env, "TENANTS", t.as_str())?, "/admin/closed", &()).await?;
+                let r: serde_json::Value =
+                    call(&stub(&env, "TENANTS", t.as_str())?, "/admin/closed", &()).await?;
                 Ok(Response::from_json(&r)?)
             }
             (Method::Get, ["api", "v1", "admin", "tenants", t, "conversations", id]) => {
                 admin_check(&env, &req)?;
                 let t = TenantId::new(*t)?;
                 let id = ConversationId::new(*id)?;
-                let r: serde_json::Value = call(&stub(&env, "TENANTS", t.as_str())?, "/admin/closed-one", &id).await?;
+                let r: serde_json::Value = call(
+                    &stub(&env, "TENANTS", t.as_str())?,
+                    "/admin/closed-one",
+                    &id,
+                )
+                .await?;
                 Ok(Response::from_json(&r)?)
             }
-            (_, ["api", ..]) => Err(ApiError::not_found("no_such_route", format!("no route {} {path}", req.method()))),
-            _ => Err(ApiError::not_found("not_found", format!("nothing at {path}"))),
+            (_, ["api", ..]) => Err(ApiError::not_found(
+                "no_such_route",
+                format!("no route {} {path}", req.method()),
+            )),
+            _ => Err(ApiError::not_found(
+                "not_found",
+                format!("nothing at {path}"),
+            )),
         }
     }
     .await;

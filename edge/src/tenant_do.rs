@@ -15,19 +15,29 @@
 
 use crate::auth::{self, PasswordHash, Session};
 use crate::error::{ApiError, ApiResult};
-use crate::{call, env_string, env_u32, now, respond, session_secret, stub, Caller, WithCaller, OBJECT_NAME_HEADER};
+use crate::{
+    call, env_string, env_u32, now, respond, session_secret, stub, Caller, WithCaller,
+    OBJECT_NAME_HEADER,
+};
 use serde::{Deserialize, Serialize};
-use shared::engine::{AgentEvent, Availability, ClosedConversation, Command, ConversationEvent, Customer, Effect, Tenant};
+use shared::engine::{
+    AgentEvent, Availability, ClosedConversation, Command, ConversationEvent, Customer, Effect,
+    Tenant,
+};
 use shared::ids::{AgentId, ClientMsgId, ConversationId, SiteKey, TenantId};
 use shared::protocol::{
-    encode, AdminConfig, AgentFrame, AgentServerFrame, Appended, LeaveMessageRequest, ReasonInfo, SignInRequest, SignInResponse, SiteInfo, StartRequest,
-    StartResponse, TemplateInfo, ToConversation, ToTenant,
+    encode, AdminConfig, AgentFrame, AgentServerFrame, Appended, LeaveMessageRequest, ReasonInfo,
+    SignInRequest, SignInResponse, SiteInfo, StartRequest, StartResponse, TemplateInfo,
+    ToConversation, ToTenant,
 };
 use shared::ratelimit::RateLimiter;
 use shared::transcript::Message;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use worker::{durable_object, DurableObject, Env, Request, Response, State, WebSocket, WebSocketIncomingMessage, WebSocketPair};
+use worker::{
+    durable_object, DurableObject, Env, Request, Response, State, WebSocket,
+    WebSocketIncomingMessage, WebSocketPair,
+};
 
 /// What an agent socket remembers across hibernation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,12 +71,18 @@ impl TenantObject {
     }
 
     fn kv_get(&self, key: &str) -> ApiResult<Option<String>> {
-        let rows: Vec<ValueRow> = self.sql().exec("SELECT value FROM kv WHERE key = ?", vec![key.into()])?.to_array()?;
+        let rows: Vec<ValueRow> = self
+            .sql()
+            .exec("SELECT value FROM kv WHERE key = ?", vec![key.into()])?
+            .to_array()?;
         Ok(rows.into_iter().next().map(|r| r.value))
     }
 
     fn kv_put(&self, key: &str, value: &str) -> ApiResult<()> {
-        self.sql().exec("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", vec![key.into(), value.into()])?;
+        self.sql().exec(
+            "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)",
+            vec![key.into(), value.into()],
+        )?;
         Ok(())
     }
 
@@ -76,7 +92,10 @@ impl TenantObject {
             return Ok(());
         }
         let sql = self.sql();
-        sql.exec("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)", None)?;
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            None,
+        )?;
         sql.exec("CREATE TABLE IF NOT EXISTS closed (id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, value TEXT NOT NULL)", None)?;
         let name = match self.kv_get("name")? {
             Some(n) => Some(n),
@@ -87,7 +106,9 @@ impl TenantObject {
                 req_name
             }
         };
-        let Some(name) = name else { return Err(not_loaded()) };
+        let Some(name) = name else {
+            return Err(not_loaded());
+        };
         *self.name.borrow_mut() = Some(TenantId::new(name.clone())?);
         if let Some(json) = self.kv_get("engine")? {
             *self.engine.borrow_mut() = Some(serde_json::from_str(&json)?);
@@ -113,20 +134,32 @@ impl TenantObject {
         for a in &admin.config.agents {
             let has = self.kv_get(&format!("pw:{}", a.id))?.is_some();
             if !has && !admin.passwords.contains_key(&a.id) {
-                return Err(ApiError::bad_request("invalid_config", format!("agent {} needs a password", a.id)));
+                return Err(ApiError::bad_request(
+                    "invalid_config",
+                    format!("agent {} needs a password", a.id),
+                ));
             }
         }
         for (a, pw) in &admin.passwords {
             if admin.config.agent(a).is_none() {
-                return Err(ApiError::bad_request("invalid_config", format!("password given for unknown agent {a}")));
+                return Err(ApiError::bad_request(
+                    "invalid_config",
+                    format!("password given for unknown agent {a}"),
+                ));
             }
             if pw.chars().count() < 8 {
-                return Err(ApiError::bad_request("invalid_config", format!("the password of agent {a} is shorter than 8 characters")));
+                return Err(ApiError::bad_request(
+                    "invalid_config",
+                    format!("the password of agent {a} is shorter than 8 characters"),
+                ));
             }
         }
         for s in admin.site_secrets.keys() {
             if admin.config.site(s).is_none() {
-                return Err(ApiError::bad_request("invalid_config", format!("secret given for unknown site {s}")));
+                return Err(ApiError::bad_request(
+                    "invalid_config",
+                    format!("secret given for unknown site {s}"),
+                ));
             }
         }
         // All checks passed: write.
@@ -165,7 +198,11 @@ impl TenantObject {
             if let Effect::Closed(c) = e {
                 self.sql().exec(
                     "INSERT OR REPLACE INTO closed (id, created_at, value) VALUES (?, ?, ?)",
-                    vec![c.id.as_str().into(), c.created_at.timestamp().into(), serde_json::to_string(c)?.into()],
+                    vec![
+                        c.id.as_str().into(),
+                        c.created_at.timestamp().into(),
+                        serde_json::to_string(c)?.into(),
+                    ],
                 )?;
             }
         }
@@ -203,7 +240,9 @@ impl TenantObject {
 
     async fn read(&self, conversation: &ConversationId) -> Vec<Message> {
         match stub(&self.env, "CONVERSATIONS", conversation.as_str()) {
-            Ok(s) => call(&s, "/internal", &ToConversation::Read { after: 0 }).await.unwrap_or_default(),
+            Ok(s) => call(&s, "/internal", &ToConversation::Read { after: 0 })
+                .await
+                .unwrap_or_default(),
             Err(_) => vec![],
         }
     }
@@ -213,7 +252,10 @@ impl TenantObject {
         let mut agent_events = Vec::new();
         for e in fx {
             match e {
-                Effect::Conversation { conversation, event } => match batches.iter_mut().find(|(c, _)| c == &conversation) {
+                Effect::Conversation {
+                    conversation,
+                    event,
+                } => match batches.iter_mut().find(|(c, _)| c == &conversation) {
                     Some((_, v)) => v.push(event),
                     None => batches.push((conversation, vec![event])),
                 },
@@ -224,7 +266,8 @@ impl TenantObject {
         let mut notes: Vec<(ConversationId, u64)> = Vec::new();
         for (c, events) in batches {
             let before = self.read_last(&c).await;
-            let r: ApiResult<serde_json::Value> = match stub(&self.env, "CONVERSATIONS", c.as_str()) {
+            let r: ApiResult<serde_json::Value> = match stub(&self.env, "CONVERSATIONS", c.as_str())
+            {
                 Ok(s) => call(&s, "/internal", &ToConversation::Events { events }).await,
                 Err(e) => Err(e),
             };
@@ -236,7 +279,9 @@ impl TenantObject {
         let concerned: Vec<(AgentId, ConversationId)> = agent_events
             .iter()
             .filter_map(|(a, e)| match e {
-                AgentEvent::WrapUpRequired { conversation } | AgentEvent::Left { conversation } | AgentEvent::Status { conversation, .. } => {
+                AgentEvent::WrapUpRequired { conversation }
+                | AgentEvent::Left { conversation }
+                | AgentEvent::Status { conversation, .. } => {
                     Some((a.clone(), conversation.clone()))
                 }
                 _ => None,
@@ -250,9 +295,20 @@ impl TenantObject {
                 }
                 AgentEvent::Joined(summary) => {
                     let c = summary.conversation.clone();
-                    self.send_agent(&agent, &AgentServerFrame::Event { event: AgentEvent::Joined(summary) });
+                    self.send_agent(
+                        &agent,
+                        &AgentServerFrame::Event {
+                            event: AgentEvent::Joined(summary),
+                        },
+                    );
                     let messages = self.read(&c).await;
-                    self.send_agent(&agent, &AgentServerFrame::Transcript { conversation: c, messages });
+                    self.send_agent(
+                        &agent,
+                        &AgentServerFrame::Transcript {
+                            conversation: c,
+                            messages,
+                        },
+                    );
                 }
                 event => self.send_agent(&agent, &AgentServerFrame::Event { event }),
             }
@@ -260,7 +316,9 @@ impl TenantObject {
         // New system lines go to the current participants and to every agent this
         // command concerned for that conversation (e.g. the owner of a chat that just ended).
         for (c, before) in notes {
-            let mut participants = self.with_engine(|t| t.participants(&c).unwrap_or_default()).unwrap_or_default();
+            let mut participants = self
+                .with_engine(|t| t.participants(&c).unwrap_or_default())
+                .unwrap_or_default();
             for a in concerned.iter().filter(|(_, x)| x == &c).map(|(a, _)| a) {
                 if !participants.contains(a) {
                     participants.push(a.clone());
@@ -270,12 +328,20 @@ impl TenantObject {
                 continue;
             }
             let msgs: Vec<Message> = match stub(&self.env, "CONVERSATIONS", c.as_str()) {
-                Ok(s) => call(&s, "/internal", &ToConversation::Read { after: before }).await.unwrap_or_default(),
+                Ok(s) => call(&s, "/internal", &ToConversation::Read { after: before })
+                    .await
+                    .unwrap_or_default(),
                 Err(_) => vec![],
             };
             for m in msgs {
                 for p in &participants {
-                    self.send_agent(p, &AgentServerFrame::Message { conversation: c.clone(), message: m.clone() });
+                    self.send_agent(
+                        p,
+                        &AgentServerFrame::Message {
+                            conversation: c.clone(),
+                            message: m.clone(),
+                        },
+                    );
                 }
             }
         }
@@ -286,49 +352,96 @@ impl TenantObject {
     }
 
     fn check_origin(&self, caller: &Caller, site: &SiteKey) -> ApiResult<Vec<String>> {
-        let allowed = self.with_engine(|t| t.config().site(site).map(|s| s.allowed_origins.clone()))?;
-        let allowed = allowed.ok_or_else(|| ApiError::not_found("unknown_site", format!("unknown site {site}")))?;
+        let allowed =
+            self.with_engine(|t| t.config().site(site).map(|s| s.allowed_origins.clone()))?;
+        let allowed = allowed
+            .ok_or_else(|| ApiError::not_found("unknown_site", format!("unknown site {site}")))?;
         if !crate::origin_allowed(caller, &allowed) {
-            return Err(ApiError::forbidden("origin_not_allowed", format!("origin {} is not allowed for site {site}", caller.origin.as_deref().unwrap_or(""))));
+            return Err(ApiError::forbidden(
+                "origin_not_allowed",
+                format!(
+                    "origin {} is not allowed for site {site}",
+                    caller.origin.as_deref().unwrap_or("")
+                ),
+            ));
         }
         Ok(allowed)
     }
 
     async fn start(&self, w: WithCaller<StartRequest>) -> ApiResult<StartResponse> {
-        self.start_limiter.borrow_mut().hit(&w.caller.ip, now()).map_err(ApiError::rate_limited)?;
+        self.start_limiter
+            .borrow_mut()
+            .hit(&w.caller.ip, now())
+            .map_err(ApiError::rate_limited)?;
         let b = w.body;
         let allowed = self.check_origin(&w.caller, &b.site)?;
         let verified_user_id = match (&b.user_id, &b.user_hash) {
             (None, None) => None,
             (Some(uid), Some(h)) => {
-                let secret = self
-                    .kv_get(&format!("secret:{}", b.site))?
-                    .ok_or_else(|| ApiError::bad_request("identity_not_configured", format!("site {} has no identity secret", b.site)))?;
+                let secret = self.kv_get(&format!("secret:{}", b.site))?.ok_or_else(|| {
+                    ApiError::bad_request(
+                        "identity_not_configured",
+                        format!("site {} has no identity secret", b.site),
+                    )
+                })?;
                 if !auth::check_user_hash(&secret, uid, h) {
-                    return Err(ApiError::forbidden("identity_invalid", "user_hash does not match user_id"));
+                    return Err(ApiError::forbidden(
+                        "identity_invalid",
+                        "user_hash does not match user_id",
+                    ));
                 }
                 Some(uid.clone())
             }
-            _ => return Err(ApiError::bad_request("invalid_body", "user_id and user_hash go together")),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid_body",
+                    "user_id and user_hash go together",
+                ))
+            }
         };
-        let name = shared::text::validate_name(&b.name).map_err(|e| ApiError::bad_request(e.code(), format!("name: {e}")))?;
+        let name = shared::text::validate_name(&b.name)
+            .map_err(|e| ApiError::bad_request(e.code(), format!("name: {e}")))?;
         shared::text::MessageText::new(&b.text, shared::text::Writer::Visitor)?;
         if let Some(email) = &b.email {
             if !email.is_empty() && (!email.contains('@') || email.len() > 200) {
-                return Err(ApiError::bad_request("invalid_email", format!("{email:?} is not an email address")));
+                return Err(ApiError::bad_request(
+                    "invalid_email",
+                    format!("{email:?} is not an email address"),
+                ));
             }
         }
         let email = b.email.clone().filter(|e| !e.is_empty());
-        let (avail, queue) = self.with_engine(|t| (t.availability(&b.site, now()), t.config().site(&b.site).map(|s| s.queue.clone())))?;
+        let (avail, queue) = self.with_engine(|t| {
+            (
+                t.availability(&b.site, now()),
+                t.config().site(&b.site).map(|s| s.queue.clone()),
+            )
+        })?;
         match avail? {
             Availability::Open { .. } => {}
-            Availability::Closed { queue_name } => return Err(ApiError::new(503, "queue_closed", format!("{queue_name} is closed now; leave a message instead"))),
-            Availability::NoAgents { queue_name } => return Err(ApiError::new(503, "no_agents_signed_in", format!("nobody in {queue_name} is signed in; leave a message instead"))),
+            Availability::Closed { queue_name } => {
+                return Err(ApiError::new(
+                    503,
+                    "queue_closed",
+                    format!("{queue_name} is closed now; leave a message instead"),
+                ))
+            }
+            Availability::NoAgents { queue_name } => {
+                return Err(ApiError::new(
+                    503,
+                    "no_agents_signed_in",
+                    format!("nobody in {queue_name} is signed in; leave a message instead"),
+                ))
+            }
         }
         let queue = queue.ok_or_else(|| ApiError::not_found("unknown_site", "unknown site"))?;
         let id = ConversationId::new(auth::random_id().map_err(ApiError::internal)?)?;
         let token = auth::new_visitor_token().map_err(ApiError::internal)?;
-        let customer = Customer { name, email, verified_user_id };
+        let customer = Customer {
+            name,
+            email,
+            verified_user_id,
+        };
         let init = ToConversation::Init {
             tenant: self.tenant_name()?,
             conversation: id.clone(),
@@ -339,14 +452,33 @@ impl TenantObject {
             allowed_origins: allowed,
             queue,
         };
-        let _: serde_json::Value = call(&stub(&self.env, "CONVERSATIONS", id.as_str())?, "/internal", &init).await?;
-        self.exec(Command::Start { conversation: id.clone(), site: b.site.clone(), customer }).await?;
-        let status = self.with_engine(|t| t.visitor_status(&id))?.unwrap_or(shared::engine::VisitorStatus::Ended);
-        Ok(StartResponse { conversation: id, token, status })
+        let _: serde_json::Value = call(
+            &stub(&self.env, "CONVERSATIONS", id.as_str())?,
+            "/internal",
+            &init,
+        )
+        .await?;
+        self.exec(Command::Start {
+            conversation: id.clone(),
+            site: b.site.clone(),
+            customer,
+        })
+        .await?;
+        let status = self
+            .with_engine(|t| t.visitor_status(&id))?
+            .unwrap_or(shared::engine::VisitorStatus::Ended);
+        Ok(StartResponse {
+            conversation: id,
+            token,
+            status,
+        })
     }
 
     fn sign_in(&self, w: WithCaller<SignInRequest>) -> ApiResult<(SignInResponse, Vec<Effect>)> {
-        self.sign_in_limiter.borrow_mut().hit(&w.caller.ip, now()).map_err(ApiError::rate_limited)?;
+        self.sign_in_limiter
+            .borrow_mut()
+            .hit(&w.caller.ip, now())
+            .map_err(ApiError::rate_limited)?;
         let b = w.body;
         let refused = || ApiError::unauthorized("unknown agent or wrong password");
         let h: PasswordHash = match self.kv_get(&format!("pw:{}", b.agent))? {
@@ -356,65 +488,146 @@ impl TenantObject {
         if !auth::check_password(&b.password, &h) {
             return Err(refused());
         }
-        let name = self.with_engine(|t| t.config().agent(&b.agent).map(|a| a.name.clone()))?.ok_or_else(refused)?;
-        let fx = self.run(Command::SignIn { agent: b.agent.clone() })?;
+        let name = self
+            .with_engine(|t| t.config().agent(&b.agent).map(|a| a.name.clone()))?
+            .ok_or_else(refused)?;
+        let fx = self.run(Command::SignIn {
+            agent: b.agent.clone(),
+        })?;
         let exp = now().timestamp() + auth::SESSION_SECS;
-        let token = auth::sign_session(&session_secret(&self.env)?, &Session { tenant: self.tenant_name()?, agent: b.agent.clone(), exp });
+        let token = auth::sign_session(
+            &session_secret(&self.env)?,
+            &Session {
+                tenant: self.tenant_name()?,
+                agent: b.agent.clone(),
+                exp,
+            },
+        );
         let expires_at = chrono::DateTime::from_timestamp(exp, 0).unwrap_or_default();
-        Ok((SignInResponse { token, expires_at, agent: b.agent, name }, fx))
+        Ok((
+            SignInResponse {
+                token,
+                expires_at,
+                agent: b.agent,
+                name,
+            },
+            fx,
+        ))
     }
 
     async fn snapshot_frame(&self, agent: &AgentId) -> ApiResult<AgentServerFrame> {
         let (snapshot, cfg) = self.with_engine(|t| (t.snapshot(agent), t.config().clone()))?;
         let snapshot = snapshot?;
         let mut transcripts = BTreeMap::new();
-        let ids = snapshot.chats.iter().chain(snapshot.wrap_ups.iter()).map(|c| c.conversation.clone()).chain(snapshot.offer.iter().map(|o| o.conversation.clone()));
+        let ids = snapshot
+            .chats
+            .iter()
+            .chain(snapshot.wrap_ups.iter())
+            .map(|c| c.conversation.clone())
+            .chain(snapshot.offer.iter().map(|o| o.conversation.clone()));
         for c in ids.collect::<Vec<_>>() {
             let m = self.read(&c).await;
             transcripts.insert(c, m);
         }
-        let reasons = |v: &[shared::config::Reason]| v.iter().map(|r| ReasonInfo { id: r.id.clone(), label: r.label.clone(), label_de: r.label_de.clone() }).collect();
+        let reasons = |v: &[shared::config::Reason]| {
+            v.iter()
+                .map(|r| ReasonInfo {
+                    id: r.id.clone(),
+                    label: r.label.clone(),
+                    label_de: r.label_de.clone(),
+                })
+                .collect()
+        };
         Ok(AgentServerFrame::Snapshot {
             snapshot,
             transcripts,
             idle_reasons: reasons(&cfg.idle_reasons),
             wrap_up_reasons: reasons(&cfg.wrap_up_reasons),
-            templates: cfg.templates.iter().map(|t| TemplateInfo { id: t.id.clone(), name: t.name.clone(), text: t.text.clone() }).collect(),
+            templates: cfg
+                .templates
+                .iter()
+                .map(|t| TemplateInfo {
+                    id: t.id.clone(),
+                    name: t.name.clone(),
+                    text: t.text.clone(),
+                })
+                .collect(),
         })
     }
 
     async fn accept_agent(&self, req: &Request) -> ApiResult<Response> {
-        let q = |k: &str| req.url().ok().and_then(|u| u.query_pairs().find(|(x, _)| x == k).map(|(_, v)| v.into_owned())).unwrap_or_default();
+        let q = |k: &str| {
+            req.url()
+                .ok()
+                .and_then(|u| {
+                    u.query_pairs()
+                        .find(|(x, _)| x == k)
+                        .map(|(_, v)| v.into_owned())
+                })
+                .unwrap_or_default()
+        };
         let agent = AgentId::new(q("agent"))?;
         let exp: i64 = q("exp").parse().unwrap_or(0);
         let frame = self.snapshot_frame(&agent).await?;
-        let signed_in = self.with_engine(|t| t.agent(&agent).is_some_and(|a| a.state.is_signed_in()))?;
+        let signed_in =
+            self.with_engine(|t| t.agent(&agent).is_some_and(|a| a.state.is_signed_in()))?;
         if !signed_in {
-            return Err(ApiError::unauthorized("this session was signed out; sign in again"));
+            return Err(ApiError::unauthorized(
+                "this session was signed out; sign in again",
+            ));
         }
         let pair = WebSocketPair::new()?;
-        self.state.accept_websocket_with_tags(&pair.server, &[agent.as_str()]);
-        pair.server.serialize_attachment(SocketInfo { agent, exp })?;
+        self.state
+            .accept_websocket_with_tags(&pair.server, &[agent.as_str()]);
+        pair.server
+            .serialize_attachment(SocketInfo { agent, exp })?;
         let _ = pair.server.send_with_str(encode(&frame));
         Ok(Response::from_websocket(pair.client)?)
     }
 
     async fn notify(&self, n: ToTenant) -> ApiResult<serde_json::Value> {
         match n {
-            ToTenant::CustomerMessage { conversation, message } => {
-                if self.run(Command::CustomerActivity { conversation: conversation.clone() }).is_ok() {
+            ToTenant::CustomerMessage {
+                conversation,
+                message,
+            } => {
+                if self
+                    .run(Command::CustomerActivity {
+                        conversation: conversation.clone(),
+                    })
+                    .is_ok()
+                {
                     self.schedule().await?;
                 }
                 for p in self.with_engine(|t| t.participants(&conversation).unwrap_or_default())? {
-                    self.send_agent(&p, &AgentServerFrame::Message { conversation: conversation.clone(), message: message.clone() });
+                    self.send_agent(
+                        &p,
+                        &AgentServerFrame::Message {
+                            conversation: conversation.clone(),
+                            message: message.clone(),
+                        },
+                    );
                 }
             }
-            ToTenant::CustomerTyping { conversation, typing, name } => {
+            ToTenant::CustomerTyping {
+                conversation,
+                typing,
+                name,
+            } => {
                 for p in self.with_engine(|t| t.participants(&conversation).unwrap_or_default())? {
-                    self.send_agent(&p, &AgentServerFrame::Typing { conversation: conversation.clone(), typing, name: name.clone() });
+                    self.send_agent(
+                        &p,
+                        &AgentServerFrame::Typing {
+                            conversation: conversation.clone(),
+                            typing,
+                            name: name.clone(),
+                        },
+                    );
                 }
             }
-            ToTenant::CustomerEnd { conversation } => self.exec(Command::CustomerEnd { conversation }).await?,
+            ToTenant::CustomerEnd { conversation } => {
+                self.exec(Command::CustomerEnd { conversation }).await?
+            }
         }
         Ok(serde_json::json!({ "ok": true }))
     }
@@ -422,7 +635,9 @@ impl TenantObject {
     async fn on_agent_frame(&self, ws: &WebSocket, info: &SocketInfo, text: &str) -> ApiResult<()> {
         if info.exp <= now().timestamp() {
             let _ = ws.close(Some(4001), Some("session expired"));
-            return Err(ApiError::unauthorized("the session has expired; sign in again"));
+            return Err(ApiError::unauthorized(
+                "the session has expired; sign in again",
+            ));
         }
         let frame: AgentFrame = shared::protocol::decode(text)?;
         let agent = info.agent.clone();
@@ -432,14 +647,67 @@ impl TenantObject {
         match frame {
             AgentFrame::Ping => reply(&AgentServerFrame::Pong),
             AgentFrame::SetState { state } => self.exec(Command::SetState { agent, state }).await?,
-            AgentFrame::Accept { conversation } => self.exec(Command::Accept { agent, conversation }).await?,
-            AgentFrame::Transfer { conversation, target } => self.exec(Command::Transfer { agent, conversation, target }).await?,
-            AgentFrame::Conference { conversation, guest } => self.exec(Command::RequestConference { agent, conversation, guest }).await?,
-            AgentFrame::EndConference { conversation } => self.exec(Command::EndConference { agent, conversation }).await?,
-            AgentFrame::End { conversation } => self.exec(Command::End { agent, conversation }).await?,
-            AgentFrame::WrapUp { conversation, reason, next } => self.exec(Command::WrapUp { agent, conversation, reason, next }).await?,
+            AgentFrame::Accept { conversation } => {
+                self.exec(Command::Accept {
+                    agent,
+                    conversation,
+                })
+                .await?
+            }
+            AgentFrame::Transfer {
+                conversation,
+                target,
+            } => {
+                self.exec(Command::Transfer {
+                    agent,
+                    conversation,
+                    target,
+                })
+                .await?
+            }
+            AgentFrame::Conference {
+                conversation,
+                guest,
+            } => {
+                self.exec(Command::RequestConference {
+                    agent,
+                    conversation,
+                    guest,
+                })
+                .await?
+            }
+            AgentFrame::EndConference { conversation } => {
+                self.exec(Command::EndConference {
+                    agent,
+                    conversation,
+                })
+                .await?
+            }
+            AgentFrame::End { conversation } => {
+                self.exec(Command::End {
+                    agent,
+                    conversation,
+                })
+                .await?
+            }
+            AgentFrame::WrapUp {
+                conversation,
+                reason,
+                next,
+            } => {
+                self.exec(Command::WrapUp {
+                    agent,
+                    conversation,
+                    reason,
+                    next,
+                })
+                .await?
+            }
             AgentFrame::SignOut => {
-                self.exec(Command::SignOut { agent: agent.clone() }).await?;
+                self.exec(Command::SignOut {
+                    agent: agent.clone(),
+                })
+                .await?;
                 for s in self.sockets_of(&agent) {
                     let _ = s.close(Some(1000), Some("signed out"));
                 }
@@ -448,48 +716,119 @@ impl TenantObject {
                 let (queues, agents) = self.with_engine(|t| t.targets(&agent))??;
                 reply(&AgentServerFrame::Targets { queues, agents });
             }
-            AgentFrame::Template { conversation, template } => {
-                let text = self.with_engine(|t| t.render_template(&agent, &conversation, &template, now()))??;
+            AgentFrame::Template {
+                conversation,
+                template,
+            } => {
+                let text = self.with_engine(|t| {
+                    t.render_template(&agent, &conversation, &template, now())
+                })??;
                 reply(&AgentServerFrame::Template { conversation, text });
             }
-            AgentFrame::Typing { conversation, typing } => {
+            AgentFrame::Typing {
+                conversation,
+                typing,
+            } => {
                 self.with_engine(|t| t.can_write(&agent, &conversation))??;
-                let name = self.with_engine(|t| t.config().agent(&agent).map(|a| a.name.clone()).unwrap_or_default())?;
-                let _: serde_json::Value = call(&stub(&self.env, "CONVERSATIONS", conversation.as_str())?, "/internal", &ToConversation::AgentTyping { name: name.clone(), typing }).await?;
+                let name = self.with_engine(|t| {
+                    t.config()
+                        .agent(&agent)
+                        .map(|a| a.name.clone())
+                        .unwrap_or_default()
+                })?;
+                let _: serde_json::Value = call(
+                    &stub(&self.env, "CONVERSATIONS", conversation.as_str())?,
+                    "/internal",
+                    &ToConversation::AgentTyping {
+                        name: name.clone(),
+                        typing,
+                    },
+                )
+                .await?;
                 for p in self.with_engine(|t| t.participants(&conversation).unwrap_or_default())? {
                     if p != agent {
-                        self.send_agent(&p, &AgentServerFrame::Typing { conversation: conversation.clone(), typing, name: name.clone() });
+                        self.send_agent(
+                            &p,
+                            &AgentServerFrame::Typing {
+                                conversation: conversation.clone(),
+                                typing,
+                                name: name.clone(),
+                            },
+                        );
                     }
                 }
             }
-            AgentFrame::Send { conversation, client_id, text } => self.agent_send(ws, agent, conversation, client_id, text).await?,
+            AgentFrame::Send {
+                conversation,
+                client_id,
+                text,
+            } => {
+                self.agent_send(ws, agent, conversation, client_id, text)
+                    .await?
+            }
         }
         Ok(())
     }
 
-    async fn agent_send(&self, ws: &WebSocket, agent: AgentId, conversation: ConversationId, client_id: ClientMsgId, text: String) -> ApiResult<()> {
+    async fn agent_send(
+        &self,
+        ws: &WebSocket,
+        agent: AgentId,
+        conversation: ConversationId,
+        client_id: ClientMsgId,
+        text: String,
+    ) -> ApiResult<()> {
         self.with_engine(|t| t.can_write(&agent, &conversation))??;
         // Explain the text rules before any call.
         shared::text::MessageText::new(&text, shared::text::Writer::Agent)?;
-        let name = self.with_engine(|t| t.config().agent(&agent).map(|a| a.name.clone()).unwrap_or_default())?;
+        let name = self.with_engine(|t| {
+            t.config()
+                .agent(&agent)
+                .map(|a| a.name.clone())
+                .unwrap_or_default()
+        })?;
         let r: Appended = call(
             &stub(&self.env, "CONVERSATIONS", conversation.as_str())?,
             "/internal",
-            &ToConversation::AgentSend { agent: agent.clone(), name, client_id: client_id.clone(), text },
+            &ToConversation::AgentSend {
+                agent: agent.clone(),
+                name,
+                client_id: client_id.clone(),
+                text,
+            },
         )
         .await?;
-        let _ = ws.send_with_str(encode(&AgentServerFrame::Ack { conversation: conversation.clone(), client_id, seq: r.message.seq }));
+        let _ = ws.send_with_str(encode(&AgentServerFrame::Ack {
+            conversation: conversation.clone(),
+            client_id,
+            seq: r.message.seq,
+        }));
         if !r.duplicate {
             for p in self.with_engine(|t| t.participants(&conversation).unwrap_or_default())? {
-                self.send_agent(&p, &AgentServerFrame::Message { conversation: conversation.clone(), message: r.message.clone() });
+                self.send_agent(
+                    &p,
+                    &AgentServerFrame::Message {
+                        conversation: conversation.clone(),
+                        message: r.message.clone(),
+                    },
+                );
             }
         }
         Ok(())
     }
 
     fn closed_list(&self) -> ApiResult<Vec<ClosedConversation>> {
-        let rows: Vec<ValueRow> = self.sql().exec("SELECT value FROM closed ORDER BY created_at DESC LIMIT 500", None)?.to_array()?;
-        Ok(rows.iter().map(|r| serde_json::from_str(&r.value)).collect::<Result<_, _>>()?)
+        let rows: Vec<ValueRow> = self
+            .sql()
+            .exec(
+                "SELECT value FROM closed ORDER BY created_at DESC LIMIT 500",
+                None,
+            )?
+            .to_array()?;
+        Ok(rows
+            .iter()
+            .map(|r| serde_json::from_str(&r.value))
+            .collect::<Result<_, _>>()?)
     }
 
     async fn route(&self, path: &str, text: &str) -> ApiResult<serde_json::Value> {
@@ -498,20 +837,43 @@ impl TenantObject {
                 let w: WithCaller<SiteKey> = serde_json::from_str(text)?;
                 self.check_origin(&w.caller, &w.body)?;
                 let info = self.with_engine(|t| -> ApiResult<SiteInfo> {
-                    let s = t.config().site(&w.body).ok_or_else(|| ApiError::not_found("unknown_site", format!("unknown site {}", w.body)))?;
-                    Ok(SiteInfo { site: s.key.clone(), name: s.name.clone(), language: s.language.clone(), availability: t.availability(&s.key, now())? })
+                    let s = t.config().site(&w.body).ok_or_else(|| {
+                        ApiError::not_found("unknown_site", format!("unknown site {}", w.body))
+                    })?;
+                    Ok(SiteInfo {
+                        site: s.key.clone(),
+                        name: s.name.clone(),
+                        language: s.language.clone(),
+                        availability: t.availability(&s.key, now())?,
+                    })
                 })??;
                 Ok(serde_json::to_value(info)?)
             }
-            "/start" => Ok(serde_json::to_value(self.start(serde_json::from_str(text)?).await?)?),
+            "/start" => Ok(serde_json::to_value(
+                self.start(serde_json::from_str(text)?).await?,
+            )?),
             "/leave-message" => {
                 let w: WithCaller<LeaveMessageRequest> = serde_json::from_str(text)?;
-                self.start_limiter.borrow_mut().hit(&w.caller.ip, now()).map_err(ApiError::rate_limited)?;
+                self.start_limiter
+                    .borrow_mut()
+                    .hit(&w.caller.ip, now())
+                    .map_err(ApiError::rate_limited)?;
                 self.check_origin(&w.caller, &w.body.site)?;
-                let name = shared::text::validate_name(&w.body.name).map_err(|e| ApiError::bad_request(e.code(), format!("name: {e}")))?;
+                let name = shared::text::validate_name(&w.body.name)
+                    .map_err(|e| ApiError::bad_request(e.code(), format!("name: {e}")))?;
                 let id = ConversationId::new(auth::random_id().map_err(ApiError::internal)?)?;
-                let customer = Customer { name, email: w.body.email.filter(|e| !e.is_empty()), verified_user_id: None };
-                self.exec(Command::LeaveMessage { conversation: id.clone(), site: w.body.site, customer, text: w.body.text }).await?;
+                let customer = Customer {
+                    name,
+                    email: w.body.email.filter(|e| !e.is_empty()),
+                    verified_user_id: None,
+                };
+                self.exec(Command::LeaveMessage {
+                    conversation: id.clone(),
+                    site: w.body.site,
+                    customer,
+                    text: w.body.text,
+                })
+                .await?;
                 Ok(serde_json::json!({ "id": id }))
             }
             "/sign-in" => {
@@ -521,12 +883,21 @@ impl TenantObject {
                 Ok(serde_json::to_value(r)?)
             }
             "/notify" => self.notify(serde_json::from_str(text)?).await,
-            "/admin/get-config" => Ok(serde_json::json!({ "config": self.with_engine(|t| t.config().clone())? })),
+            "/admin/get-config" => {
+                Ok(serde_json::json!({ "config": self.with_engine(|t| t.config().clone())? }))
+            }
             "/admin/put-config" => {
                 let admin: AdminConfig = serde_json::from_str(text)?;
                 let sites = admin.config.sites.iter().map(|s| s.key.clone()).collect();
-                let _: serde_json::Value =
-                    call(&stub(&self.env, "DIRECTORY", "directory")?, "/claim", &crate::directory_do::Claim { tenant: self.tenant_name()?, sites }).await?;
+                let _: serde_json::Value = call(
+                    &stub(&self.env, "DIRECTORY", "directory")?,
+                    "/claim",
+                    &crate::directory_do::Claim {
+                        tenant: self.tenant_name()?,
+                        sites,
+                    },
+                )
+                .await?;
                 self.install_config(admin)?;
                 self.exec(Command::Tick).await?;
                 Ok(serde_json::json!({ "ok": true }))
@@ -534,7 +905,16 @@ impl TenantObject {
             "/admin/closed" => Ok(serde_json::to_value(self.closed_list()?)?),
             "/admin/closed-one" => {
                 let id: ConversationId = serde_json::from_str(text)?;
-                let rec = self.closed_list()?.into_iter().find(|c| c.id == id).ok_or_else(|| ApiError::not_found("unknown_conversation", format!("unknown closed conversation {id}")))?;
+                let rec = self
+                    .closed_list()?
+                    .into_iter()
+                    .find(|c| c.id == id)
+                    .ok_or_else(|| {
+                        ApiError::not_found(
+                            "unknown_conversation",
+                            format!("unknown closed conversation {id}"),
+                        )
+                    })?;
                 let transcript = self.read(&id).await;
                 Ok(serde_json::json!({ "conversation": rec, "transcript": transcript }))
             }
@@ -585,12 +965,22 @@ impl DurableObject for TenantObject {
         Response::ok("ok")
     }
 
-    async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> worker::Result<()> {
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> worker::Result<()> {
         let err = |code: &str, m: String| {
-            let _ = ws.send_with_str(encode(&AgentServerFrame::Error { code: code.into(), message: m }));
+            let _ = ws.send_with_str(encode(&AgentServerFrame::Error {
+                code: code.into(),
+                message: m,
+            }));
         };
         let WebSocketIncomingMessage::String(text) = message else {
-            err("invalid_frame", "binary frames are not supported; send JSON text".into());
+            err(
+                "invalid_frame",
+                "binary frames are not supported; send JSON text".into(),
+            );
             return Ok(());
         };
         let Some(info) = ws.deserialize_attachment::<SocketInfo>().ok().flatten() else {
@@ -607,7 +997,13 @@ impl DurableObject for TenantObject {
         Ok(())
     }
 
-    async fn websocket_close(&self, ws: WebSocket, _code: usize, _reason: String, _was_clean: bool) -> worker::Result<()> {
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        _code: usize,
+        _reason: String,
+        _was_clean: bool,
+    ) -> worker::Result<()> {
         let _ = ws.close(Some(1000), Some("bye"));
         Ok(())
     }

@@ -110,7 +110,10 @@ pub struct TenantConfig {
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(pub String);
 
-fn unique<'a, T: Ord + std::fmt::Display + 'a>(kind: &str, ids: impl Iterator<Item = &'a T>) -> Result<(), ConfigError> {
+fn unique<'a, T: Ord + std::fmt::Display + 'a>(
+    kind: &str,
+    ids: impl Iterator<Item = &'a T>,
+) -> Result<(), ConfigError> {
     let mut seen = BTreeSet::new();
     for id in ids {
         if !seen.insert(id) {
@@ -135,12 +138,20 @@ impl TenantConfig {
         unique("template", self.templates.iter().map(|t| &t.id))?;
         for q in &self.queues {
             if !(1..=600).contains(&q.offer_timeout_secs) {
-                return e(format!("queue {}: offer_timeout_secs must be 1 to 600", q.id));
+                return e(format!(
+                    "queue {}: offer_timeout_secs must be 1 to 600",
+                    q.id
+                ));
             }
             if !(10..=86_400).contains(&q.inactivity_timeout_secs) {
-                return e(format!("queue {}: inactivity_timeout_secs must be 10 to 86400", q.id));
+                return e(format!(
+                    "queue {}: inactivity_timeout_secs must be 10 to 86400",
+                    q.id
+                ));
             }
-            q.hours.validate().map_err(|m| ConfigError(format!("queue {}: {m}", q.id)))?;
+            q.hours
+                .validate()
+                .map_err(|m| ConfigError(format!("queue {}: {m}", q.id)))?;
         }
         for s in &self.sites {
             if self.queue(&s.queue).is_none() {
@@ -156,7 +167,8 @@ impl TenantConfig {
             }
         }
         for t in &self.templates {
-            Template::parse(&t.text).map_err(|err| ConfigError(format!("template {}: {err}", t.id)))?;
+            Template::parse(&t.text)
+                .map_err(|err| ConfigError(format!("template {}: {err}", t.id)))?;
         }
         Ok(())
     }

@@ -74,24 +74,66 @@ pub enum TransferTarget {
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Command {
     /// A visitor starts a chat on a site.
-    Start { conversation: ConversationId, site: SiteKey, customer: Customer },
+    Start {
+        conversation: ConversationId,
+        site: SiteKey,
+        customer: Customer,
+    },
     /// A visitor leaves a message instead (queue closed or nobody signed in).
-    LeaveMessage { conversation: ConversationId, site: SiteKey, customer: Customer, text: String },
+    LeaveMessage {
+        conversation: ConversationId,
+        site: SiteKey,
+        customer: Customer,
+        text: String,
+    },
     /// The customer wrote or typed: resets the inactivity timer.
-    CustomerActivity { conversation: ConversationId },
+    CustomerActivity {
+        conversation: ConversationId,
+    },
     /// The customer ended the chat.
-    CustomerEnd { conversation: ConversationId },
-    SignIn { agent: AgentId },
-    SignOut { agent: AgentId },
-    SetState { agent: AgentId, state: RequestedState },
+    CustomerEnd {
+        conversation: ConversationId,
+    },
+    SignIn {
+        agent: AgentId,
+    },
+    SignOut {
+        agent: AgentId,
+    },
+    SetState {
+        agent: AgentId,
+        state: RequestedState,
+    },
     /// Accept a chat offer, a transfer offer or a conference request.
-    Accept { agent: AgentId, conversation: ConversationId },
-    Transfer { agent: AgentId, conversation: ConversationId, target: TransferTarget },
-    RequestConference { agent: AgentId, conversation: ConversationId, guest: AgentId },
+    Accept {
+        agent: AgentId,
+        conversation: ConversationId,
+    },
+    Transfer {
+        agent: AgentId,
+        conversation: ConversationId,
+        target: TransferTarget,
+    },
+    RequestConference {
+        agent: AgentId,
+        conversation: ConversationId,
+        guest: AgentId,
+    },
     /// The owner removes the guest, or the guest leaves.
-    EndConference { agent: AgentId, conversation: ConversationId },
-    End { agent: AgentId, conversation: ConversationId },
-    WrapUp { agent: AgentId, conversation: ConversationId, reason: ReasonId, next: RequestedState },
+    EndConference {
+        agent: AgentId,
+        conversation: ConversationId,
+    },
+    End {
+        agent: AgentId,
+        conversation: ConversationId,
+    },
+    WrapUp {
+        agent: AgentId,
+        conversation: ConversationId,
+        reason: ReasonId,
+        next: RequestedState,
+    },
     /// Deadlines up to now have passed.
     Tick,
 }
@@ -223,8 +265,13 @@ pub enum WithdrawReason {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum ChatStatus {
     Active,
-    ConferenceRequested { guest_name: String },
-    Conference { owner_name: String, guest_name: String },
+    ConferenceRequested {
+        guest_name: String,
+    },
+    Conference {
+        owner_name: String,
+        guest_name: String,
+    },
     Ended,
 }
 
@@ -252,17 +299,31 @@ pub struct ChatSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum AgentEvent {
-    State { state: AgentState },
+    State {
+        state: AgentState,
+    },
     Offer(Offer),
-    OfferWithdrawn { conversation: ConversationId, reason: WithdrawReason },
+    OfferWithdrawn {
+        conversation: ConversationId,
+        reason: WithdrawReason,
+    },
     /// You now take part in this chat.
     Joined(ChatSummary),
     /// The status line of one of your chats changed.
-    Status { conversation: ConversationId, status: ChatStatus },
+    Status {
+        conversation: ConversationId,
+        status: ChatStatus,
+    },
     /// You no longer take part in this chat (transferred away, conference ended).
-    Left { conversation: ConversationId },
-    WrapUpRequired { conversation: ConversationId },
-    WrapUpDone { conversation: ConversationId },
+    Left {
+        conversation: ConversationId,
+    },
+    WrapUpRequired {
+        conversation: ConversationId,
+    },
+    WrapUpDone {
+        conversation: ConversationId,
+    },
 }
 
 /// Why a conversation ended.
@@ -293,9 +354,15 @@ impl SystemNote {
             SystemNote::Joined { agent_name } => format!("{agent_name} joined"),
             SystemNote::Left { agent_name } => format!("{agent_name} left"),
             SystemNote::Transferring => "You are being transferred".into(),
-            SystemNote::Ended { by: EndedBy::Customer } => "The chat was ended by the customer".into(),
-            SystemNote::Ended { by: EndedBy::Inactivity } => "The chat ended after inactivity".into(),
-            SystemNote::Ended { by: EndedBy::Agent(_) } => "The chat was ended by the agent".into(),
+            SystemNote::Ended {
+                by: EndedBy::Customer,
+            } => "The chat was ended by the customer".into(),
+            SystemNote::Ended {
+                by: EndedBy::Inactivity,
+            } => "The chat ended after inactivity".into(),
+            SystemNote::Ended {
+                by: EndedBy::Agent(_),
+            } => "The chat was ended by the agent".into(),
         }
     }
 }
@@ -305,10 +372,15 @@ impl SystemNote {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum VisitorStatus {
     /// In the queue; 1 is next.
-    Queued { position: u32 },
+    Queued {
+        position: u32,
+    },
     /// An agent is being asked right now.
     Connecting,
-    Active { agent_name: String, guest_name: Option<String> },
+    Active {
+        agent_name: String,
+        guest_name: Option<String>,
+    },
     Ended,
 }
 
@@ -369,8 +441,14 @@ pub struct ClosedConversation {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "to", rename_all = "snake_case")]
 pub enum Effect {
-    Agent { agent: AgentId, event: AgentEvent },
-    Conversation { conversation: ConversationId, event: ConversationEvent },
+    Agent {
+        agent: AgentId,
+        event: AgentEvent,
+    },
+    Conversation {
+        conversation: ConversationId,
+        event: ConversationEvent,
+    },
     Closed(Box<ClosedConversation>),
 }
 
@@ -378,8 +456,14 @@ pub enum Effect {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "conference", rename_all = "snake_case")]
 pub enum Conference {
-    Requested { guest: AgentId, deadline: DateTime<Utc>, requested_at: DateTime<Utc> },
-    Joined { guest: AgentId },
+    Requested {
+        guest: AgentId,
+        deadline: DateTime<Utc>,
+        requested_at: DateTime<Utc>,
+    },
+    Joined {
+        guest: AgentId,
+    },
 }
 
 /// Where a live conversation is.
@@ -387,8 +471,16 @@ pub enum Conference {
 #[serde(tag = "place", rename_all = "snake_case")]
 pub enum Place {
     Queued,
-    Offered { agent: AgentId, offered_at: DateTime<Utc>, deadline: DateTime<Utc>, transfer_from: Option<AgentId> },
-    Active { owner: AgentId, conference: Option<Conference> },
+    Offered {
+        agent: AgentId,
+        offered_at: DateTime<Utc>,
+        deadline: DateTime<Utc>,
+        transfer_from: Option<AgentId>,
+    },
+    Active {
+        owner: AgentId,
+        conference: Option<Conference>,
+    },
     /// Ended; waiting for wrap-ups.
     Ended,
 }
@@ -495,17 +587,28 @@ pub struct Tenant {
 type Fx = Vec<Effect>;
 
 fn to_agent(fx: &mut Fx, agent: &AgentId, event: AgentEvent) {
-    fx.push(Effect::Agent { agent: agent.clone(), event });
+    fx.push(Effect::Agent {
+        agent: agent.clone(),
+        event,
+    });
 }
 fn to_conv(fx: &mut Fx, conversation: &ConversationId, event: ConversationEvent) {
-    fx.push(Effect::Conversation { conversation: conversation.clone(), event });
+    fx.push(Effect::Conversation {
+        conversation: conversation.clone(),
+        event,
+    });
 }
 
 impl Tenant {
     /// A tenant with a validated configuration and every agent signed out.
     pub fn new(config: TenantConfig) -> Result<Self, crate::config::ConfigError> {
         config.validate()?;
-        let mut t = Self { config, agents: BTreeMap::new(), queues: BTreeMap::new(), conversations: BTreeMap::new() };
+        let mut t = Self {
+            config,
+            agents: BTreeMap::new(),
+            queues: BTreeMap::new(),
+            conversations: BTreeMap::new(),
+        };
         t.sync_config();
         Ok(t)
     }
@@ -515,13 +618,19 @@ impl Tenant {
     pub fn set_config(&mut self, config: TenantConfig) -> Result<(), crate::config::ConfigError> {
         config.validate()?;
         for (q, d) in &self.queues {
-            if config.queue(q).is_none() && (!d.is_empty() || self.conversations.values().any(|c| &c.queue == q)) {
-                return Err(crate::config::ConfigError(format!("queue {q} still has conversations")));
+            if config.queue(q).is_none()
+                && (!d.is_empty() || self.conversations.values().any(|c| &c.queue == q))
+            {
+                return Err(crate::config::ConfigError(format!(
+                    "queue {q} still has conversations"
+                )));
             }
         }
         for (a, rt) in &self.agents {
             if config.agent(a).is_none() && rt.state.is_signed_in() {
-                return Err(crate::config::ConfigError(format!("agent {a} is signed in")));
+                return Err(crate::config::ConfigError(format!(
+                    "agent {a} is signed in"
+                )));
             }
         }
         self.config = config;
@@ -533,7 +642,9 @@ impl Tenant {
         let agents: BTreeSet<_> = self.config.agents.iter().map(|a| a.id.clone()).collect();
         self.agents.retain(|a, _| agents.contains(a));
         for a in agents {
-            self.agents.entry(a).or_insert_with(AgentRuntime::signed_out);
+            self.agents
+                .entry(a)
+                .or_insert_with(AgentRuntime::signed_out);
         }
         let queues: BTreeSet<_> = self.config.queues.iter().map(|q| q.id.clone()).collect();
         self.queues.retain(|q, _| queues.contains(q));
@@ -576,7 +687,10 @@ impl Tenant {
 
     /// The earliest time at which [`Command::Tick`] has work to do.
     pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
-        self.conversations.values().filter_map(|c| self.deadline_of(c)).min()
+        self.conversations
+            .values()
+            .filter_map(|c| self.deadline_of(c))
+            .min()
     }
 
     fn deadline_of(&self, c: &Conversation) -> Option<DateTime<Utc>> {
@@ -594,36 +708,62 @@ impl Tenant {
     }
 
     fn inactivity(&self, q: &QueueId) -> Duration {
-        let secs = self.config.queue(q).map_or(crate::config::DEFAULT_INACTIVITY_TIMEOUT_SECS, |q| q.inactivity_timeout_secs);
+        let secs = self
+            .config
+            .queue(q)
+            .map_or(crate::config::DEFAULT_INACTIVITY_TIMEOUT_SECS, |q| {
+                q.inactivity_timeout_secs
+            });
         Duration::seconds(i64::from(secs))
     }
     fn offer_timeout(&self, q: &QueueId) -> Duration {
-        let secs = self.config.queue(q).map_or(crate::config::DEFAULT_OFFER_TIMEOUT_SECS, |q| q.offer_timeout_secs);
+        let secs = self
+            .config
+            .queue(q)
+            .map_or(crate::config::DEFAULT_OFFER_TIMEOUT_SECS, |q| {
+                q.offer_timeout_secs
+            });
         Duration::seconds(i64::from(secs))
     }
     fn agent_name(&self, a: &AgentId) -> String {
-        self.config.agent(a).map_or_else(|| a.to_string(), |c| c.name.clone())
+        self.config
+            .agent(a)
+            .map_or_else(|| a.to_string(), |c| c.name.clone())
     }
     fn queue_name(&self, q: &QueueId) -> String {
-        self.config.queue(q).map_or_else(|| q.to_string(), |c| c.name.clone())
+        self.config
+            .queue(q)
+            .map_or_else(|| q.to_string(), |c| c.name.clone())
     }
     fn capacity(&self, a: &AgentId) -> usize {
         self.config.agent(a).map_or(0, |c| c.capacity as usize)
     }
 
     /// Whether new chats can start on `site` now.
-    pub fn availability(&self, site: &SiteKey, now: DateTime<Utc>) -> Result<Availability, EngineError> {
-        let s = self.config.site(site).ok_or_else(|| EngineError::UnknownSite(site.clone()))?;
-        let q = self.config.queue(&s.queue).ok_or_else(|| EngineError::UnknownQueue(s.queue.clone()))?;
+    pub fn availability(
+        &self,
+        site: &SiteKey,
+        now: DateTime<Utc>,
+    ) -> Result<Availability, EngineError> {
+        let s = self
+            .config
+            .site(site)
+            .ok_or_else(|| EngineError::UnknownSite(site.clone()))?;
+        let q = self
+            .config
+            .queue(&s.queue)
+            .ok_or_else(|| EngineError::UnknownQueue(s.queue.clone()))?;
         let queue_name = q.name.clone();
         if !q.hours.is_open(now) {
             return Ok(Availability::Closed { queue_name });
         }
-        let anyone = self
-            .config
-            .agents
-            .iter()
-            .any(|a| a.queues.contains(&q.id) && self.agents.get(&a.id).is_some_and(|r| r.state.is_signed_in()));
+        let anyone = self.config.agents.iter().any(|a| {
+            a.queues.contains(&q.id)
+                && self
+                    .agents
+                    .get(&a.id)
+                    .is_some_and(|r| r.state.is_signed_in())
+        });
         if !anyone {
             return Ok(Availability::NoAgents { queue_name });
         }
@@ -631,7 +771,10 @@ impl Tenant {
     }
 
     fn signed_in(&self, a: &AgentId) -> Result<&AgentRuntime, EngineError> {
-        let rt = self.agents.get(a).ok_or_else(|| EngineError::UnknownAgent(a.clone()))?;
+        let rt = self
+            .agents
+            .get(a)
+            .ok_or_else(|| EngineError::UnknownAgent(a.clone()))?;
         if !rt.state.is_signed_in() {
             return Err(EngineError::NotSignedIn(a.clone()));
         }
@@ -639,10 +782,16 @@ impl Tenant {
     }
 
     fn conv(&self, c: &ConversationId) -> Result<&Conversation, EngineError> {
-        self.conversations.get(c).ok_or_else(|| EngineError::UnknownConversation(c.clone()))
+        self.conversations
+            .get(c)
+            .ok_or_else(|| EngineError::UnknownConversation(c.clone()))
     }
 
-    fn owned_active(&self, agent: &AgentId, c: &ConversationId) -> Result<Option<Conference>, EngineError> {
+    fn owned_active(
+        &self,
+        agent: &AgentId,
+        c: &ConversationId,
+    ) -> Result<Option<Conference>, EngineError> {
         self.signed_in(agent)?;
         let conv = self.conv(c)?;
         match &conv.place {
@@ -665,7 +814,10 @@ impl Tenant {
 
     /// Checks that `agent` may read `c`'s transcript (participant, offered, or owing a wrap-up).
     pub fn can_read(&self, agent: &AgentId, c: &ConversationId) -> Result<(), EngineError> {
-        let rt = self.agents.get(agent).ok_or_else(|| EngineError::UnknownAgent(agent.clone()))?;
+        let rt = self
+            .agents
+            .get(agent)
+            .ok_or_else(|| EngineError::UnknownAgent(agent.clone()))?;
         self.conv(c)?;
         if rt.chats.contains(c) || rt.offer.as_ref() == Some(c) || rt.wrap_ups.contains(c) {
             Ok(())
@@ -678,17 +830,29 @@ impl Tenant {
     pub fn participants(&self, c: &ConversationId) -> Result<Vec<AgentId>, EngineError> {
         let conv = self.conv(c)?;
         Ok(match &conv.place {
-            Place::Active { owner, conference: Some(Conference::Joined { guest }) } => vec![owner.clone(), guest.clone()],
+            Place::Active {
+                owner,
+                conference: Some(Conference::Joined { guest }),
+            } => vec![owner.clone(), guest.clone()],
             Place::Active { owner, .. } => vec![owner.clone()],
             _ => vec![],
         })
     }
 
     /// Renders template `t` for `agent` in conversation `c`.
-    pub fn render_template(&self, agent: &AgentId, c: &ConversationId, t: &TemplateId, now: DateTime<Utc>) -> Result<String, EngineError> {
+    pub fn render_template(
+        &self,
+        agent: &AgentId,
+        c: &ConversationId,
+        t: &TemplateId,
+        now: DateTime<Utc>,
+    ) -> Result<String, EngineError> {
         self.can_read(agent, c)?;
         let conv = self.conv(c)?;
-        let tc = self.config.template(t).ok_or_else(|| EngineError::UnknownTemplate(t.clone()))?;
+        let tc = self
+            .config
+            .template(t)
+            .ok_or_else(|| EngineError::UnknownTemplate(t.clone()))?;
         let tpl = Template::parse(&tc.text).map_err(|e| EngineError::Template(e.to_string()))?;
         let ctx = TemplateContext {
             customer_name: conv.customer.name.clone(),
@@ -701,7 +865,10 @@ impl Tenant {
     }
 
     /// Queues and Available agents with free capacity, for the Transfer and Conference dialogs.
-    pub fn targets(&self, agent: &AgentId) -> Result<(Vec<TargetQueue>, Vec<TargetAgent>), EngineError> {
+    pub fn targets(
+        &self,
+        agent: &AgentId,
+    ) -> Result<(Vec<TargetQueue>, Vec<TargetAgent>), EngineError> {
         self.signed_in(agent)?;
         let queues = self
             .config
@@ -718,33 +885,47 @@ impl Tenant {
             .agents
             .iter()
             .filter(|a| &a.id != agent && self.is_free(&a.id))
-            .map(|a| TargetAgent { id: a.id.clone(), name: a.name.clone() })
+            .map(|a| TargetAgent {
+                id: a.id.clone(),
+                name: a.name.clone(),
+            })
             .collect();
         Ok((queues, agents))
     }
 
     /// Available, below capacity, no pending offer.
     fn is_free(&self, a: &AgentId) -> bool {
-        self.agents
-            .get(a)
-            .is_some_and(|rt| rt.state == AgentState::Available && rt.offer.is_none() && rt.load() < self.capacity(a))
+        self.agents.get(a).is_some_and(|rt| {
+            rt.state == AgentState::Available && rt.offer.is_none() && rt.load() < self.capacity(a)
+        })
     }
 
     /// Free, and not owing a wrap-up for `c` (an agent who transferred a chat away is not offered it back before wrapping up).
     fn is_free_for(&self, a: &AgentId, c: &ConversationId) -> bool {
-        self.is_free(a) && self.agents.get(a).is_some_and(|rt| !rt.wrap_ups.contains(c))
+        self.is_free(a)
+            && self
+                .agents
+                .get(a)
+                .is_some_and(|rt| !rt.wrap_ups.contains(c))
     }
 
     fn summary(&self, conv: &Conversation, agent: &AgentId) -> ChatSummary {
         let (role, status) = match &conv.place {
             Place::Active { owner, conference } => {
-                let role = if owner == agent { Role::Owner } else { Role::Guest };
+                let role = if owner == agent {
+                    Role::Owner
+                } else {
+                    Role::Guest
+                };
                 let status = match conference {
                     None => ChatStatus::Active,
-                    Some(Conference::Requested { guest, .. }) => ChatStatus::ConferenceRequested { guest_name: self.agent_name(guest) },
-                    Some(Conference::Joined { guest }) => {
-                        ChatStatus::Conference { owner_name: self.agent_name(owner), guest_name: self.agent_name(guest) }
-                    }
+                    Some(Conference::Requested { guest, .. }) => ChatStatus::ConferenceRequested {
+                        guest_name: self.agent_name(guest),
+                    },
+                    Some(Conference::Joined { guest }) => ChatStatus::Conference {
+                        owner_name: self.agent_name(owner),
+                        guest_name: self.agent_name(guest),
+                    },
                 };
                 (role, status)
             }
@@ -763,7 +944,12 @@ impl Tenant {
 
     fn offer_view(&self, conv: &Conversation, agent: &AgentId) -> Option<Offer> {
         match &conv.place {
-            Place::Offered { agent: a, offered_at, deadline, transfer_from } if a == agent => Some(Offer {
+            Place::Offered {
+                agent: a,
+                offered_at,
+                deadline,
+                transfer_from,
+            } if a == agent => Some(Offer {
                 conversation: conv.id.clone(),
                 customer_name: conv.customer.name.clone(),
                 queue_name: self.queue_name(&conv.queue),
@@ -772,39 +958,76 @@ impl Tenant {
                 offered_at: *offered_at,
                 deadline: *deadline,
                 kind: match transfer_from {
-                    Some(f) => OfferKind::Transfer { from_name: self.agent_name(f) },
+                    Some(f) => OfferKind::Transfer {
+                        from_name: self.agent_name(f),
+                    },
                     None => OfferKind::Chat,
                 },
             }),
-            Place::Active { owner, conference: Some(Conference::Requested { guest, deadline, requested_at }) } if guest == agent => {
-                Some(Offer {
-                    conversation: conv.id.clone(),
-                    customer_name: conv.customer.name.clone(),
-                    queue_name: self.queue_name(&conv.queue),
-                    agent_name: self.agent_name(agent),
-                    received_at: conv.created_at,
-                    offered_at: *requested_at,
-                    deadline: *deadline,
-                    kind: OfferKind::Conference { owner_name: self.agent_name(owner) },
-                })
-            }
+            Place::Active {
+                owner,
+                conference:
+                    Some(Conference::Requested {
+                        guest,
+                        deadline,
+                        requested_at,
+                    }),
+            } if guest == agent => Some(Offer {
+                conversation: conv.id.clone(),
+                customer_name: conv.customer.name.clone(),
+                queue_name: self.queue_name(&conv.queue),
+                agent_name: self.agent_name(agent),
+                received_at: conv.created_at,
+                offered_at: *requested_at,
+                deadline: *deadline,
+                kind: OfferKind::Conference {
+                    owner_name: self.agent_name(owner),
+                },
+            }),
             _ => None,
         }
     }
 
     /// Everything an agent's console shows, for (re)connects.
     pub fn snapshot(&self, agent: &AgentId) -> Result<AgentSnapshot, EngineError> {
-        let rt = self.agents.get(agent).ok_or_else(|| EngineError::UnknownAgent(agent.clone()))?;
-        let cfg = self.config.agent(agent).ok_or_else(|| EngineError::UnknownAgent(agent.clone()))?;
-        let offer = rt.offer.as_ref().and_then(|c| self.conversations.get(c)).and_then(|c| self.offer_view(c, agent));
-        let chats = rt.chats.iter().filter_map(|c| self.conversations.get(c)).map(|c| self.summary(c, agent)).collect();
+        let rt = self
+            .agents
+            .get(agent)
+            .ok_or_else(|| EngineError::UnknownAgent(agent.clone()))?;
+        let cfg = self
+            .config
+            .agent(agent)
+            .ok_or_else(|| EngineError::UnknownAgent(agent.clone()))?;
+        let offer = rt
+            .offer
+            .as_ref()
+            .and_then(|c| self.conversations.get(c))
+            .and_then(|c| self.offer_view(c, agent));
+        let chats = rt
+            .chats
+            .iter()
+            .filter_map(|c| self.conversations.get(c))
+            .map(|c| self.summary(c, agent))
+            .collect();
         let wrap_ups = rt
             .wrap_ups
             .iter()
             .filter_map(|c| self.conversations.get(c))
-            .map(|c| ChatSummary { status: ChatStatus::Ended, role: Role::Owner, ..self.summary(c, agent) })
+            .map(|c| ChatSummary {
+                status: ChatStatus::Ended,
+                role: Role::Owner,
+                ..self.summary(c, agent)
+            })
             .collect();
-        Ok(AgentSnapshot { agent: agent.clone(), name: cfg.name.clone(), capacity: cfg.capacity, state: rt.state.clone(), offer, chats, wrap_ups })
+        Ok(AgentSnapshot {
+            agent: agent.clone(),
+            name: cfg.name.clone(),
+            capacity: cfg.capacity,
+            state: rt.state.clone(),
+            offer,
+            chats,
+            wrap_ups,
+        })
     }
 
     /// The status the visitor of `c` should see.
@@ -816,8 +1039,14 @@ impl Tenant {
     fn status_of(&self, conv: &Conversation) -> VisitorStatus {
         match &conv.place {
             Place::Queued => {
-                let pos = self.queues.get(&conv.queue).and_then(|d| d.iter().position(|x| x == &conv.id)).unwrap_or(0);
-                VisitorStatus::Queued { position: pos as u32 + 1 }
+                let pos = self
+                    .queues
+                    .get(&conv.queue)
+                    .and_then(|d| d.iter().position(|x| x == &conv.id))
+                    .unwrap_or(0);
+                VisitorStatus::Queued {
+                    position: pos as u32 + 1,
+                }
             }
             Place::Offered { .. } => VisitorStatus::Connecting,
             Place::Active { owner, conference } => VisitorStatus::Active {
@@ -835,9 +1064,21 @@ impl Tenant {
 
     fn apply(&mut self, now: DateTime<Utc>, cmd: Command, fx: &mut Fx) -> Result<(), EngineError> {
         match cmd {
-            Command::Start { conversation, site, customer } => self.start(now, conversation, site, customer, fx),
-            Command::LeaveMessage { conversation, site, customer, text } => {
-                let s = self.config.site(&site).ok_or_else(|| EngineError::UnknownSite(site.clone()))?;
+            Command::Start {
+                conversation,
+                site,
+                customer,
+            } => self.start(now, conversation, site, customer, fx),
+            Command::LeaveMessage {
+                conversation,
+                site,
+                customer,
+                text,
+            } => {
+                let s = self
+                    .config
+                    .site(&site)
+                    .ok_or_else(|| EngineError::UnknownSite(site.clone()))?;
                 if self.conversations.contains_key(&conversation) {
                     return Err(EngineError::DuplicateConversation(conversation));
                 }
@@ -848,7 +1089,10 @@ impl Tenant {
                     kind: ConversationKind::LeftMessage,
                     site: site.clone(),
                     customer,
-                    queue_history: vec![QueueVisit { queue: s.queue.clone(), entered_at: now }],
+                    queue_history: vec![QueueVisit {
+                        queue: s.queue.clone(),
+                        entered_at: now,
+                    }],
                     agents: vec![],
                     created_at: now,
                     answered_at: None,
@@ -862,25 +1106,42 @@ impl Tenant {
                 Ok(())
             }
             Command::CustomerActivity { conversation } => {
-                let c = self.conversations.get_mut(&conversation).ok_or(EngineError::UnknownConversation(conversation.clone()))?;
+                let c = self
+                    .conversations
+                    .get_mut(&conversation)
+                    .ok_or(EngineError::UnknownConversation(conversation.clone()))?;
                 if c.place == Place::Ended {
                     return Err(EngineError::AlreadyEnded(conversation));
                 }
                 c.last_customer_activity = now;
                 Ok(())
             }
-            Command::CustomerEnd { conversation } => self.end(now, &conversation, EndedBy::Customer, fx),
+            Command::CustomerEnd { conversation } => {
+                self.end(now, &conversation, EndedBy::Customer, fx)
+            }
             Command::SignIn { agent } => {
-                let rt = self.agents.get_mut(&agent).ok_or_else(|| EngineError::UnknownAgent(agent.clone()))?;
+                let rt = self
+                    .agents
+                    .get_mut(&agent)
+                    .ok_or_else(|| EngineError::UnknownAgent(agent.clone()))?;
                 if rt.state == AgentState::SignedOut {
                     rt.state = AgentState::Idle { reason: None };
                     rt.last_routed = now;
-                    to_agent(fx, &agent, AgentEvent::State { state: rt.state.clone() });
+                    to_agent(
+                        fx,
+                        &agent,
+                        AgentEvent::State {
+                            state: rt.state.clone(),
+                        },
+                    );
                 }
                 Ok(())
             }
             Command::SignOut { agent } => {
-                let rt = self.agents.get(&agent).ok_or_else(|| EngineError::UnknownAgent(agent.clone()))?;
+                let rt = self
+                    .agents
+                    .get(&agent)
+                    .ok_or_else(|| EngineError::UnknownAgent(agent.clone()))?;
                 if !rt.chats.is_empty() || !rt.wrap_ups.is_empty() {
                     return Err(EngineError::HasOpenChats(agent));
                 }
@@ -897,9 +1158,20 @@ impl Tenant {
                 self.set_state(&agent, state, fx);
                 Ok(())
             }
-            Command::Accept { agent, conversation } => self.accept(now, agent, conversation, fx),
-            Command::Transfer { agent, conversation, target } => self.transfer(now, agent, conversation, target, fx),
-            Command::RequestConference { agent, conversation, guest } => {
+            Command::Accept {
+                agent,
+                conversation,
+            } => self.accept(now, agent, conversation, fx),
+            Command::Transfer {
+                agent,
+                conversation,
+                target,
+            } => self.transfer(now, agent, conversation, target, fx),
+            Command::RequestConference {
+                agent,
+                conversation,
+                guest,
+            } => {
                 if self.owned_active(&agent, &conversation)?.is_some() {
                     return Err(EngineError::ConferenceBusy(conversation));
                 }
@@ -913,10 +1185,17 @@ impl Tenant {
                     return Err(EngineError::TargetUnavailable(guest));
                 }
                 let deadline = now + self.offer_timeout(&self.conv(&conversation)?.queue);
-                let c = self.conversations.get_mut(&conversation).ok_or(EngineError::UnknownConversation(conversation.clone()))?;
+                let c = self
+                    .conversations
+                    .get_mut(&conversation)
+                    .ok_or(EngineError::UnknownConversation(conversation.clone()))?;
                 c.place = Place::Active {
                     owner: agent.clone(),
-                    conference: Some(Conference::Requested { guest: guest.clone(), deadline, requested_at: now }),
+                    conference: Some(Conference::Requested {
+                        guest: guest.clone(),
+                        deadline,
+                        requested_at: now,
+                    }),
                 };
                 if let Some(rt) = self.agents.get_mut(&guest) {
                     rt.offer = Some(conversation.clone());
@@ -926,10 +1205,20 @@ impl Tenant {
                 if let Some(o) = self.offer_view(c, &guest) {
                     to_agent(fx, &guest, AgentEvent::Offer(o));
                 }
-                to_agent(fx, &agent, AgentEvent::Status { conversation: conversation.clone(), status: self.summary(c, &agent).status });
+                to_agent(
+                    fx,
+                    &agent,
+                    AgentEvent::Status {
+                        conversation: conversation.clone(),
+                        status: self.summary(c, &agent).status,
+                    },
+                );
                 Ok(())
             }
-            Command::EndConference { agent, conversation } => {
+            Command::EndConference {
+                agent,
+                conversation,
+            } => {
                 self.signed_in(&agent)?;
                 let c = self.conv(&conversation)?;
                 let (owner, conf) = match &c.place {
@@ -948,25 +1237,49 @@ impl Tenant {
                 self.drop_guest(&conversation, &owner, WithdrawReason::OwnerCancelled, fx);
                 Ok(())
             }
-            Command::End { agent, conversation } => {
+            Command::End {
+                agent,
+                conversation,
+            } => {
                 self.owned_active(&agent, &conversation)?;
                 self.end(now, &conversation, EndedBy::Agent(agent), fx)
             }
-            Command::WrapUp { agent, conversation, reason, next } => {
+            Command::WrapUp {
+                agent,
+                conversation,
+                reason,
+                next,
+            } => {
                 self.signed_in(&agent)?;
                 if !self.config.wrap_up_reasons.iter().any(|r| r.id == reason) {
                     return Err(EngineError::UnknownWrapUpReason(reason));
                 }
                 let next = self.requested(next)?;
-                let rt = self.agents.get_mut(&agent).ok_or_else(|| EngineError::UnknownAgent(agent.clone()))?;
+                let rt = self
+                    .agents
+                    .get_mut(&agent)
+                    .ok_or_else(|| EngineError::UnknownAgent(agent.clone()))?;
                 if !rt.wrap_ups.remove(&conversation) {
                     return Err(EngineError::NoWrapUp(conversation));
                 }
                 rt.last_routed = now;
-                let c = self.conversations.get_mut(&conversation).ok_or(EngineError::UnknownConversation(conversation.clone()))?;
+                let c = self
+                    .conversations
+                    .get_mut(&conversation)
+                    .ok_or(EngineError::UnknownConversation(conversation.clone()))?;
                 c.pending_wrap_ups.remove(&agent);
-                c.wrap_ups.push(WrapUpRecord { agent: agent.clone(), reason, at: now });
-                to_agent(fx, &agent, AgentEvent::WrapUpDone { conversation: conversation.clone() });
+                c.wrap_ups.push(WrapUpRecord {
+                    agent: agent.clone(),
+                    reason,
+                    at: now,
+                });
+                to_agent(
+                    fx,
+                    &agent,
+                    AgentEvent::WrapUpDone {
+                        conversation: conversation.clone(),
+                    },
+                );
                 if next != AgentState::Available {
                     self.withdraw_offer(&agent, WithdrawReason::StateChanged, now, fx);
                 }
@@ -986,7 +1299,9 @@ impl Tenant {
             RequestedState::Available => Ok(AgentState::Available),
             RequestedState::Idle { reason } => {
                 if self.config.idle_reasons.iter().any(|r| r.id == reason) {
-                    Ok(AgentState::Idle { reason: Some(reason) })
+                    Ok(AgentState::Idle {
+                        reason: Some(reason),
+                    })
                 } else {
                     Err(EngineError::UnknownIdleReason(reason))
                 }
@@ -1003,23 +1318,41 @@ impl Tenant {
         }
     }
 
-    fn start(&mut self, now: DateTime<Utc>, id: ConversationId, site: SiteKey, customer: Customer, fx: &mut Fx) -> Result<(), EngineError> {
+    fn start(
+        &mut self,
+        now: DateTime<Utc>,
+        id: ConversationId,
+        site: SiteKey,
+        customer: Customer,
+        fx: &mut Fx,
+    ) -> Result<(), EngineError> {
         if self.conversations.contains_key(&id) {
             return Err(EngineError::DuplicateConversation(id));
         }
-        let name = crate::text::validate_name(&customer.name).map_err(|e| EngineError::Text(format!("name: {e}")))?;
+        let name = crate::text::validate_name(&customer.name)
+            .map_err(|e| EngineError::Text(format!("name: {e}")))?;
         match self.availability(&site, now)? {
             Availability::Open { .. } => {}
             Availability::Closed { .. } | Availability::NoAgents { .. } => {
-                let q = self.config.site(&site).map(|s| s.queue.clone()).ok_or(EngineError::UnknownSite(site.clone()))?;
-                return Err(if matches!(self.availability(&site, now)?, Availability::Closed { .. }) {
-                    EngineError::QueueClosed(q)
-                } else {
-                    EngineError::NoAgentsSignedIn(q)
-                });
+                let q = self
+                    .config
+                    .site(&site)
+                    .map(|s| s.queue.clone())
+                    .ok_or(EngineError::UnknownSite(site.clone()))?;
+                return Err(
+                    if matches!(self.availability(&site, now)?, Availability::Closed { .. }) {
+                        EngineError::QueueClosed(q)
+                    } else {
+                        EngineError::NoAgentsSignedIn(q)
+                    },
+                );
             }
         }
-        let queue = self.config.site(&site).map(|s| s.queue.clone()).ok_or(EngineError::UnknownSite(site.clone()))?;
+        let queue = self
+            .config
+            .site(&site)
+            .map(|s| s.queue.clone())
+            .ok_or(EngineError::UnknownSite(site.clone()))?;
         let conv = Conversation {
             id: id.clone(),
             site,
@@ -1027,7 +1360,10 @@ impl Tenant {
             customer: Customer { name, ..customer },
             created_at: now,
             place: Place::Queued,
-            queue_history: vec![QueueVisit { queue: queue.clone(), entered_at: now }],
+            queue_history: vec![QueueVisit {
+                queue: queue.clone(),
+                entered_at: now,
+            }],
             agents: vec![],
             answered_at: None,
             ended_at: None,
@@ -1038,45 +1374,100 @@ impl Tenant {
             announced: None,
         };
         self.conversations.insert(id.clone(), conv);
-        self.queues.entry(queue.clone()).or_default().push_back(id.clone());
-        to_conv(fx, &id, ConversationEvent::Note(SystemNote::Queued { queue_name: self.queue_name(&queue) }));
+        self.queues
+            .entry(queue.clone())
+            .or_default()
+            .push_back(id.clone());
+        to_conv(
+            fx,
+            &id,
+            ConversationEvent::Note(SystemNote::Queued {
+                queue_name: self.queue_name(&queue),
+            }),
+        );
         Ok(())
     }
 
-    fn accept(&mut self, now: DateTime<Utc>, agent: AgentId, id: ConversationId, fx: &mut Fx) -> Result<(), EngineError> {
+    fn accept(
+        &mut self,
+        now: DateTime<Utc>,
+        agent: AgentId,
+        id: ConversationId,
+        fx: &mut Fx,
+    ) -> Result<(), EngineError> {
         self.signed_in(&agent)?;
         let conv = self.conv(&id)?;
         match conv.place.clone() {
             Place::Offered { agent: a, .. } if a == agent => {
-                let c = self.conversations.get_mut(&id).ok_or(EngineError::UnknownConversation(id.clone()))?;
-                c.place = Place::Active { owner: agent.clone(), conference: None };
+                let c = self
+                    .conversations
+                    .get_mut(&id)
+                    .ok_or(EngineError::UnknownConversation(id.clone()))?;
+                c.place = Place::Active {
+                    owner: agent.clone(),
+                    conference: None,
+                };
                 c.answered_at.get_or_insert(now);
                 if !c.agents.contains(&agent) {
                     c.agents.push(agent.clone());
                 }
             }
-            Place::Active { owner, conference: Some(Conference::Requested { guest, .. }) } if guest == agent => {
-                let c = self.conversations.get_mut(&id).ok_or(EngineError::UnknownConversation(id.clone()))?;
-                c.place = Place::Active { owner: owner.clone(), conference: Some(Conference::Joined { guest: agent.clone() }) };
+            Place::Active {
+                owner,
+                conference: Some(Conference::Requested { guest, .. }),
+            } if guest == agent => {
+                let c = self
+                    .conversations
+                    .get_mut(&id)
+                    .ok_or(EngineError::UnknownConversation(id.clone()))?;
+                c.place = Place::Active {
+                    owner: owner.clone(),
+                    conference: Some(Conference::Joined {
+                        guest: agent.clone(),
+                    }),
+                };
                 if !c.agents.contains(&agent) {
                     c.agents.push(agent.clone());
                 }
                 let c = self.conv(&id)?;
-                to_agent(fx, &owner, AgentEvent::Status { conversation: id.clone(), status: self.summary(c, &owner).status });
+                to_agent(
+                    fx,
+                    &owner,
+                    AgentEvent::Status {
+                        conversation: id.clone(),
+                        status: self.summary(c, &owner).status,
+                    },
+                );
             }
             _ => return Err(EngineError::NotOffered(id)),
         }
-        let rt = self.agents.get_mut(&agent).ok_or_else(|| EngineError::UnknownAgent(agent.clone()))?;
+        let rt = self
+            .agents
+            .get_mut(&agent)
+            .ok_or_else(|| EngineError::UnknownAgent(agent.clone()))?;
         rt.offer = None;
         rt.chats.insert(id.clone());
         rt.last_routed = now;
         let c = self.conv(&id)?;
         to_agent(fx, &agent, AgentEvent::Joined(self.summary(c, &agent)));
-        to_conv(fx, &id, ConversationEvent::Note(SystemNote::Joined { agent_name: self.agent_name(&agent) }));
+        to_conv(
+            fx,
+            &id,
+            ConversationEvent::Note(SystemNote::Joined {
+                agent_name: self.agent_name(&agent),
+            }),
+        );
         Ok(())
     }
 
-    fn transfer(&mut self, now: DateTime<Utc>, agent: AgentId, id: ConversationId, target: TransferTarget, fx: &mut Fx) -> Result<(), EngineError> {
+    fn transfer(
+        &mut self,
+        now: DateTime<Utc>,
+        agent: AgentId,
+        id: ConversationId,
+        target: TransferTarget,
+        fx: &mut Fx,
+    ) -> Result<(), EngineError> {
         if self.owned_active(&agent, &id)?.is_some() {
             return Err(EngineError::ConferenceBusy(id));
         }
@@ -1101,22 +1492,57 @@ impl Tenant {
         }
         // Release the transferring agent into wrap-up.
         self.release_owner(&id, &agent, fx);
-        to_agent(fx, &agent, AgentEvent::Left { conversation: id.clone() });
+        to_agent(
+            fx,
+            &agent,
+            AgentEvent::Left {
+                conversation: id.clone(),
+            },
+        );
         to_conv(fx, &id, ConversationEvent::Note(SystemNote::Transferring));
-        to_conv(fx, &id, ConversationEvent::Note(SystemNote::Left { agent_name: self.agent_name(&agent) }));
+        to_conv(
+            fx,
+            &id,
+            ConversationEvent::Note(SystemNote::Left {
+                agent_name: self.agent_name(&agent),
+            }),
+        );
         match target {
             TransferTarget::Queue(q) => {
-                let c = self.conversations.get_mut(&id).ok_or(EngineError::UnknownConversation(id.clone()))?;
+                let c = self
+                    .conversations
+                    .get_mut(&id)
+                    .ok_or(EngineError::UnknownConversation(id.clone()))?;
                 c.place = Place::Queued;
                 c.queue = q.clone();
-                c.queue_history.push(QueueVisit { queue: q.clone(), entered_at: now });
-                self.queues.entry(q.clone()).or_default().push_back(id.clone());
-                to_conv(fx, &id, ConversationEvent::Note(SystemNote::Queued { queue_name: self.queue_name(&q) }));
+                c.queue_history.push(QueueVisit {
+                    queue: q.clone(),
+                    entered_at: now,
+                });
+                self.queues
+                    .entry(q.clone())
+                    .or_default()
+                    .push_back(id.clone());
+                to_conv(
+                    fx,
+                    &id,
+                    ConversationEvent::Note(SystemNote::Queued {
+                        queue_name: self.queue_name(&q),
+                    }),
+                );
             }
             TransferTarget::Agent(t) => {
                 let deadline = now + self.offer_timeout(&queue);
-                let c = self.conversations.get_mut(&id).ok_or(EngineError::UnknownConversation(id.clone()))?;
-                c.place = Place::Offered { agent: t.clone(), offered_at: now, deadline, transfer_from: Some(agent.clone()) };
+                let c = self
+                    .conversations
+                    .get_mut(&id)
+                    .ok_or(EngineError::UnknownConversation(id.clone()))?;
+                c.place = Place::Offered {
+                    agent: t.clone(),
+                    offered_at: now,
+                    deadline,
+                    transfer_from: Some(agent.clone()),
+                };
                 if let Some(rt) = self.agents.get_mut(&t) {
                     rt.offer = Some(id.clone());
                     rt.last_routed = now;
@@ -1139,44 +1565,103 @@ impl Tenant {
         if let Some(c) = self.conversations.get_mut(id) {
             c.pending_wrap_ups.insert(owner.clone());
         }
-        to_agent(fx, owner, AgentEvent::WrapUpRequired { conversation: id.clone() });
+        to_agent(
+            fx,
+            owner,
+            AgentEvent::WrapUpRequired {
+                conversation: id.clone(),
+            },
+        );
     }
 
     /// Removes the conference guest (joined or requested) of an active chat.
-    fn drop_guest(&mut self, id: &ConversationId, owner: &AgentId, reason: WithdrawReason, fx: &mut Fx) {
-        let Some(c) = self.conversations.get_mut(id) else { return };
-        let Place::Active { conference, .. } = &mut c.place else { return };
+    fn drop_guest(
+        &mut self,
+        id: &ConversationId,
+        owner: &AgentId,
+        reason: WithdrawReason,
+        fx: &mut Fx,
+    ) {
+        let Some(c) = self.conversations.get_mut(id) else {
+            return;
+        };
+        let Place::Active { conference, .. } = &mut c.place else {
+            return;
+        };
         match conference.take() {
             Some(Conference::Joined { guest }) => {
                 if let Some(rt) = self.agents.get_mut(&guest) {
                     rt.chats.remove(id);
                 }
-                to_agent(fx, &guest, AgentEvent::Left { conversation: id.clone() });
-                to_conv(fx, id, ConversationEvent::Note(SystemNote::Left { agent_name: self.agent_name(&guest) }));
+                to_agent(
+                    fx,
+                    &guest,
+                    AgentEvent::Left {
+                        conversation: id.clone(),
+                    },
+                );
+                to_conv(
+                    fx,
+                    id,
+                    ConversationEvent::Note(SystemNote::Left {
+                        agent_name: self.agent_name(&guest),
+                    }),
+                );
             }
             Some(Conference::Requested { guest, .. }) => {
                 if let Some(rt) = self.agents.get_mut(&guest) {
                     rt.offer = None;
                 }
-                to_agent(fx, &guest, AgentEvent::OfferWithdrawn { conversation: id.clone(), reason });
+                to_agent(
+                    fx,
+                    &guest,
+                    AgentEvent::OfferWithdrawn {
+                        conversation: id.clone(),
+                        reason,
+                    },
+                );
             }
             None => return,
         }
         if let Some(c) = self.conversations.get(id) {
             if matches!(c.place, Place::Active { .. }) {
-                to_agent(fx, owner, AgentEvent::Status { conversation: id.clone(), status: self.summary(c, owner).status });
+                to_agent(
+                    fx,
+                    owner,
+                    AgentEvent::Status {
+                        conversation: id.clone(),
+                        status: self.summary(c, owner).status,
+                    },
+                );
             }
         }
     }
 
     /// Withdraws `agent`'s pending offer or conference request (no RONA).
-    fn withdraw_offer(&mut self, agent: &AgentId, reason: WithdrawReason, now: DateTime<Utc>, fx: &mut Fx) {
-        let Some(id) = self.agents.get(agent).and_then(|rt| rt.offer.clone()) else { return };
-        let Some(c) = self.conversations.get(&id) else { return };
+    fn withdraw_offer(
+        &mut self,
+        agent: &AgentId,
+        reason: WithdrawReason,
+        now: DateTime<Utc>,
+        fx: &mut Fx,
+    ) {
+        let Some(id) = self.agents.get(agent).and_then(|rt| rt.offer.clone()) else {
+            return;
+        };
+        let Some(c) = self.conversations.get(&id) else {
+            return;
+        };
         match c.place.clone() {
             Place::Offered { .. } => {
                 self.requeue_front(&id, agent, now);
-                to_agent(fx, agent, AgentEvent::OfferWithdrawn { conversation: id, reason });
+                to_agent(
+                    fx,
+                    agent,
+                    AgentEvent::OfferWithdrawn {
+                        conversation: id,
+                        reason,
+                    },
+                );
             }
             Place::Active { owner, .. } => self.drop_guest(&id, &owner, reason, fx),
             _ => {}
@@ -1190,11 +1675,20 @@ impl Tenant {
         }
         if let Some(c) = self.conversations.get_mut(id) {
             c.place = Place::Queued;
-            self.queues.entry(c.queue.clone()).or_default().push_front(id.clone());
+            self.queues
+                .entry(c.queue.clone())
+                .or_default()
+                .push_front(id.clone());
         }
     }
 
-    fn end(&mut self, now: DateTime<Utc>, id: &ConversationId, by: EndedBy, fx: &mut Fx) -> Result<(), EngineError> {
+    fn end(
+        &mut self,
+        now: DateTime<Utc>,
+        id: &ConversationId,
+        by: EndedBy,
+        fx: &mut Fx,
+    ) -> Result<(), EngineError> {
         let c = self.conv(id)?;
         match c.place.clone() {
             Place::Ended => return Err(EngineError::AlreadyEnded(id.clone())),
@@ -1208,15 +1702,32 @@ impl Tenant {
                 if let Some(rt) = self.agents.get_mut(&agent) {
                     rt.offer = None;
                 }
-                to_agent(fx, &agent, AgentEvent::OfferWithdrawn { conversation: id.clone(), reason: WithdrawReason::CustomerLeft });
+                to_agent(
+                    fx,
+                    &agent,
+                    AgentEvent::OfferWithdrawn {
+                        conversation: id.clone(),
+                        reason: WithdrawReason::CustomerLeft,
+                    },
+                );
             }
             Place::Active { owner, .. } => {
                 self.drop_guest(id, &owner, WithdrawReason::CustomerLeft, fx);
                 self.release_owner(id, &owner, fx);
-                to_agent(fx, &owner, AgentEvent::Status { conversation: id.clone(), status: ChatStatus::Ended });
+                to_agent(
+                    fx,
+                    &owner,
+                    AgentEvent::Status {
+                        conversation: id.clone(),
+                        status: ChatStatus::Ended,
+                    },
+                );
             }
         }
-        let c = self.conversations.get_mut(id).ok_or(EngineError::UnknownConversation(id.clone()))?;
+        let c = self
+            .conversations
+            .get_mut(id)
+            .ok_or(EngineError::UnknownConversation(id.clone()))?;
         c.place = Place::Ended;
         c.ended_at = Some(now);
         c.ended_by = Some(by.clone());
@@ -1226,11 +1737,16 @@ impl Tenant {
     }
 
     fn maybe_close(&mut self, id: &ConversationId, fx: &mut Fx) {
-        let done = self.conversations.get(id).is_some_and(|c| c.place == Place::Ended && c.pending_wrap_ups.is_empty());
+        let done = self
+            .conversations
+            .get(id)
+            .is_some_and(|c| c.place == Place::Ended && c.pending_wrap_ups.is_empty());
         if !done {
             return;
         }
-        let Some(c) = self.conversations.remove(id) else { return };
+        let Some(c) = self.conversations.remove(id) else {
+            return;
+        };
         let ended_at = c.ended_at.unwrap_or(c.created_at);
         let answered = c.answered_at;
         fx.push(Effect::Closed(Box::new(ClosedConversation {
@@ -1257,18 +1773,39 @@ impl Tenant {
             let due = self
                 .conversations
                 .values()
-                .filter_map(|c| self.deadline_of(c).filter(|d| *d <= now).map(|d| (d, c.id.clone())))
+                .filter_map(|c| {
+                    self.deadline_of(c)
+                        .filter(|d| *d <= now)
+                        .map(|d| (d, c.id.clone()))
+                })
                 .min();
             let Some((_, id)) = due else { break };
-            let Some(c) = self.conversations.get(&id) else { break };
+            let Some(c) = self.conversations.get(&id) else {
+                break;
+            };
             let idle_deadline = c.last_customer_activity + self.inactivity(&c.queue);
             match c.place.clone() {
-                Place::Offered { agent, deadline, .. } if deadline <= now => {
+                Place::Offered {
+                    agent, deadline, ..
+                } if deadline <= now => {
                     self.requeue_front(&id, &agent, now);
-                    to_agent(fx, &agent, AgentEvent::OfferWithdrawn { conversation: id.clone(), reason: WithdrawReason::Expired });
+                    to_agent(
+                        fx,
+                        &agent,
+                        AgentEvent::OfferWithdrawn {
+                            conversation: id.clone(),
+                            reason: WithdrawReason::Expired,
+                        },
+                    );
                     self.set_state(&agent, AgentState::Rona, fx);
                 }
-                Place::Active { owner, conference: Some(Conference::Requested { guest, deadline, .. }) } if deadline <= now => {
+                Place::Active {
+                    owner,
+                    conference:
+                        Some(Conference::Requested {
+                            guest, deadline, ..
+                        }),
+                } if deadline <= now => {
                     self.drop_guest(&id, &owner, WithdrawReason::Expired, fx);
                     self.set_state(&guest, AgentState::Rona, fx);
                 }
@@ -1284,14 +1821,17 @@ impl Tenant {
     fn route(&mut self, now: DateTime<Utc>, fx: &mut Fx) {
         let queue_ids: Vec<QueueId> = self.config.queues.iter().map(|q| q.id.clone()).collect();
         for q in queue_ids {
-            loop {
-                let Some(front) = self.queues.get(&q).and_then(|d| d.front().cloned()) else { break };
+            while let Some(front) = self.queues.get(&q).and_then(|d| d.front().cloned()) {
                 let best = self
                     .config
                     .agents
                     .iter()
                     .filter(|a| a.queues.contains(&q) && self.is_free_for(&a.id, &front))
-                    .filter_map(|a| self.agents.get(&a.id).map(|rt| (rt.last_routed, a.id.clone())))
+                    .filter_map(|a| {
+                        self.agents
+                            .get(&a.id)
+                            .map(|rt| (rt.last_routed, a.id.clone()))
+                    })
                     .min();
                 let Some((_, agent)) = best else { break };
                 if let Some(d) = self.queues.get_mut(&q) {
@@ -1299,13 +1839,22 @@ impl Tenant {
                 }
                 let deadline = now + self.offer_timeout(&q);
                 if let Some(c) = self.conversations.get_mut(&front) {
-                    c.place = Place::Offered { agent: agent.clone(), offered_at: now, deadline, transfer_from: None };
+                    c.place = Place::Offered {
+                        agent: agent.clone(),
+                        offered_at: now,
+                        deadline,
+                        transfer_from: None,
+                    };
                 }
                 if let Some(rt) = self.agents.get_mut(&agent) {
                     rt.offer = Some(front.clone());
                     rt.last_routed = now;
                 }
-                if let Some(o) = self.conversations.get(&front).and_then(|c| self.offer_view(c, &agent)) {
+                if let Some(o) = self
+                    .conversations
+                    .get(&front)
+                    .and_then(|c| self.offer_view(c, &agent))
+                {
                     to_agent(fx, &agent, AgentEvent::Offer(o));
                 }
             }
@@ -1318,7 +1867,11 @@ impl Tenant {
             .conversations
             .values()
             .map(|c| (c.id.clone(), self.status_of(c)))
-            .filter(|(id, s)| self.conversations.get(id).is_some_and(|c| c.announced.as_ref() != Some(s)))
+            .filter(|(id, s)| {
+                self.conversations
+                    .get(id)
+                    .is_some_and(|c| c.announced.as_ref() != Some(s))
+            })
             .collect();
         for (id, s) in changes {
             if let Some(c) = self.conversations.get_mut(&id) {
@@ -1333,9 +1886,15 @@ impl Tenant {
         let mut queued_seen = BTreeSet::new();
         for (q, d) in &self.queues {
             for id in d {
-                let c = self.conversations.get(id).ok_or(format!("queue {q} holds unknown {id}"))?;
+                let c = self
+                    .conversations
+                    .get(id)
+                    .ok_or(format!("queue {q} holds unknown {id}"))?;
                 if c.place != Place::Queued || &c.queue != q {
-                    return Err(format!("queue {q} holds {id} which is {:?} in {}", c.place, c.queue));
+                    return Err(format!(
+                        "queue {q} holds {id} which is {:?} in {}",
+                        c.place, c.queue
+                    ));
                 }
                 if !queued_seen.insert(id.clone()) {
                     return Err(format!("{id} is queued twice"));
@@ -1343,8 +1902,18 @@ impl Tenant {
             }
         }
         for (id, c) in &self.conversations {
-            let holders: Vec<&AgentId> = self.agents.iter().filter(|(_, rt)| rt.chats.contains(id)).map(|(a, _)| a).collect();
-            let offered: Vec<&AgentId> = self.agents.iter().filter(|(_, rt)| rt.offer.as_ref() == Some(id)).map(|(a, _)| a).collect();
+            let holders: Vec<&AgentId> = self
+                .agents
+                .iter()
+                .filter(|(_, rt)| rt.chats.contains(id))
+                .map(|(a, _)| a)
+                .collect();
+            let offered: Vec<&AgentId> = self
+                .agents
+                .iter()
+                .filter(|(_, rt)| rt.offer.as_ref() == Some(id))
+                .map(|(a, _)| a)
+                .collect();
             match &c.place {
                 Place::Queued => {
                     if !queued_seen.contains(id) {
@@ -1384,8 +1953,14 @@ impl Tenant {
                 }
             }
             for a in &c.pending_wrap_ups {
-                if !self.agents.get(a).is_some_and(|rt| rt.wrap_ups.contains(id)) {
-                    return Err(format!("{id} waits for a wrap-up by {a} who does not owe it"));
+                if !self
+                    .agents
+                    .get(a)
+                    .is_some_and(|rt| rt.wrap_ups.contains(id))
+                {
+                    return Err(format!(
+                        "{id} waits for a wrap-up by {a} who does not owe it"
+                    ));
                 }
                 if holders.contains(&a) || offered.contains(&a) {
                     return Err(format!("{a} owes a wrap-up for {id} but still takes part"));
@@ -1394,7 +1969,11 @@ impl Tenant {
         }
         for (a, rt) in &self.agents {
             if rt.load() > self.capacity(a) {
-                return Err(format!("{a} is over capacity: {} > {}", rt.load(), self.capacity(a)));
+                return Err(format!(
+                    "{a} is over capacity: {} > {}",
+                    rt.load(),
+                    self.capacity(a)
+                ));
             }
             if rt.offer.is_some() && rt.state != AgentState::Available {
                 return Err(format!("{a} holds an offer while {:?}", rt.state));
@@ -1408,8 +1987,14 @@ impl Tenant {
                 }
             }
             for c in &rt.wrap_ups {
-                if !self.conversations.get(c).is_some_and(|conv| conv.pending_wrap_ups.contains(a)) {
-                    return Err(format!("{a} owes a wrap-up for {c} which does not wait for it"));
+                if !self
+                    .conversations
+                    .get(c)
+                    .is_some_and(|conv| conv.pending_wrap_ups.contains(a))
+                {
+                    return Err(format!(
+                        "{a} owes a wrap-up for {c} which does not wait for it"
+                    ));
                 }
             }
         }

@@ -36,7 +36,9 @@ pub struct BusinessHours {
 
 /// Parses "HH:MM" into minutes after midnight (0..=1440).
 pub fn parse_hhmm(s: &str) -> Result<u32, String> {
-    let (h, m) = s.split_once(':').ok_or_else(|| format!("time {s:?} is not HH:MM"))?;
+    let (h, m) = s
+        .split_once(':')
+        .ok_or_else(|| format!("time {s:?} is not HH:MM"))?;
     let h: u32 = h.parse().map_err(|_| format!("time {s:?} is not HH:MM"))?;
     let m: u32 = m.parse().map_err(|_| format!("time {s:?} is not HH:MM"))?;
     if m >= 60 || h > 24 || (h == 24 && m != 0) {
@@ -49,13 +51,19 @@ impl BusinessHours {
     /// Checks every window; the error names the bad one.
     pub fn validate(&self) -> Result<(), String> {
         if self.utc_offset_minutes.abs() > 14 * 60 {
-            return Err(format!("utc_offset_minutes {} is out of range", self.utc_offset_minutes));
+            return Err(format!(
+                "utc_offset_minutes {} is out of range",
+                self.utc_offset_minutes
+            ));
         }
         for w in &self.windows {
             let f = parse_hhmm(&w.from)?;
             let t = parse_hhmm(&w.to)?;
             if f >= t {
-                return Err(format!("window {} {}-{} closes before it opens", w.day, w.from, w.to));
+                return Err(format!(
+                    "window {} {}-{} closes before it opens",
+                    w.day, w.from, w.to
+                ));
             }
         }
         Ok(())
@@ -85,7 +93,11 @@ mod tests {
         let h = BusinessHours {
             time_zone: "Europe/Berlin".into(),
             utc_offset_minutes: 60,
-            windows: vec![OpeningWindow { day: Weekday::Thu, from: "09:00".into(), to: "17:00".into() }],
+            windows: vec![OpeningWindow {
+                day: Weekday::Thu,
+                from: "09:00".into(),
+                to: "17:00".into(),
+            }],
         };
         // 2026-11-26 is a Thursday.
         let at = |h, m| Utc.with_ymd_and_hms(2026, 11, 26, h, m, 0).unwrap();
@@ -101,7 +113,11 @@ mod tests {
         assert!(parse_hhmm("25:00").is_err());
         assert!(parse_hhmm("9").is_err());
         let h = BusinessHours {
-            windows: vec![OpeningWindow { day: Weekday::Mon, from: "10:00".into(), to: "09:00".into() }],
+            windows: vec![OpeningWindow {
+                day: Weekday::Mon,
+                from: "10:00".into(),
+                to: "09:00".into(),
+            }],
             ..Default::default()
         };
         assert!(h.validate().unwrap_err().contains("closes before it opens"));

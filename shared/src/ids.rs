@@ -23,13 +23,25 @@ pub const MAX_ID_LEN: usize = 64;
 
 fn check(kind: &'static str, s: &str) -> Result<(), IdError> {
     if s.is_empty() {
-        return Err(IdError { kind, problem: "it is empty".into() });
+        return Err(IdError {
+            kind,
+            problem: "it is empty".into(),
+        });
     }
     if s.len() > MAX_ID_LEN {
-        return Err(IdError { kind, problem: format!("it is longer than {MAX_ID_LEN} characters") });
+        return Err(IdError {
+            kind,
+            problem: format!("it is longer than {MAX_ID_LEN} characters"),
+        });
     }
-    if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')) {
-        return Err(IdError { kind, problem: format!("character {c:?} is not allowed (use A-Z, a-z, 0-9, _ and -)") });
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+    {
+        return Err(IdError {
+            kind,
+            problem: format!("character {c:?} is not allowed (use A-Z, a-z, 0-9, _ and -)"),
+        });
     }
     Ok(())
 }

@@ -14,8 +14,13 @@
 
 use crate::agent::RequestedState;
 use crate::config::TenantConfig;
-use crate::engine::{AgentEvent, AgentSnapshot, Availability, ConversationEvent, Customer, Offer, TargetAgent, TargetQueue, TransferTarget, VisitorStatus};
-use crate::ids::{AgentId, ClientMsgId, ConversationId, QueueId, ReasonId, SiteKey, TemplateId, TenantId};
+use crate::engine::{
+    AgentEvent, AgentSnapshot, Availability, ConversationEvent, Customer, Offer, TargetAgent,
+    TargetQueue, TransferTarget, VisitorStatus,
+};
+use crate::ids::{
+    AgentId, ClientMsgId, ConversationId, QueueId, ReasonId, SiteKey, TemplateId, TenantId,
+};
 use crate::transcript::Message;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -40,12 +45,19 @@ pub fn encode<T: Serialize>(frame: &T) -> String {
 
 /// Decodes a frame, checking its version; the error names the field and the problem.
 pub fn decode<T: DeserializeOwned>(text: &str) -> Result<T, FrameError> {
-    let mut v: serde_json::Value = serde_json::from_str(text).map_err(|e| FrameError(format!("not JSON ({e})")))?;
-    let obj = v.as_object_mut().ok_or_else(|| FrameError("not a JSON object".into()))?;
+    let mut v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| FrameError(format!("not JSON ({e})")))?;
+    let obj = v
+        .as_object_mut()
+        .ok_or_else(|| FrameError("not a JSON object".into()))?;
     match obj.remove("v") {
         None => return Err(FrameError("field `v`: missing protocol version".into())),
         Some(serde_json::Value::Number(n)) if n.as_u64() == Some(VERSION) => {}
-        Some(other) => return Err(FrameError(format!("field `v`: unsupported protocol version {other}; this service speaks {VERSION}"))),
+        Some(other) => {
+            return Err(FrameError(format!(
+                "field `v`: unsupported protocol version {other}; this service speaks {VERSION}"
+            )))
+        }
     }
     if !obj.contains_key("type") {
         return Err(FrameError("field `type`: missing".into()));
@@ -62,8 +74,13 @@ pub fn decode_body<T: DeserializeOwned>(text: &str) -> Result<T, FrameError> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum VisitorFrame {
-    Send { client_id: ClientMsgId, text: String },
-    Typing { typing: bool },
+    Send {
+        client_id: ClientMsgId,
+        text: String,
+    },
+    Typing {
+        typing: bool,
+    },
     End,
     Ping,
 }
@@ -73,13 +90,30 @@ pub enum VisitorFrame {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum VisitorEvent {
     /// First frame after connecting; the missed messages follow as `message` frames.
-    Welcome { conversation: ConversationId, status: VisitorStatus, last_seq: u64 },
-    Message { message: Message },
-    Status { status: VisitorStatus },
-    Typing { typing: bool, name: String },
+    Welcome {
+        conversation: ConversationId,
+        status: VisitorStatus,
+        last_seq: u64,
+    },
+    Message {
+        message: Message,
+    },
+    Status {
+        status: VisitorStatus,
+    },
+    Typing {
+        typing: bool,
+        name: String,
+    },
     /// Your message `client_id` is stored as `seq`.
-    Ack { client_id: ClientMsgId, seq: u64 },
-    Error { code: String, message: String },
+    Ack {
+        client_id: ClientMsgId,
+        seq: u64,
+    },
+    Error {
+        code: String,
+        message: String,
+    },
     Pong,
 }
 
@@ -87,19 +121,47 @@ pub enum VisitorEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AgentFrame {
-    SetState { state: RequestedState },
-    Accept { conversation: ConversationId },
-    Send { conversation: ConversationId, client_id: ClientMsgId, text: String },
-    Typing { conversation: ConversationId, typing: bool },
-    Transfer { conversation: ConversationId, target: TransferTarget },
-    Conference { conversation: ConversationId, guest: AgentId },
-    EndConference { conversation: ConversationId },
-    End { conversation: ConversationId },
-    WrapUp { conversation: ConversationId, reason: ReasonId, next: RequestedState },
+    SetState {
+        state: RequestedState,
+    },
+    Accept {
+        conversation: ConversationId,
+    },
+    Send {
+        conversation: ConversationId,
+        client_id: ClientMsgId,
+        text: String,
+    },
+    Typing {
+        conversation: ConversationId,
+        typing: bool,
+    },
+    Transfer {
+        conversation: ConversationId,
+        target: TransferTarget,
+    },
+    Conference {
+        conversation: ConversationId,
+        guest: AgentId,
+    },
+    EndConference {
+        conversation: ConversationId,
+    },
+    End {
+        conversation: ConversationId,
+    },
+    WrapUp {
+        conversation: ConversationId,
+        reason: ReasonId,
+        next: RequestedState,
+    },
     /// Ask for the Transfer/Conference dialogs' lists (the refresh button).
     Targets,
     /// Render a template for a conversation into the compose box.
-    Template { conversation: ConversationId, template: TemplateId },
+    Template {
+        conversation: ConversationId,
+        template: TemplateId,
+    },
     SignOut,
     Ping,
 }
@@ -134,17 +196,45 @@ pub enum AgentServerFrame {
         templates: Vec<TemplateInfo>,
     },
     /// A new offer with the thread so far.
-    Offer { offer: Offer, thread: Vec<Message> },
+    Offer {
+        offer: Offer,
+        thread: Vec<Message>,
+    },
     /// Any other engine event.
-    Event { event: AgentEvent },
+    Event {
+        event: AgentEvent,
+    },
     /// The full thread of a chat the agent just joined.
-    Transcript { conversation: ConversationId, messages: Vec<Message> },
-    Message { conversation: ConversationId, message: Message },
-    Typing { conversation: ConversationId, typing: bool, name: String },
-    Ack { conversation: ConversationId, client_id: ClientMsgId, seq: u64 },
-    Targets { queues: Vec<TargetQueue>, agents: Vec<TargetAgent> },
-    Template { conversation: ConversationId, text: String },
-    Error { code: String, message: String },
+    Transcript {
+        conversation: ConversationId,
+        messages: Vec<Message>,
+    },
+    Message {
+        conversation: ConversationId,
+        message: Message,
+    },
+    Typing {
+        conversation: ConversationId,
+        typing: bool,
+        name: String,
+    },
+    Ack {
+        conversation: ConversationId,
+        client_id: ClientMsgId,
+        seq: u64,
+    },
+    Targets {
+        queues: Vec<TargetQueue>,
+        agents: Vec<TargetAgent>,
+    },
+    Template {
+        conversation: ConversationId,
+        text: String,
+    },
+    Error {
+        code: String,
+        message: String,
+    },
     Pong,
 }
 
@@ -249,12 +339,24 @@ pub enum ToConversation {
         queue: QueueId,
     },
     /// Apply engine events (system lines, visitor status).
-    Events { events: Vec<ConversationEvent> },
+    Events {
+        events: Vec<ConversationEvent>,
+    },
     /// An agent's message (authorised by the tenant already).
-    AgentSend { agent: AgentId, name: String, client_id: ClientMsgId, text: String },
-    AgentTyping { name: String, typing: bool },
+    AgentSend {
+        agent: AgentId,
+        name: String,
+        client_id: ClientMsgId,
+        text: String,
+    },
+    AgentTyping {
+        name: String,
+        typing: bool,
+    },
     /// Read messages after `after`.
-    Read { after: u64 },
+    Read {
+        after: u64,
+    },
 }
 
 /// Answer of the conversation object to [`ToConversation::AgentSend`].
@@ -268,9 +370,18 @@ pub struct Appended {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ToTenant {
-    CustomerMessage { conversation: ConversationId, message: Message },
-    CustomerTyping { conversation: ConversationId, typing: bool, name: String },
-    CustomerEnd { conversation: ConversationId },
+    CustomerMessage {
+        conversation: ConversationId,
+        message: Message,
+    },
+    CustomerTyping {
+        conversation: ConversationId,
+        typing: bool,
+        name: String,
+    },
+    CustomerEnd {
+        conversation: ConversationId,
+    },
 }
 
 #[cfg(test)]
@@ -295,23 +406,46 @@ mod tests {
             client_id: None,
             author: Author::System,
             text: "x".into(),
-            note: Some(SystemNote::Ended { by: EndedBy::Agent(AgentId::new("a").unwrap()) }),
+            note: Some(SystemNote::Ended {
+                by: EndedBy::Agent(AgentId::new("a").unwrap()),
+            }),
             at: DateTime::from_timestamp(0, 0).unwrap(),
         }
     }
 
     #[test]
     fn every_visitor_frame_roundtrips() {
-        roundtrip(VisitorFrame::Send { client_id: ClientMsgId::new("m1").unwrap(), text: "hi".into() });
+        roundtrip(VisitorFrame::Send {
+            client_id: ClientMsgId::new("m1").unwrap(),
+            text: "hi".into(),
+        });
         roundtrip(VisitorFrame::Typing { typing: true });
         roundtrip(VisitorFrame::End);
         roundtrip(VisitorFrame::Ping);
-        roundtrip(VisitorEvent::Welcome { conversation: cid(), status: VisitorStatus::Queued { position: 2 }, last_seq: 3 });
+        roundtrip(VisitorEvent::Welcome {
+            conversation: cid(),
+            status: VisitorStatus::Queued { position: 2 },
+            last_seq: 3,
+        });
         roundtrip(VisitorEvent::Message { message: msg() });
-        roundtrip(VisitorEvent::Status { status: VisitorStatus::Active { agent_name: "A".into(), guest_name: None } });
-        roundtrip(VisitorEvent::Typing { typing: false, name: "A".into() });
-        roundtrip(VisitorEvent::Ack { client_id: ClientMsgId::new("m1").unwrap(), seq: 1 });
-        roundtrip(VisitorEvent::Error { code: "x".into(), message: "y".into() });
+        roundtrip(VisitorEvent::Status {
+            status: VisitorStatus::Active {
+                agent_name: "A".into(),
+                guest_name: None,
+            },
+        });
+        roundtrip(VisitorEvent::Typing {
+            typing: false,
+            name: "A".into(),
+        });
+        roundtrip(VisitorEvent::Ack {
+            client_id: ClientMsgId::new("m1").unwrap(),
+            seq: 1,
+        });
+        roundtrip(VisitorEvent::Error {
+            code: "x".into(),
+            message: "y".into(),
+        });
         roundtrip(VisitorEvent::Pong);
     }
 
@@ -319,32 +453,91 @@ mod tests {
     fn every_agent_frame_roundtrips() {
         let a = AgentId::new("anna").unwrap();
         for f in [
-            AgentFrame::SetState { state: RequestedState::Available },
-            AgentFrame::SetState { state: RequestedState::Idle { reason: ReasonId::new("break").unwrap() } },
-            AgentFrame::Accept { conversation: cid() },
-            AgentFrame::Send { conversation: cid(), client_id: ClientMsgId::new("m").unwrap(), text: "t".into() },
-            AgentFrame::Typing { conversation: cid(), typing: true },
-            AgentFrame::Transfer { conversation: cid(), target: TransferTarget::Queue(QueueId::new("q").unwrap()) },
-            AgentFrame::Transfer { conversation: cid(), target: TransferTarget::Agent(a.clone()) },
-            AgentFrame::Conference { conversation: cid(), guest: a.clone() },
-            AgentFrame::EndConference { conversation: cid() },
-            AgentFrame::End { conversation: cid() },
-            AgentFrame::WrapUp { conversation: cid(), reason: ReasonId::new("solved").unwrap(), next: RequestedState::Available },
+            AgentFrame::SetState {
+                state: RequestedState::Available,
+            },
+            AgentFrame::SetState {
+                state: RequestedState::Idle {
+                    reason: ReasonId::new("break").unwrap(),
+                },
+            },
+            AgentFrame::Accept {
+                conversation: cid(),
+            },
+            AgentFrame::Send {
+                conversation: cid(),
+                client_id: ClientMsgId::new("m").unwrap(),
+                text: "t".into(),
+            },
+            AgentFrame::Typing {
+                conversation: cid(),
+                typing: true,
+            },
+            AgentFrame::Transfer {
+                conversation: cid(),
+                target: TransferTarget::Queue(QueueId::new("q").unwrap()),
+            },
+            AgentFrame::Transfer {
+                conversation: cid(),
+                target: TransferTarget::Agent(a.clone()),
+            },
+            AgentFrame::Conference {
+                conversation: cid(),
+                guest: a.clone(),
+            },
+            AgentFrame::EndConference {
+                conversation: cid(),
+            },
+            AgentFrame::End {
+                conversation: cid(),
+            },
+            AgentFrame::WrapUp {
+                conversation: cid(),
+                reason: ReasonId::new("solved").unwrap(),
+                next: RequestedState::Available,
+            },
             AgentFrame::Targets,
-            AgentFrame::Template { conversation: cid(), template: TemplateId::new("t").unwrap() },
+            AgentFrame::Template {
+                conversation: cid(),
+                template: TemplateId::new("t").unwrap(),
+            },
             AgentFrame::SignOut,
             AgentFrame::Ping,
         ] {
             roundtrip(f);
         }
-        roundtrip(AgentServerFrame::Message { conversation: cid(), message: msg() });
-        roundtrip(AgentServerFrame::Event { event: AgentEvent::Left { conversation: cid() } });
-        roundtrip(AgentServerFrame::Ack { conversation: cid(), client_id: ClientMsgId::new("m").unwrap(), seq: 4 });
-        roundtrip(AgentServerFrame::Targets { queues: vec![], agents: vec![TargetAgent { id: a, name: "Anna".into() }] });
-        roundtrip(AgentServerFrame::Error { code: "c".into(), message: "m".into() });
-        roundtrip(ToTenant::CustomerEnd { conversation: cid() });
+        roundtrip(AgentServerFrame::Message {
+            conversation: cid(),
+            message: msg(),
+        });
+        roundtrip(AgentServerFrame::Event {
+            event: AgentEvent::Left {
+                conversation: cid(),
+            },
+        });
+        roundtrip(AgentServerFrame::Ack {
+            conversation: cid(),
+            client_id: ClientMsgId::new("m").unwrap(),
+            seq: 4,
+        });
+        roundtrip(AgentServerFrame::Targets {
+            queues: vec![],
+            agents: vec![TargetAgent {
+                id: a,
+                name: "Anna".into(),
+            }],
+        });
+        roundtrip(AgentServerFrame::Error {
+            code: "c".into(),
+            message: "m".into(),
+        });
+        roundtrip(ToTenant::CustomerEnd {
+            conversation: cid(),
+        });
         roundtrip(ToConversation::Read { after: 3 });
-        roundtrip(ToConversation::Events { events: vec![ConversationEvent::Status(VisitorStatus::Connecting)] });
+        roundtrip(ToConversation::Events {
+            events: vec![ConversationEvent::Status(VisitorStatus::Connecting)],
+        });
     }
 
     #[test]
@@ -357,7 +550,8 @@ mod tests {
         assert!(e(r#"{"v":1}"#).contains("field `type`"));
         assert!(e(r#"{"v":1,"type":"dance"}"#).contains("unknown variant `dance`"));
         assert!(e(r#"{"v":1,"type":"send","client_id":"m1"}"#).contains("missing field `text`"));
-        assert!(e(r#"{"v":1,"type":"send","client_id":"m 1","text":"x"}"#).contains("invalid client message id"));
+        assert!(e(r#"{"v":1,"type":"send","client_id":"m 1","text":"x"}"#)
+            .contains("invalid client message id"));
         assert!(e(r#"{"v":1,"type":"typing","typing":"yes"}"#).contains("invalid type"));
     }
 }

@@ -18,7 +18,11 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// `limit` hits per `window_secs`.
     pub fn new(limit: u32, window_secs: i64) -> Self {
-        Self { limit, window_secs: window_secs.max(1), windows: HashMap::new() }
+        Self {
+            limit,
+            window_secs: window_secs.max(1),
+            windows: HashMap::new(),
+        }
     }
 
     /// Counts a hit for `key`; `Err(retry_after_secs)` when over the limit.

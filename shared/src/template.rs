@@ -166,9 +166,17 @@ mod tests {
 
     #[test]
     fn renders_known_parameters() {
-        let t = Template::parse("Hallo <customer_name>, hier ist <agent_name> (<queue_name>, <date>).").unwrap();
-        assert_eq!(t.render(&ctx()), "Hallo Eva, hier ist Anna (Support, 2026-11-26).");
-        assert_eq!(t.parameters(), vec!["customer_name", "agent_name", "queue_name", "date"]);
+        let t =
+            Template::parse("Hallo <customer_name>, hier ist <agent_name> (<queue_name>, <date>).")
+                .unwrap();
+        assert_eq!(
+            t.render(&ctx()),
+            "Hallo Eva, hier ist Anna (Support, 2026-11-26)."
+        );
+        assert_eq!(
+            t.parameters(),
+            vec!["customer_name", "agent_name", "queue_name", "date"]
+        );
     }
 
     #[test]
@@ -177,11 +185,26 @@ mod tests {
             Template::parse("Hi <nickname>").unwrap_err(),
             TemplateError::UnknownParameter("nickname".into())
         );
-        assert!(Template::parse("Hi <nickname>").unwrap_err().to_string().contains("<nickname>"));
-        assert_eq!(Template::parse("Hi <agent_name").unwrap_err(), TemplateError::Unclosed(4));
-        assert_eq!(Template::parse("a > b").unwrap_err(), TemplateError::StrayClose(3));
-        assert_eq!(Template::parse("a <> b").unwrap_err(), TemplateError::EmptyParameter(3));
-        assert_eq!(Template::parse("a <<date> b").unwrap_err(), TemplateError::Unclosed(3));
+        assert!(Template::parse("Hi <nickname>")
+            .unwrap_err()
+            .to_string()
+            .contains("<nickname>"));
+        assert_eq!(
+            Template::parse("Hi <agent_name").unwrap_err(),
+            TemplateError::Unclosed(4)
+        );
+        assert_eq!(
+            Template::parse("a > b").unwrap_err(),
+            TemplateError::StrayClose(3)
+        );
+        assert_eq!(
+            Template::parse("a <> b").unwrap_err(),
+            TemplateError::EmptyParameter(3)
+        );
+        assert_eq!(
+            Template::parse("a <<date> b").unwrap_err(),
+            TemplateError::Unclosed(3)
+        );
     }
 
     #[test]

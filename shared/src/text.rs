@@ -100,7 +100,10 @@ fn validate(raw: &str, writer: Writer, max: usize) -> Result<String, TextError> 
     if chars > max {
         return Err(TextError::TooLong { chars, max });
     }
-    if let Some(c) = t.chars().find(|c| c.is_control() && *c != '\n' && *c != '\t') {
+    if let Some(c) = t
+        .chars()
+        .find(|c| c.is_control() && *c != '\n' && *c != '\t')
+    {
         return Err(TextError::ControlChar(c as u32));
     }
     if writer == Writer::Agent && has_reserved(t) {
@@ -138,12 +141,17 @@ mod tests {
         let long = "😀".repeat(MAX_MESSAGE_CHARS + 1);
         assert_eq!(
             MessageText::new(&long, Writer::Visitor),
-            Err(TextError::TooLong { chars: 1001, max: 1000 })
+            Err(TextError::TooLong {
+                chars: 1001,
+                max: 1000
+            })
         );
     }
 
     #[test]
     fn reserved_error_explains() {
-        assert!(TextError::Reserved.to_string().contains("reserved for template parameters"));
+        assert!(TextError::Reserved
+            .to_string()
+            .contains("reserved for template parameters"));
     }
 }

@@ -91,7 +91,11 @@ impl Transcript {
     pub fn from_messages(messages: Vec<Message>) -> Result<Self, String> {
         for (i, m) in messages.iter().enumerate() {
             if m.seq != i as u64 + 1 {
-                return Err(format!("stored message {} has sequence number {}", i + 1, m.seq));
+                return Err(format!(
+                    "stored message {} has sequence number {}",
+                    i + 1,
+                    m.seq
+                ));
             }
         }
         Ok(Self { messages })
@@ -106,45 +110,108 @@ impl Transcript {
     }
     /// Messages with a sequence number above `seq`, in order.
     pub fn after(&self, seq: u64) -> &[Message] {
-        let start = usize::try_from(seq).unwrap_or(usize::MAX).min(self.messages.len());
+        let start = usize::try_from(seq)
+            .unwrap_or(usize::MAX)
+            .min(self.messages.len());
         &self.messages[start..]
     }
     /// Whether the conversation has ended.
     pub fn is_ended(&self) -> bool {
-        self.messages.iter().any(|m| matches!(m.note, Some(SystemNote::Ended { .. })))
+        self.messages
+            .iter()
+            .any(|m| matches!(m.note, Some(SystemNote::Ended { .. })))
     }
 
     /// A visitor's message.
-    pub fn append_customer(&mut self, name: &str, client_id: ClientMsgId, raw: &str, now: DateTime<Utc>) -> Result<Appended, TranscriptError> {
-        self.append_written(Author::Customer { name: name.to_owned() }, Writer::Visitor, client_id, raw, now)
+    pub fn append_customer(
+        &mut self,
+        name: &str,
+        client_id: ClientMsgId,
+        raw: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Appended, TranscriptError> {
+        self.append_written(
+            Author::Customer {
+                name: name.to_owned(),
+            },
+            Writer::Visitor,
+            client_id,
+            raw,
+            now,
+        )
     }
 
     /// An agent's message.
-    pub fn append_agent(&mut self, id: AgentId, name: &str, client_id: ClientMsgId, raw: &str, now: DateTime<Utc>) -> Result<Appended, TranscriptError> {
-        self.append_written(Author::Agent { id, name: name.to_owned() }, Writer::Agent, client_id, raw, now)
+    pub fn append_agent(
+        &mut self,
+        id: AgentId,
+        name: &str,
+        client_id: ClientMsgId,
+        raw: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Appended, TranscriptError> {
+        self.append_written(
+            Author::Agent {
+                id,
+                name: name.to_owned(),
+            },
+            Writer::Agent,
+            client_id,
+            raw,
+            now,
+        )
     }
 
-    fn append_written(&mut self, author: Author, writer: Writer, client_id: ClientMsgId, raw: &str, now: DateTime<Utc>) -> Result<Appended, TranscriptError> {
-        if let Some(m) = self.messages.iter().find(|m| m.client_id.as_ref() == Some(&client_id)) {
+    fn append_written(
+        &mut self,
+        author: Author,
+        writer: Writer,
+        client_id: ClientMsgId,
+        raw: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Appended, TranscriptError> {
+        if let Some(m) = self
+            .messages
+            .iter()
+            .find(|m| m.client_id.as_ref() == Some(&client_id))
+        {
             let same = match (&m.author, &author) {
                 (Author::Customer { .. }, Author::Customer { .. }) => true,
                 (Author::Agent { id: a, .. }, Author::Agent { id: b, .. }) => a == b,
                 _ => false,
             };
-            return if same { Ok(Appended::Duplicate(m.clone())) } else { Err(TranscriptError::ClientIdConflict(client_id)) };
+            return if same {
+                Ok(Appended::Duplicate(m.clone()))
+            } else {
+                Err(TranscriptError::ClientIdConflict(client_id))
+            };
         }
         if self.is_ended() {
             return Err(TranscriptError::Ended);
         }
         let text = MessageText::new(raw, writer)?;
-        let m = Message { seq: self.last_seq() + 1, client_id: Some(client_id), author, text: text.as_str().to_owned(), note: None, at: now };
+        let m = Message {
+            seq: self.last_seq() + 1,
+            client_id: Some(client_id),
+            author,
+            text: text.as_str().to_owned(),
+            note: None,
+            at: now,
+        };
         self.messages.push(m.clone());
         Ok(Appended::New(m))
     }
 
     /// A system line.
     pub fn append_note(&mut self, note: SystemNote, now: DateTime<Utc>) -> Message {
-        let m = Message { seq: self.last_seq() + 1, client_id: None, author: Author::System, text: note.text_en(), note: Some(note), at: now };
+        let m = Message {
+            seq: self.last_seq() + 1,
+            client_id: None,
+            author: Author::System,
+            text: note.text_en(),
+            note: Some(note),
+            at: now,
+        };
         self.messages.push(m.clone());
         m
     }
@@ -177,14 +244,24 @@ mod tests {
     fn conflicting_client_id_refused() {
         let mut t = Transcript::default();
         t.append_customer("Eva", cid("c1"), "hello", t0()).unwrap();
-        let e = t.append_agent(AgentId::new("anna").unwrap(), "Anna", cid("c1"), "hi", t0()).unwrap_err();
+        let e = t
+            .append_agent(AgentId::new("anna").unwrap(), "Anna", cid("c1"), "hi", t0())
+            .unwrap_err();
         assert_eq!(e, TranscriptError::ClientIdConflict(cid("c1")));
     }
 
     #[test]
     fn agent_rules_apply_and_change_nothing() {
         let mut t = Transcript::default();
-        let e = t.append_agent(AgentId::new("anna").unwrap(), "Anna", cid("a1"), "<b>", t0()).unwrap_err();
+        let e = t
+            .append_agent(
+                AgentId::new("anna").unwrap(),
+                "Anna",
+                cid("a1"),
+                "<b>",
+                t0(),
+            )
+            .unwrap_err();
         assert_eq!(e.code(), "message_reserved_chars");
         assert_eq!(t.last_seq(), 0);
     }
@@ -192,8 +269,16 @@ mod tests {
     #[test]
     fn nothing_after_end() {
         let mut t = Transcript::default();
-        t.append_note(SystemNote::Ended { by: EndedBy::Customer }, t0());
-        assert_eq!(t.append_customer("Eva", cid("c2"), "x", t0()).unwrap_err(), TranscriptError::Ended);
+        t.append_note(
+            SystemNote::Ended {
+                by: EndedBy::Customer,
+            },
+            t0(),
+        );
+        assert_eq!(
+            t.append_customer("Eva", cid("c2"), "x", t0()).unwrap_err(),
+            TranscriptError::Ended
+        );
     }
 
     #[test]

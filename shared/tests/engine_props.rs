@@ -5,6 +5,8 @@
 //! `engine_table.rs` (e.g. `transfer_to_queue`: a transferring agent was offered
 //! the same chat back before its wrap-up).
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
 use shared::agent::{AgentState, RequestedState};
@@ -29,18 +31,43 @@ fn q(i: usize) -> QueueId {
 fn config() -> TenantConfig {
     TenantConfig {
         name: "P".into(),
-        sites: vec![SiteConfig { key: SiteKey::new("s").unwrap(), name: "S".into(), allowed_origins: vec![], queue: q(0), language: String::new() }],
+        sites: vec![SiteConfig {
+            key: SiteKey::new("s").unwrap(),
+            name: "S".into(),
+            allowed_origins: vec![],
+            queue: q(0),
+            language: String::new(),
+        }],
         queues: QUEUES
             .iter()
-            .map(|id| QueueConfig { id: QueueId::new(*id).unwrap(), name: id.to_string(), offer_timeout_secs: 10, inactivity_timeout_secs: 60, hours: Default::default() })
+            .map(|id| QueueConfig {
+                id: QueueId::new(*id).unwrap(),
+                name: id.to_string(),
+                offer_timeout_secs: 10,
+                inactivity_timeout_secs: 60,
+                hours: Default::default(),
+            })
             .collect(),
         agents: AGENTS
             .iter()
             .enumerate()
-            .map(|(i, id)| AgentConfig { id: AgentId::new(*id).unwrap(), name: id.to_string(), capacity: 1 + i as u32, queues: if i == 2 { vec![q(1)] } else { vec![q(0), q(1)] } })
+            .map(|(i, id)| AgentConfig {
+                id: AgentId::new(*id).unwrap(),
+                name: id.to_string(),
+                capacity: 1 + i as u32,
+                queues: if i == 2 { vec![q(1)] } else { vec![q(0), q(1)] },
+            })
             .collect(),
-        idle_reasons: vec![Reason { id: ReasonId::new("break").unwrap(), label: "Break".into(), label_de: String::new() }],
-        wrap_up_reasons: vec![Reason { id: ReasonId::new("done").unwrap(), label: "Done".into(), label_de: String::new() }],
+        idle_reasons: vec![Reason {
+            id: ReasonId::new("break").unwrap(),
+            label: "Break".into(),
+            label_de: String::new(),
+        }],
+        wrap_up_reasons: vec![Reason {
+            id: ReasonId::new("done").unwrap(),
+            label: "Done".into(),
+            label_de: String::new(),
+        }],
         templates: vec![],
     }
 }
@@ -90,26 +117,106 @@ fn to_command(op: &Op, generation: usize) -> (Option<AgentId>, Command) {
     // Conversation ids are reused across generations so that ids of closed chats are fresh.
     let cid = |i: usize| c(i + 10 * generation);
     match op.clone() {
-        Op::Start(i) => (None, Command::Start { conversation: cid(i), site: SiteKey::new("s").unwrap(), customer: Customer { name: format!("V{i}"), email: None, verified_user_id: None } }),
-        Op::Activity(i) => (None, Command::CustomerActivity { conversation: cid(i) }),
-        Op::CustomerEnd(i) => (None, Command::CustomerEnd { conversation: cid(i) }),
+        Op::Start(i) => (
+            None,
+            Command::Start {
+                conversation: cid(i),
+                site: SiteKey::new("s").unwrap(),
+                customer: Customer {
+                    name: format!("V{i}"),
+                    email: None,
+                    verified_user_id: None,
+                },
+            },
+        ),
+        Op::Activity(i) => (
+            None,
+            Command::CustomerActivity {
+                conversation: cid(i),
+            },
+        ),
+        Op::CustomerEnd(i) => (
+            None,
+            Command::CustomerEnd {
+                conversation: cid(i),
+            },
+        ),
         Op::SignIn(x) => (Some(a(x)), Command::SignIn { agent: a(x) }),
         Op::SignOut(x) => (Some(a(x)), Command::SignOut { agent: a(x) }),
-        Op::Available(x) => (Some(a(x)), Command::SetState { agent: a(x), state: RequestedState::Available }),
-        Op::Idle(x) => (Some(a(x)), Command::SetState { agent: a(x), state: RequestedState::Idle { reason: ReasonId::new("break").unwrap() } }),
-        Op::Accept(x, i) => (Some(a(x)), Command::Accept { agent: a(x), conversation: cid(i) }),
-        Op::TransferQueue(x, i, z) => (Some(a(x)), Command::Transfer { agent: a(x), conversation: cid(i), target: TransferTarget::Queue(q(z)) }),
-        Op::TransferAgent(x, i, z) => (Some(a(x)), Command::Transfer { agent: a(x), conversation: cid(i), target: TransferTarget::Agent(a(z)) }),
-        Op::Conference(x, i, z) => (Some(a(x)), Command::RequestConference { agent: a(x), conversation: cid(i), guest: a(z) }),
-        Op::EndConference(x, i) => (Some(a(x)), Command::EndConference { agent: a(x), conversation: cid(i) }),
-        Op::End(x, i) => (Some(a(x)), Command::End { agent: a(x), conversation: cid(i) }),
+        Op::Available(x) => (
+            Some(a(x)),
+            Command::SetState {
+                agent: a(x),
+                state: RequestedState::Available,
+            },
+        ),
+        Op::Idle(x) => (
+            Some(a(x)),
+            Command::SetState {
+                agent: a(x),
+                state: RequestedState::Idle {
+                    reason: ReasonId::new("break").unwrap(),
+                },
+            },
+        ),
+        Op::Accept(x, i) => (
+            Some(a(x)),
+            Command::Accept {
+                agent: a(x),
+                conversation: cid(i),
+            },
+        ),
+        Op::TransferQueue(x, i, z) => (
+            Some(a(x)),
+            Command::Transfer {
+                agent: a(x),
+                conversation: cid(i),
+                target: TransferTarget::Queue(q(z)),
+            },
+        ),
+        Op::TransferAgent(x, i, z) => (
+            Some(a(x)),
+            Command::Transfer {
+                agent: a(x),
+                conversation: cid(i),
+                target: TransferTarget::Agent(a(z)),
+            },
+        ),
+        Op::Conference(x, i, z) => (
+            Some(a(x)),
+            Command::RequestConference {
+                agent: a(x),
+                conversation: cid(i),
+                guest: a(z),
+            },
+        ),
+        Op::EndConference(x, i) => (
+            Some(a(x)),
+            Command::EndConference {
+                agent: a(x),
+                conversation: cid(i),
+            },
+        ),
+        Op::End(x, i) => (
+            Some(a(x)),
+            Command::End {
+                agent: a(x),
+                conversation: cid(i),
+            },
+        ),
         Op::WrapUp(x, i, avail) => (
             Some(a(x)),
             Command::WrapUp {
                 agent: a(x),
                 conversation: cid(i),
                 reason: ReasonId::new("done").unwrap(),
-                next: if avail { RequestedState::Available } else { RequestedState::Idle { reason: ReasonId::new("break").unwrap() } },
+                next: if avail {
+                    RequestedState::Available
+                } else {
+                    RequestedState::Idle {
+                        reason: ReasonId::new("break").unwrap(),
+                    }
+                },
             },
         ),
         Op::Advance(_) => (None, Command::Tick),

@@ -1,5 +1,7 @@
 //! Table tests: every transition and every error of SPEC §2–§3, one scenario each.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use chrono::{DateTime, Duration, Utc};
 use shared::agent::{AgentState, RequestedState};
 use shared::config::*;
@@ -30,15 +32,42 @@ fn config() -> TenantConfig {
         inactivity_timeout_secs: 600,
         hours: Default::default(),
     };
-    let agent = |id: &str, name: &str, cap: u32| AgentConfig { id: a(id), name: name.into(), capacity: cap, queues: vec![q("support"), q("sales")] };
+    let agent = |id: &str, name: &str, cap: u32| AgentConfig {
+        id: a(id),
+        name: name.into(),
+        capacity: cap,
+        queues: vec![q("support"), q("sales")],
+    };
     TenantConfig {
         name: "Test".into(),
-        sites: vec![SiteConfig { key: SiteKey::new("site").unwrap(), name: "Shop".into(), allowed_origins: vec![], queue: q("support"), language: String::new() }],
+        sites: vec![SiteConfig {
+            key: SiteKey::new("site").unwrap(),
+            name: "Shop".into(),
+            allowed_origins: vec![],
+            queue: q("support"),
+            language: String::new(),
+        }],
         queues: vec![queue("support", "Support"), queue("sales", "Sales")],
-        agents: vec![agent("anna", "Anna", 2), agent("ben", "Ben", 2), agent("cleo", "Cleo", 1)],
-        idle_reasons: vec![Reason { id: r("break"), label: "Break".into(), label_de: "Pause".into() }],
-        wrap_up_reasons: vec![Reason { id: r("solved"), label: "Solved".into(), label_de: "Gelöst".into() }],
-        templates: vec![TemplateConfig { id: TemplateId::new("hello").unwrap(), name: "Hello".into(), text: "Hallo <customer_name>, hier ist <agent_name>.".into() }],
+        agents: vec![
+            agent("anna", "Anna", 2),
+            agent("ben", "Ben", 2),
+            agent("cleo", "Cleo", 1),
+        ],
+        idle_reasons: vec![Reason {
+            id: r("break"),
+            label: "Break".into(),
+            label_de: "Pause".into(),
+        }],
+        wrap_up_reasons: vec![Reason {
+            id: r("solved"),
+            label: "Solved".into(),
+            label_de: "Gelöst".into(),
+        }],
+        templates: vec![TemplateConfig {
+            id: TemplateId::new("hello").unwrap(),
+            name: "Hello".into(),
+            text: "Hallo <customer_name>, hier ist <agent_name>.".into(),
+        }],
     }
 }
 
@@ -50,7 +79,11 @@ struct World {
 
 impl World {
     fn new() -> Self {
-        Self { t: Tenant::new(config()).unwrap(), now: t0(), closed: vec![] }
+        Self {
+            t: Tenant::new(config()).unwrap(),
+            now: t0(),
+            closed: vec![],
+        }
     }
     fn run(&mut self, cmd: Command) -> Result<Vec<Effect>, EngineError> {
         let before = self.t.clone();
@@ -69,20 +102,29 @@ impl World {
         r
     }
     fn ok(&mut self, cmd: Command) -> Vec<Effect> {
-        self.run(cmd.clone()).unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
+        self.run(cmd.clone())
+            .unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
     }
     fn err(&mut self, cmd: Command) -> EngineError {
-        self.run(cmd.clone()).expect_err(&format!("{cmd:?} should fail"))
+        self.run(cmd.clone())
+            .expect_err(&format!("{cmd:?} should fail"))
     }
     fn available(&mut self, who: &str) -> Vec<Effect> {
         self.ok(Command::SignIn { agent: a(who) });
-        self.ok(Command::SetState { agent: a(who), state: RequestedState::Available })
+        self.ok(Command::SetState {
+            agent: a(who),
+            state: RequestedState::Available,
+        })
     }
     fn start(&mut self, id: &str) -> Vec<Effect> {
         self.ok(Command::Start {
             conversation: c(id),
             site: SiteKey::new("site").unwrap(),
-            customer: Customer { name: format!("Customer {id}"), email: None, verified_user_id: None },
+            customer: Customer {
+                name: format!("Customer {id}"),
+                email: None,
+                verified_user_id: None,
+            },
         })
     }
     fn state(&self, who: &str) -> AgentState {
@@ -100,7 +142,10 @@ impl World {
 fn offered_to(fx: &[Effect]) -> Vec<(AgentId, ConversationId)> {
     fx.iter()
         .filter_map(|e| match e {
-            Effect::Agent { agent, event: AgentEvent::Offer(o) } => Some((agent.clone(), o.conversation.clone())),
+            Effect::Agent {
+                agent,
+                event: AgentEvent::Offer(o),
+            } => Some((agent.clone(), o.conversation.clone())),
             _ => None,
         })
         .collect()
@@ -113,31 +158,73 @@ fn sign_in_lands_in_idle_and_only_available_is_routed() {
     assert_eq!(w.state("anna"), AgentState::Idle { reason: None });
     w.start("c1");
     assert_eq!(w.place("c1"), Place::Queued);
-    let fx = w.ok(Command::SetState { agent: a("anna"), state: RequestedState::Available });
+    let fx = w.ok(Command::SetState {
+        agent: a("anna"),
+        state: RequestedState::Available,
+    });
     assert_eq!(offered_to(&fx), vec![(a("anna"), c("c1"))]);
 }
 
 #[test]
 fn no_chat_without_signed_in_agent_and_leave_message_instead() {
     let mut w = World::new();
-    let e = w.err(Command::Start { conversation: c("c1"), site: SiteKey::new("site").unwrap(), customer: Customer { name: "Eva".into(), email: None, verified_user_id: None } });
+    let e = w.err(Command::Start {
+        conversation: c("c1"),
+        site: SiteKey::new("site").unwrap(),
+        customer: Customer {
+            name: "Eva".into(),
+            email: None,
+            verified_user_id: None,
+        },
+    });
     assert_eq!(e, EngineError::NoAgentsSignedIn(q("support")));
-    let fx = w.ok(Command::LeaveMessage { conversation: c("m1"), site: SiteKey::new("site").unwrap(), customer: Customer { name: "Eva".into(), email: Some("e@x".into()), verified_user_id: None }, text: "Call me".into() });
+    let fx = w.ok(Command::LeaveMessage {
+        conversation: c("m1"),
+        site: SiteKey::new("site").unwrap(),
+        customer: Customer {
+            name: "Eva".into(),
+            email: Some("e@x".into()),
+            verified_user_id: None,
+        },
+        text: "Call me".into(),
+    });
     assert_eq!(fx.len(), 1);
     assert_eq!(w.closed[0].kind, ConversationKind::LeftMessage);
     assert_eq!(w.closed[0].message.as_deref(), Some("Call me"));
-    assert!(w.t.conversation(&c("m1")).is_none(), "left messages are never live");
+    assert!(
+        w.t.conversation(&c("m1")).is_none(),
+        "left messages are never live"
+    );
 }
 
 #[test]
 fn closed_queue_refuses_start() {
     let mut cfg = config();
-    cfg.queues[0].hours.windows = vec![shared::hours::OpeningWindow { day: chrono::Weekday::Sun, from: "00:00".into(), to: "00:01".into() }];
+    cfg.queues[0].hours.windows = vec![shared::hours::OpeningWindow {
+        day: chrono::Weekday::Sun,
+        from: "00:00".into(),
+        to: "00:01".into(),
+    }];
     let mut t = Tenant::new(cfg).unwrap();
-    t.handle(t0(), Command::SignIn { agent: a("anna") }).unwrap();
+    t.handle(t0(), Command::SignIn { agent: a("anna") })
+        .unwrap();
     let site = SiteKey::new("site").unwrap();
-    assert!(matches!(t.availability(&site, t0()).unwrap(), Availability::Closed { .. }));
-    let e = t.handle(t0(), Command::Start { conversation: c("c1"), site, customer: Customer { name: "E".into(), email: None, verified_user_id: None } });
+    assert!(matches!(
+        t.availability(&site, t0()).unwrap(),
+        Availability::Closed { .. }
+    ));
+    let e = t.handle(
+        t0(),
+        Command::Start {
+            conversation: c("c1"),
+            site,
+            customer: Customer {
+                name: "E".into(),
+                email: None,
+                verified_user_id: None,
+            },
+        },
+    );
     assert_eq!(e.unwrap_err(), EngineError::QueueClosed(q("support")));
 }
 
@@ -159,12 +246,39 @@ fn accept_and_double_accept_has_one_winner() {
     w.available("anna");
     w.available("ben");
     w.start("c1");
-    let Place::Offered { agent, .. } = w.place("c1") else { panic!() };
-    let other = if agent == a("anna") { a("ben") } else { a("anna") };
-    let fx = w.ok(Command::Accept { agent: agent.clone(), conversation: c("c1") });
-    assert!(fx.iter().any(|e| matches!(e, Effect::Conversation { event: ConversationEvent::Note(SystemNote::Joined { .. }), .. })));
-    assert_eq!(w.err(Command::Accept { agent: other, conversation: c("c1") }), EngineError::NotOffered(c("c1")));
-    assert_eq!(w.place("c1"), Place::Active { owner: agent, conference: None });
+    let Place::Offered { agent, .. } = w.place("c1") else {
+        panic!()
+    };
+    let other = if agent == a("anna") {
+        a("ben")
+    } else {
+        a("anna")
+    };
+    let fx = w.ok(Command::Accept {
+        agent: agent.clone(),
+        conversation: c("c1"),
+    });
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::Conversation {
+            event: ConversationEvent::Note(SystemNote::Joined { .. }),
+            ..
+        }
+    )));
+    assert_eq!(
+        w.err(Command::Accept {
+            agent: other,
+            conversation: c("c1")
+        }),
+        EngineError::NotOffered(c("c1"))
+    );
+    assert_eq!(
+        w.place("c1"),
+        Place::Active {
+            owner: agent,
+            conference: None
+        }
+    );
 }
 
 #[test]
@@ -174,21 +288,47 @@ fn offer_timeout_sends_agent_to_rona_and_conversation_to_front() {
     w.start("c1");
     w.ok(Command::SignIn { agent: a("ben") });
     w.start("c2");
-    assert_eq!(w.t.queue(&q("support")).unwrap().iter().cloned().collect::<Vec<_>>(), vec![c("c2")]);
+    assert_eq!(
+        w.t.queue(&q("support"))
+            .unwrap()
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>(),
+        vec![c("c2")]
+    );
     assert_eq!(w.t.next_deadline(), Some(t0() + Duration::seconds(30)));
     let fx = w.advance(29);
     assert!(fx.is_empty());
     let fx = w.advance(1);
     assert_eq!(w.state("anna"), AgentState::Rona);
-    assert!(fx.iter().any(|e| matches!(e, Effect::Agent { event: AgentEvent::OfferWithdrawn { reason: WithdrawReason::Expired, .. }, .. })));
-    assert_eq!(w.t.queue(&q("support")).unwrap().front(), Some(&c("c1")), "back to the front");
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::Agent {
+            event: AgentEvent::OfferWithdrawn {
+                reason: WithdrawReason::Expired,
+                ..
+            },
+            ..
+        }
+    )));
+    assert_eq!(
+        w.t.queue(&q("support")).unwrap().front(),
+        Some(&c("c1")),
+        "back to the front"
+    );
     // Ben becomes available: he gets c1 first.
-    let fx = w.ok(Command::SetState { agent: a("ben"), state: RequestedState::Available });
+    let fx = w.ok(Command::SetState {
+        agent: a("ben"),
+        state: RequestedState::Available,
+    });
     assert_eq!(offered_to(&fx), vec![(a("ben"), c("c1"))]);
     // RONA stays RONA through time and other agents' actions.
     w.advance(5);
     assert_eq!(w.state("anna"), AgentState::Rona);
-    w.ok(Command::SetState { agent: a("anna"), state: RequestedState::Available });
+    w.ok(Command::SetState {
+        agent: a("anna"),
+        state: RequestedState::Available,
+    });
     assert_eq!(w.state("anna"), AgentState::Available);
 }
 
@@ -197,12 +337,27 @@ fn capacity_is_respected() {
     let mut w = World::new();
     w.available("cleo"); // capacity 1
     w.start("c1");
-    w.ok(Command::Accept { agent: a("cleo"), conversation: c("c1") });
+    w.ok(Command::Accept {
+        agent: a("cleo"),
+        conversation: c("c1"),
+    });
     w.start("c2");
     assert_eq!(w.place("c2"), Place::Queued);
-    w.ok(Command::End { agent: a("cleo"), conversation: c("c1") });
-    assert_eq!(w.place("c2"), Place::Queued, "wrap-up still occupies the slot");
-    let fx = w.ok(Command::WrapUp { agent: a("cleo"), conversation: c("c1"), reason: r("solved"), next: RequestedState::Available });
+    w.ok(Command::End {
+        agent: a("cleo"),
+        conversation: c("c1"),
+    });
+    assert_eq!(
+        w.place("c2"),
+        Place::Queued,
+        "wrap-up still occupies the slot"
+    );
+    let fx = w.ok(Command::WrapUp {
+        agent: a("cleo"),
+        conversation: c("c1"),
+        reason: r("solved"),
+        next: RequestedState::Available,
+    });
     assert_eq!(offered_to(&fx), vec![(a("cleo"), c("c2"))]);
 }
 
@@ -211,11 +366,22 @@ fn going_idle_withdraws_offer_without_rona() {
     let mut w = World::new();
     w.available("anna");
     w.start("c1");
-    w.ok(Command::SetState { agent: a("anna"), state: RequestedState::Idle { reason: r("break") } });
-    assert_eq!(w.state("anna"), AgentState::Idle { reason: Some(r("break")) });
+    w.ok(Command::SetState {
+        agent: a("anna"),
+        state: RequestedState::Idle { reason: r("break") },
+    });
+    assert_eq!(
+        w.state("anna"),
+        AgentState::Idle {
+            reason: Some(r("break"))
+        }
+    );
     assert_eq!(w.place("c1"), Place::Queued);
     assert_eq!(
-        w.err(Command::SetState { agent: a("anna"), state: RequestedState::Idle { reason: r("nap") } }),
+        w.err(Command::SetState {
+            agent: a("anna"),
+            state: RequestedState::Idle { reason: r("nap") }
+        }),
         EngineError::UnknownIdleReason(r("nap"))
     );
 }
@@ -225,27 +391,57 @@ fn sign_out_refused_with_open_chats() {
     let mut w = World::new();
     w.available("anna");
     w.start("c1");
-    w.ok(Command::Accept { agent: a("anna"), conversation: c("c1") });
-    assert_eq!(w.err(Command::SignOut { agent: a("anna") }), EngineError::HasOpenChats(a("anna")));
-    assert_eq!(w.err(Command::SetState { agent: a("zed"), state: RequestedState::Available }), EngineError::UnknownAgent(a("zed")));
+    w.ok(Command::Accept {
+        agent: a("anna"),
+        conversation: c("c1"),
+    });
+    assert_eq!(
+        w.err(Command::SignOut { agent: a("anna") }),
+        EngineError::HasOpenChats(a("anna"))
+    );
+    assert_eq!(
+        w.err(Command::SetState {
+            agent: a("zed"),
+            state: RequestedState::Available
+        }),
+        EngineError::UnknownAgent(a("zed"))
+    );
 }
 
 fn active_with(w: &mut World, owner: &str, id: &str) {
     w.available(owner);
     w.start(id);
-    w.ok(Command::Accept { agent: a(owner), conversation: c(id) });
+    w.ok(Command::Accept {
+        agent: a(owner),
+        conversation: c(id),
+    });
 }
 
 #[test]
 fn transfer_to_queue() {
     let mut w = World::new();
     active_with(&mut w, "anna", "c1");
-    let fx = w.ok(Command::Transfer { agent: a("anna"), conversation: c("c1"), target: TransferTarget::Queue(q("sales")) });
-    assert!(fx.iter().any(|e| matches!(e, Effect::Conversation { event: ConversationEvent::Note(SystemNote::Transferring), .. })));
+    let fx = w.ok(Command::Transfer {
+        agent: a("anna"),
+        conversation: c("c1"),
+        target: TransferTarget::Queue(q("sales")),
+    });
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::Conversation {
+            event: ConversationEvent::Note(SystemNote::Transferring),
+            ..
+        }
+    )));
     assert!(w.t.agent(&a("anna")).unwrap().wrap_ups.contains(&c("c1")));
     // Anna owes a wrap-up for it, so it waits in sales rather than coming back to her.
     assert_eq!(w.place("c1"), Place::Queued);
-    w.ok(Command::WrapUp { agent: a("anna"), conversation: c("c1"), reason: r("solved"), next: RequestedState::Available });
+    w.ok(Command::WrapUp {
+        agent: a("anna"),
+        conversation: c("c1"),
+        reason: r("solved"),
+        next: RequestedState::Available,
+    });
     assert!(matches!(w.place("c1"), Place::Offered { .. }));
     assert_eq!(w.t.conversation(&c("c1")).unwrap().queue, q("sales"));
     assert_eq!(w.t.conversation(&c("c1")).unwrap().queue_history.len(), 2);
@@ -256,20 +452,45 @@ fn transfer_to_agent_accepted() {
     let mut w = World::new();
     active_with(&mut w, "anna", "c1");
     w.available("ben");
-    let fx = w.ok(Command::Transfer { agent: a("anna"), conversation: c("c1"), target: TransferTarget::Agent(a("ben")) });
+    let fx = w.ok(Command::Transfer {
+        agent: a("anna"),
+        conversation: c("c1"),
+        target: TransferTarget::Agent(a("ben")),
+    });
     assert_eq!(offered_to(&fx), vec![(a("ben"), c("c1"))]);
-    w.ok(Command::Accept { agent: a("ben"), conversation: c("c1") });
-    assert_eq!(w.place("c1"), Place::Active { owner: a("ben"), conference: None });
-    w.ok(Command::WrapUp { agent: a("anna"), conversation: c("c1"), reason: r("solved"), next: RequestedState::Available });
+    w.ok(Command::Accept {
+        agent: a("ben"),
+        conversation: c("c1"),
+    });
+    assert_eq!(
+        w.place("c1"),
+        Place::Active {
+            owner: a("ben"),
+            conference: None
+        }
+    );
+    w.ok(Command::WrapUp {
+        agent: a("anna"),
+        conversation: c("c1"),
+        reason: r("solved"),
+        next: RequestedState::Available,
+    });
 }
 
 #[test]
 fn transfer_to_agent_not_accepted_is_discarded_and_requeued_at_front() {
     let mut w = World::new();
     active_with(&mut w, "anna", "c1");
-    w.ok(Command::SetState { agent: a("anna"), state: RequestedState::Idle { reason: r("break") } });
+    w.ok(Command::SetState {
+        agent: a("anna"),
+        state: RequestedState::Idle { reason: r("break") },
+    });
     w.available("ben");
-    w.ok(Command::Transfer { agent: a("anna"), conversation: c("c1"), target: TransferTarget::Agent(a("ben")) });
+    w.ok(Command::Transfer {
+        agent: a("anna"),
+        conversation: c("c1"),
+        target: TransferTarget::Agent(a("ben")),
+    });
     w.advance(30);
     assert_eq!(w.state("ben"), AgentState::Rona);
     assert_eq!(w.place("c1"), Place::Queued);
@@ -281,14 +502,55 @@ fn transfer_errors() {
     let mut w = World::new();
     active_with(&mut w, "anna", "c1");
     w.ok(Command::SignIn { agent: a("ben") });
-    assert_eq!(w.err(Command::Transfer { agent: a("anna"), conversation: c("c1"), target: TransferTarget::Agent(a("ben")) }), EngineError::TargetUnavailable(a("ben")));
-    assert_eq!(w.err(Command::Transfer { agent: a("anna"), conversation: c("c1"), target: TransferTarget::Agent(a("anna")) }), EngineError::SelfTarget);
-    assert_eq!(w.err(Command::Transfer { agent: a("anna"), conversation: c("c1"), target: TransferTarget::Queue(q("nope")) }), EngineError::UnknownQueue(q("nope")));
-    assert_eq!(w.err(Command::Transfer { agent: a("ben"), conversation: c("c1"), target: TransferTarget::Queue(q("sales")) }), EngineError::NotOwner(c("c1")));
+    assert_eq!(
+        w.err(Command::Transfer {
+            agent: a("anna"),
+            conversation: c("c1"),
+            target: TransferTarget::Agent(a("ben"))
+        }),
+        EngineError::TargetUnavailable(a("ben"))
+    );
+    assert_eq!(
+        w.err(Command::Transfer {
+            agent: a("anna"),
+            conversation: c("c1"),
+            target: TransferTarget::Agent(a("anna"))
+        }),
+        EngineError::SelfTarget
+    );
+    assert_eq!(
+        w.err(Command::Transfer {
+            agent: a("anna"),
+            conversation: c("c1"),
+            target: TransferTarget::Queue(q("nope"))
+        }),
+        EngineError::UnknownQueue(q("nope"))
+    );
+    assert_eq!(
+        w.err(Command::Transfer {
+            agent: a("ben"),
+            conversation: c("c1"),
+            target: TransferTarget::Queue(q("sales"))
+        }),
+        EngineError::NotOwner(c("c1"))
+    );
     w.start("c2");
     assert!(matches!(w.place("c2"), Place::Offered { .. }));
-    assert_eq!(w.err(Command::Transfer { agent: a("anna"), conversation: c("c2"), target: TransferTarget::Queue(q("sales")) }), EngineError::NotActive(c("c2")));
-    assert_eq!(w.err(Command::End { agent: a("anna"), conversation: c("zz") }), EngineError::UnknownConversation(c("zz")));
+    assert_eq!(
+        w.err(Command::Transfer {
+            agent: a("anna"),
+            conversation: c("c2"),
+            target: TransferTarget::Queue(q("sales"))
+        }),
+        EngineError::NotActive(c("c2"))
+    );
+    assert_eq!(
+        w.err(Command::End {
+            agent: a("anna"),
+            conversation: c("zz")
+        }),
+        EngineError::UnknownConversation(c("zz"))
+    );
 }
 
 #[test]
@@ -296,21 +558,69 @@ fn conference_requested_accepted_ended() {
     let mut w = World::new();
     active_with(&mut w, "anna", "c1");
     w.available("ben");
-    let fx = w.ok(Command::RequestConference { agent: a("anna"), conversation: c("c1"), guest: a("ben") });
+    let fx = w.ok(Command::RequestConference {
+        agent: a("anna"),
+        conversation: c("c1"),
+        guest: a("ben"),
+    });
     assert!(fx.iter().any(|e| matches!(e, Effect::Agent { agent, event: AgentEvent::Status { status: ChatStatus::ConferenceRequested { .. }, .. } } if agent == &a("anna"))));
-    assert_eq!(w.err(Command::RequestConference { agent: a("anna"), conversation: c("c1"), guest: a("cleo") }), EngineError::ConferenceBusy(c("c1")));
-    let fx = w.ok(Command::Accept { agent: a("ben"), conversation: c("c1") });
+    assert_eq!(
+        w.err(Command::RequestConference {
+            agent: a("anna"),
+            conversation: c("c1"),
+            guest: a("cleo")
+        }),
+        EngineError::ConferenceBusy(c("c1"))
+    );
+    let fx = w.ok(Command::Accept {
+        agent: a("ben"),
+        conversation: c("c1"),
+    });
     assert!(fx.iter().any(|e| matches!(e, Effect::Conversation { event: ConversationEvent::Note(SystemNote::Joined { agent_name }), .. } if agent_name == "Ben")));
-    assert!(fx.iter().any(|e| matches!(e, Effect::Agent { event: AgentEvent::Status { status: ChatStatus::Conference { .. }, .. }, .. })));
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::Agent {
+            event: AgentEvent::Status {
+                status: ChatStatus::Conference { .. },
+                ..
+            },
+            ..
+        }
+    )));
     let mut p = w.t.participants(&c("c1")).unwrap();
     p.sort();
     assert_eq!(p, vec![a("anna"), a("ben")]);
     w.t.can_write(&a("ben"), &c("c1")).unwrap();
-    assert_eq!(w.err(Command::Transfer { agent: a("anna"), conversation: c("c1"), target: TransferTarget::Queue(q("sales")) }), EngineError::ConferenceBusy(c("c1")));
-    w.ok(Command::EndConference { agent: a("anna"), conversation: c("c1") });
-    assert_eq!(w.place("c1"), Place::Active { owner: a("anna"), conference: None });
-    assert_eq!(w.t.can_write(&a("ben"), &c("c1")), Err(EngineError::NotParticipant(c("c1"))));
-    assert_eq!(w.err(Command::EndConference { agent: a("anna"), conversation: c("c1") }), EngineError::NoConference(c("c1")));
+    assert_eq!(
+        w.err(Command::Transfer {
+            agent: a("anna"),
+            conversation: c("c1"),
+            target: TransferTarget::Queue(q("sales"))
+        }),
+        EngineError::ConferenceBusy(c("c1"))
+    );
+    w.ok(Command::EndConference {
+        agent: a("anna"),
+        conversation: c("c1"),
+    });
+    assert_eq!(
+        w.place("c1"),
+        Place::Active {
+            owner: a("anna"),
+            conference: None
+        }
+    );
+    assert_eq!(
+        w.t.can_write(&a("ben"), &c("c1")),
+        Err(EngineError::NotParticipant(c("c1")))
+    );
+    assert_eq!(
+        w.err(Command::EndConference {
+            agent: a("anna"),
+            conversation: c("c1")
+        }),
+        EngineError::NoConference(c("c1"))
+    );
 }
 
 #[test]
@@ -318,10 +628,20 @@ fn conference_timeout_sends_guest_to_rona() {
     let mut w = World::new();
     active_with(&mut w, "anna", "c1");
     w.available("ben");
-    w.ok(Command::RequestConference { agent: a("anna"), conversation: c("c1"), guest: a("ben") });
+    w.ok(Command::RequestConference {
+        agent: a("anna"),
+        conversation: c("c1"),
+        guest: a("ben"),
+    });
     let fx = w.advance(30);
     assert_eq!(w.state("ben"), AgentState::Rona);
-    assert_eq!(w.place("c1"), Place::Active { owner: a("anna"), conference: None });
+    assert_eq!(
+        w.place("c1"),
+        Place::Active {
+            owner: a("anna"),
+            conference: None
+        }
+    );
     assert!(fx.iter().any(|e| matches!(e, Effect::Agent { agent, event: AgentEvent::Status { status: ChatStatus::Active, .. } } if agent == &a("anna"))));
 }
 
@@ -330,26 +650,69 @@ fn end_by_agent_then_wrap_up_closes_with_record() {
     let mut w = World::new();
     active_with(&mut w, "anna", "c1");
     w.now += Duration::seconds(40);
-    let fx = w.ok(Command::End { agent: a("anna"), conversation: c("c1") });
-    assert!(fx.iter().any(|e| matches!(e, Effect::Agent { event: AgentEvent::WrapUpRequired { .. }, .. })));
+    let fx = w.ok(Command::End {
+        agent: a("anna"),
+        conversation: c("c1"),
+    });
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::Agent {
+            event: AgentEvent::WrapUpRequired { .. },
+            ..
+        }
+    )));
     assert_eq!(w.place("c1"), Place::Ended);
-    assert_eq!(w.err(Command::WrapUp { agent: a("anna"), conversation: c("c1"), reason: r("nope"), next: RequestedState::Available }), EngineError::UnknownWrapUpReason(r("nope")));
-    w.ok(Command::WrapUp { agent: a("anna"), conversation: c("c1"), reason: r("solved"), next: RequestedState::Idle { reason: r("break") } });
-    assert_eq!(w.state("anna"), AgentState::Idle { reason: Some(r("break")) });
+    assert_eq!(
+        w.err(Command::WrapUp {
+            agent: a("anna"),
+            conversation: c("c1"),
+            reason: r("nope"),
+            next: RequestedState::Available
+        }),
+        EngineError::UnknownWrapUpReason(r("nope"))
+    );
+    w.ok(Command::WrapUp {
+        agent: a("anna"),
+        conversation: c("c1"),
+        reason: r("solved"),
+        next: RequestedState::Idle { reason: r("break") },
+    });
+    assert_eq!(
+        w.state("anna"),
+        AgentState::Idle {
+            reason: Some(r("break"))
+        }
+    );
     let rec = &w.closed[0];
     assert_eq!(rec.wrap_ups[0].reason, r("solved"));
     assert_eq!(rec.handle_secs, 40);
     assert_eq!(rec.wait_secs, 0);
     assert_eq!(rec.ended_by, Some(EndedBy::Agent(a("anna"))));
     assert!(w.t.conversation(&c("c1")).is_none());
-    assert_eq!(w.err(Command::WrapUp { agent: a("anna"), conversation: c("c1"), reason: r("solved"), next: RequestedState::Available }), EngineError::NoWrapUp(c("c1")));
+    assert_eq!(
+        w.err(Command::WrapUp {
+            agent: a("anna"),
+            conversation: c("c1"),
+            reason: r("solved"),
+            next: RequestedState::Available
+        }),
+        EngineError::NoWrapUp(c("c1"))
+    );
 }
 
 #[test]
 fn wrap_up_only_after_end() {
     let mut w = World::new();
     active_with(&mut w, "anna", "c1");
-    assert_eq!(w.err(Command::WrapUp { agent: a("anna"), conversation: c("c1"), reason: r("solved"), next: RequestedState::Available }), EngineError::NoWrapUp(c("c1")));
+    assert_eq!(
+        w.err(Command::WrapUp {
+            agent: a("anna"),
+            conversation: c("c1"),
+            reason: r("solved"),
+            next: RequestedState::Available
+        }),
+        EngineError::NoWrapUp(c("c1"))
+    );
 }
 
 #[test]
@@ -357,17 +720,40 @@ fn end_by_customer_in_every_place() {
     let mut w = World::new();
     w.ok(Command::SignIn { agent: a("anna") });
     w.start("q1");
-    w.ok(Command::CustomerEnd { conversation: c("q1") });
+    w.ok(Command::CustomerEnd {
+        conversation: c("q1"),
+    });
     assert_eq!(w.closed.len(), 1, "queued chat closes at once");
     w.available("anna");
     w.start("o1");
-    let fx = w.ok(Command::CustomerEnd { conversation: c("o1") });
-    assert!(fx.iter().any(|e| matches!(e, Effect::Agent { event: AgentEvent::OfferWithdrawn { reason: WithdrawReason::CustomerLeft, .. }, .. })));
+    let fx = w.ok(Command::CustomerEnd {
+        conversation: c("o1"),
+    });
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::Agent {
+            event: AgentEvent::OfferWithdrawn {
+                reason: WithdrawReason::CustomerLeft,
+                ..
+            },
+            ..
+        }
+    )));
     w.start("a1");
-    w.ok(Command::Accept { agent: a("anna"), conversation: c("a1") });
-    w.ok(Command::CustomerEnd { conversation: c("a1") });
+    w.ok(Command::Accept {
+        agent: a("anna"),
+        conversation: c("a1"),
+    });
+    w.ok(Command::CustomerEnd {
+        conversation: c("a1"),
+    });
     assert_eq!(w.place("a1"), Place::Ended);
-    assert_eq!(w.err(Command::CustomerEnd { conversation: c("a1") }), EngineError::AlreadyEnded(c("a1")));
+    assert_eq!(
+        w.err(Command::CustomerEnd {
+            conversation: c("a1")
+        }),
+        EngineError::AlreadyEnded(c("a1"))
+    );
 }
 
 #[test]
@@ -375,11 +761,21 @@ fn inactivity_ends_active_chat() {
     let mut w = World::new();
     active_with(&mut w, "anna", "c1");
     w.advance(300);
-    w.ok(Command::CustomerActivity { conversation: c("c1") });
+    w.ok(Command::CustomerActivity {
+        conversation: c("c1"),
+    });
     w.advance(599);
     assert!(matches!(w.place("c1"), Place::Active { .. }));
     let fx = w.advance(1);
-    assert!(fx.iter().any(|e| matches!(e, Effect::Conversation { event: ConversationEvent::Note(SystemNote::Ended { by: EndedBy::Inactivity }), .. })));
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::Conversation {
+            event: ConversationEvent::Note(SystemNote::Ended {
+                by: EndedBy::Inactivity
+            }),
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -388,19 +784,45 @@ fn queue_positions_are_announced() {
     w.ok(Command::SignIn { agent: a("anna") });
     w.start("c1");
     let fx = w.start("c2");
-    assert!(fx.contains(&Effect::Conversation { conversation: c("c2"), event: ConversationEvent::Status(VisitorStatus::Queued { position: 2 }) }));
-    let fx = w.ok(Command::CustomerEnd { conversation: c("c1") });
-    assert!(fx.contains(&Effect::Conversation { conversation: c("c2"), event: ConversationEvent::Status(VisitorStatus::Queued { position: 1 }) }));
+    assert!(fx.contains(&Effect::Conversation {
+        conversation: c("c2"),
+        event: ConversationEvent::Status(VisitorStatus::Queued { position: 2 })
+    }));
+    let fx = w.ok(Command::CustomerEnd {
+        conversation: c("c1"),
+    });
+    assert!(fx.contains(&Effect::Conversation {
+        conversation: c("c2"),
+        event: ConversationEvent::Status(VisitorStatus::Queued { position: 1 })
+    }));
 }
 
 #[test]
 fn templates_render_from_conversation() {
     let mut w = World::new();
     active_with(&mut w, "anna", "c1");
-    let s = w.t.render_template(&a("anna"), &c("c1"), &TemplateId::new("hello").unwrap(), w.now).unwrap();
+    let s =
+        w.t.render_template(
+            &a("anna"),
+            &c("c1"),
+            &TemplateId::new("hello").unwrap(),
+            w.now,
+        )
+        .unwrap();
     assert_eq!(s, "Hallo Customer c1, hier ist Anna.");
-    assert_eq!(w.t.render_template(&a("anna"), &c("c1"), &TemplateId::new("x").unwrap(), w.now), Err(EngineError::UnknownTemplate(TemplateId::new("x").unwrap())));
-    assert_eq!(w.t.render_template(&a("ben"), &c("c1"), &TemplateId::new("hello").unwrap(), w.now), Err(EngineError::NotParticipant(c("c1"))));
+    assert_eq!(
+        w.t.render_template(&a("anna"), &c("c1"), &TemplateId::new("x").unwrap(), w.now),
+        Err(EngineError::UnknownTemplate(TemplateId::new("x").unwrap()))
+    );
+    assert_eq!(
+        w.t.render_template(
+            &a("ben"),
+            &c("c1"),
+            &TemplateId::new("hello").unwrap(),
+            w.now
+        ),
+        Err(EngineError::NotParticipant(c("c1")))
+    );
 }
 
 #[test]
@@ -410,7 +832,10 @@ fn bad_config_is_refused_naming_problem() {
     assert!(Tenant::new(cfg).unwrap_err().to_string().contains("<nick>"));
     let mut cfg = config();
     cfg.agents[0].queues.push(q("ghost"));
-    assert!(Tenant::new(cfg).unwrap_err().to_string().contains("unknown queue ghost"));
+    assert!(Tenant::new(cfg)
+        .unwrap_err()
+        .to_string()
+        .contains("unknown queue ghost"));
 }
 
 #[test]
@@ -420,6 +845,9 @@ fn snapshot_shows_offer_and_chats() {
     w.start("c2");
     let s = w.t.snapshot(&a("anna")).unwrap();
     assert_eq!(s.chats.len(), 1);
-    assert_eq!(s.offer.as_ref().map(|o| o.conversation.clone()), Some(c("c2")));
+    assert_eq!(
+        s.offer.as_ref().map(|o| o.conversation.clone()),
+        Some(c("c2"))
+    );
     assert_eq!(s.offer.unwrap().received_at, t0());
 }

@@ -23,7 +23,13 @@ fn admin(_ctx: &Ctx) -> Vec<(&'static str, String)> {
 }
 
 /// A tenant with queues q1, q2, agents with capacities, one site `<tenant>-site`.
-fn make_tenant(ctx: &Ctx, tenant: &str, offer_secs: u32, inactivity_secs: u32, agents: &[(&str, u32)]) {
+fn make_tenant(
+    ctx: &Ctx,
+    tenant: &str,
+    offer_secs: u32,
+    inactivity_secs: u32,
+    agents: &[(&str, u32)],
+) {
     let cfg = json!({
         "config": {
             "name": tenant,
@@ -41,7 +47,12 @@ fn make_tenant(ctx: &Ctx, tenant: &str, offer_secs: u32, inactivity_secs: u32, a
         "site_secrets": { format!("{tenant}-site"): "s3cret" }
     });
     let h = admin(ctx);
-    let a = http("PUT", &format!("{}/api/v1/admin/tenants/{tenant}/config", ctx.base), Some(&cfg), &[("Authorization", &h[0].1)]);
+    let a = http(
+        "PUT",
+        &format!("{}/api/v1/admin/tenants/{tenant}/config", ctx.base),
+        Some(&cfg),
+        &[("Authorization", &h[0].1)],
+    );
     assert_eq!(a.status, 200, "{:?}", a.body);
 }
 
@@ -53,14 +64,24 @@ struct Agent {
 
 fn sign_in(ctx: &Ctx, tenant: &str, id: &str) -> String {
     // The demo tenant's agents have the passwords of edge/demo-tenant.json.
-    let pw = if tenant == "demo" { format!("{id}-demo-pass") } else { PW.to_string() };
-    let a = http("POST", &format!("{}/api/v1/agent/sign-in", ctx.base), Some(&json!({ "tenant": tenant, "agent": id, "password": pw })), &[]);
+    let pw = if tenant == "demo" {
+        format!("{id}-demo-pass")
+    } else {
+        PW.to_string()
+    };
+    let a = http(
+        "POST",
+        &format!("{}/api/v1/agent/sign-in", ctx.base),
+        Some(&json!({ "tenant": tenant, "agent": id, "password": pw })),
+        &[],
+    );
     assert_eq!(a.status, 200, "{:?}", a.body);
     a.body["token"].as_str().expect("token").to_owned()
 }
 
 fn agent_ws(ctx: &Ctx, token: &str) -> Socket {
-    let mut s = open_ws(&format!("{}/api/v1/agent/ws?token={token}", ctx.ws), None).expect("agent ws");
+    let mut s =
+        open_ws(&format!("{}/api/v1/agent/ws?token={token}", ctx.ws), None).expect("agent ws");
     s.wait_for("snapshot", T, |v| ty(v) == "snapshot");
     s
 }
@@ -68,7 +89,11 @@ fn agent_ws(ctx: &Ctx, token: &str) -> Socket {
 fn agent(ctx: &Ctx, tenant: &str, id: &str) -> Agent {
     let token = sign_in(ctx, tenant, id);
     let sock = agent_ws(ctx, &token);
-    Agent { id: id.into(), token, sock }
+    Agent {
+        id: id.into(),
+        token,
+        sock,
+    }
 }
 
 impl Agent {
@@ -77,21 +102,32 @@ impl Agent {
     }
     fn available(&mut self) {
         self.send(json!({ "type": "set_state", "state": { "state": "available" } }));
-        self.sock.wait_for("state available", T, |v| ev(v) == "state" && v["event"]["state"]["state"] == "available");
+        self.sock.wait_for("state available", T, |v| {
+            ev(v) == "state" && v["event"]["state"]["state"] == "available"
+        });
     }
     fn wait_offer(&mut self) -> String {
-        let o = self.sock.wait_for(&format!("offer to {}", self.id), T, |v| ty(v) == "offer");
-        o["offer"]["conversation"].as_str().expect("conv").to_owned()
+        let o = self
+            .sock
+            .wait_for(&format!("offer to {}", self.id), T, |v| ty(v) == "offer");
+        o["offer"]["conversation"]
+            .as_str()
+            .expect("conv")
+            .to_owned()
     }
     fn accept(&mut self, conv: &str) {
         self.send(json!({ "type": "accept", "conversation": conv }));
-        self.sock.wait_for("joined", T, |v| ev(v) == "joined" && v["event"]["conversation"] == conv);
+        self.sock.wait_for("joined", T, |v| {
+            ev(v) == "joined" && v["event"]["conversation"] == conv
+        });
     }
     fn say(&mut self, conv: &str, cid: &str, text: &str) {
         self.send(json!({ "type": "send", "conversation": conv, "client_id": cid, "text": text }));
     }
     fn error(&mut self, code: &str) -> Value {
-        self.sock.wait_for(&format!("error {code}"), T, |v| ty(v) == "error" && v["code"] == code)
+        self.sock.wait_for(&format!("error {code}"), T, |v| {
+            ty(v) == "error" && v["code"] == code
+        })
     }
 }
 
@@ -101,13 +137,31 @@ struct Visitor {
     sock: Socket,
 }
 
-fn start_raw(ctx: &Ctx, site: &str, name: &str, text: &str, extra: &[(&str, &str)]) -> tests::Answer {
+fn start_raw(
+    ctx: &Ctx,
+    site: &str,
+    name: &str,
+    text: &str,
+    extra: &[(&str, &str)],
+) -> tests::Answer {
     let body = json!({ "site": site, "name": name, "text": text, "client_id": "first" });
-    http("POST", &format!("{}/api/v1/conversations", ctx.base), Some(&body), extra)
+    http(
+        "POST",
+        &format!("{}/api/v1/conversations", ctx.base),
+        Some(&body),
+        extra,
+    )
 }
 
 fn visitor_ws(ctx: &Ctx, conv: &str, token: &str, after: u64) -> Socket {
-    let mut s = open_ws(&format!("{}/api/v1/conversations/{conv}/ws?token={token}&after={after}", ctx.ws), None).expect("visitor ws");
+    let mut s = open_ws(
+        &format!(
+            "{}/api/v1/conversations/{conv}/ws?token={token}&after={after}",
+            ctx.ws
+        ),
+        None,
+    )
+    .expect("visitor ws");
     s.wait_for("welcome", T, |v| ty(v) == "welcome");
     s
 }
@@ -123,12 +177,17 @@ fn visitor(ctx: &Ctx, site: &str, name: &str, text: &str) -> Visitor {
 
 impl Visitor {
     fn say(&mut self, cid: &str, text: &str) -> u64 {
-        self.sock.send(json!({ "type": "send", "client_id": cid, "text": text }));
-        let a = self.sock.wait_for("ack", T, |v| ty(v) == "ack" && v["client_id"] == cid);
+        self.sock
+            .send(json!({ "type": "send", "client_id": cid, "text": text }));
+        let a = self
+            .sock
+            .wait_for("ack", T, |v| ty(v) == "ack" && v["client_id"] == cid);
         a["seq"].as_u64().expect("seq")
     }
     fn wait_text(&mut self, text: &str) -> Value {
-        self.sock.wait_for(&format!("message {text:?}"), T, |v| ty(v) == "message" && v["message"]["text"] == text)
+        self.sock.wait_for(&format!("message {text:?}"), T, |v| {
+            ty(v) == "message" && v["message"]["text"] == text
+        })
     }
 }
 
@@ -148,20 +207,36 @@ fn walking_skeleton_demo(ctx: &Ctx) {
     let offer = anna.sock.seen.last().cloned().unwrap_or_default();
     assert_eq!(offer["offer"]["customer_name"], "Eva");
     assert_eq!(offer["offer"]["queue_name"], "Support");
-    assert!(offer["thread"].as_array().is_some_and(|t| t.iter().any(|m| m["text"] == "Hallo!")), "offer carries the thread");
+    assert!(
+        offer["thread"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|m| m["text"] == "Hallo!")),
+        "offer carries the thread"
+    );
     anna.accept(&conv);
-    v.sock.wait_for("active status", T, |f| ty(f) == "status" && f["status"]["status"] == "active" && f["status"]["agent_name"] == "Anna Schmidt");
+    v.sock.wait_for("active status", T, |f| {
+        ty(f) == "status"
+            && f["status"]["status"] == "active"
+            && f["status"]["agent_name"] == "Anna Schmidt"
+    });
     anna.say(&conv, "a1", "Guten Tag!");
-    anna.sock.wait_for("ack", T, |f| ty(f) == "ack" && f["client_id"] == "a1");
+    anna.sock
+        .wait_for("ack", T, |f| ty(f) == "ack" && f["client_id"] == "a1");
     v.wait_text("Guten Tag!");
     v.say("v1", "Danke");
-    anna.sock.wait_for("customer message", T, |f| ty(f) == "message" && f["message"]["text"] == "Danke");
+    anna.sock.wait_for("customer message", T, |f| {
+        ty(f) == "message" && f["message"]["text"] == "Danke"
+    });
     // End and wrap up so the browser test later finds the demo agents free.
     anna.send(json!({ "type": "end", "conversation": conv }));
-    anna.sock.wait_for("wrap-up required", T, |f| ev(f) == "wrap_up_required");
+    anna.sock
+        .wait_for("wrap-up required", T, |f| ev(f) == "wrap_up_required");
     anna.send(json!({ "type": "wrap_up", "conversation": conv, "reason": "solved", "next": { "state": "idle", "reason": "break" } }));
-    anna.sock.wait_for("wrap-up done", T, |f| ev(f) == "wrap_up_done");
-    v.sock.wait_for("ended", T, |f| ty(f) == "status" && f["status"]["status"] == "ended");
+    anna.sock
+        .wait_for("wrap-up done", T, |f| ev(f) == "wrap_up_done");
+    v.sock.wait_for("ended", T, |f| {
+        ty(f) == "status" && f["status"]["status"] == "ended"
+    });
     let _ = msg_from;
 }
 
@@ -175,11 +250,19 @@ fn rona_and_front_of_queue(ctx: &Ctx) {
     // Nobody else is Available: a second visitor queues behind.
     let v2 = visitor(ctx, "t-rona-site", "Second", "two");
     // The offer expires (alarm): a1 goes to RONA.
-    a1.sock.wait_for("RONA", T, |f| ev(f) == "state" && f["event"]["state"]["state"] == "rona");
-    a1.sock.wait_for("offer withdrawn", T, |f| ev(f) == "offer_withdrawn" && f["event"]["reason"] == "expired");
+    a1.sock.wait_for("RONA", T, |f| {
+        ev(f) == "state" && f["event"]["state"]["state"] == "rona"
+    });
+    a1.sock.wait_for("offer withdrawn", T, |f| {
+        ev(f) == "offer_withdrawn" && f["event"]["reason"] == "expired"
+    });
     // a2 becomes available and gets the first conversation (front of the queue), not the second.
     a2.available();
-    assert_eq!(a2.wait_offer(), v1.conv, "the expired offer went back to the front");
+    assert_eq!(
+        a2.wait_offer(),
+        v1.conv,
+        "the expired offer went back to the front"
+    );
     // RONA stays until the agent leaves it; then a1 gets the second chat.
     let snap = {
         let t = sign_in(ctx, "t-rona", "a1");
@@ -202,9 +285,13 @@ fn capacity_and_wrap_up(ctx: &Ctx) {
     let c1 = a.wait_offer();
     a.accept(&c1);
     let v2 = visitor(ctx, "t-cap-site", "B", "second");
-    assert_eq!(v2.sock.seen[0]["status"]["status"], "queued", "no free capacity: the second chat waits");
+    assert_eq!(
+        v2.sock.seen[0]["status"]["status"], "queued",
+        "no free capacity: the second chat waits"
+    );
     a.send(json!({ "type": "end", "conversation": c1 }));
-    a.sock.wait_for("wrap-up required", T, |f| ev(f) == "wrap_up_required");
+    a.sock
+        .wait_for("wrap-up required", T, |f| ev(f) == "wrap_up_required");
     // Wrap-up pending still holds the only slot; a bad reason is refused.
     a.send(json!({ "type": "wrap_up", "conversation": c1, "reason": "nope", "next": { "state": "available" } }));
     a.error("unknown_wrap_up_reason");
@@ -212,14 +299,33 @@ fn capacity_and_wrap_up(ctx: &Ctx) {
     assert_eq!(a.wait_offer(), v2.conv);
     // The closed record keeps wrap-up reason, queue history and times.
     let h = admin(ctx);
-    let list = http("GET", &format!("{}/api/v1/admin/tenants/t-cap/conversations", ctx.base), None, &[("Authorization", &h[0].1)]);
+    let list = http(
+        "GET",
+        &format!("{}/api/v1/admin/tenants/t-cap/conversations", ctx.base),
+        None,
+        &[("Authorization", &h[0].1)],
+    );
     assert_eq!(list.status, 200);
-    let rec = list.body.as_array().and_then(|l| l.iter().find(|r| r["id"] == v1.conv.as_str()).cloned()).expect("closed record");
+    let rec = list
+        .body
+        .as_array()
+        .and_then(|l| l.iter().find(|r| r["id"] == v1.conv.as_str()).cloned())
+        .expect("closed record");
     assert_eq!(rec["wrap_ups"][0]["reason"], "solved");
     assert_eq!(rec["queue_history"][0]["queue"], "q1");
     assert!(rec["handle_secs"].as_i64().is_some() && rec["wait_secs"].as_i64().is_some());
-    let one = http("GET", &format!("{}/api/v1/admin/tenants/t-cap/conversations/{}", ctx.base, v1.conv), None, &[("Authorization", &h[0].1)]);
-    assert!(one.body["transcript"].as_array().is_some_and(|t| t.iter().any(|m| m["text"] == "first")));
+    let one = http(
+        "GET",
+        &format!(
+            "{}/api/v1/admin/tenants/t-cap/conversations/{}",
+            ctx.base, v1.conv
+        ),
+        None,
+        &[("Authorization", &h[0].1)],
+    );
+    assert!(one.body["transcript"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|m| m["text"] == "first")));
 }
 
 fn transfers(ctx: &Ctx) {
@@ -231,40 +337,82 @@ fn transfers(ctx: &Ctx) {
     let c = x.wait_offer();
     x.accept(&c);
     // Transfer to an agent who is not available: refused, nothing changes.
-    x.send(json!({ "type": "transfer", "conversation": c, "target": { "kind": "agent", "id": "y" } }));
+    x.send(
+        json!({ "type": "transfer", "conversation": c, "target": { "kind": "agent", "id": "y" } }),
+    );
     x.error("target_unavailable");
     y.available();
     // The refresh list offers y.
     x.send(json!({ "type": "targets" }));
     let t = x.sock.wait_for("targets", T, |f| ty(f) == "targets");
-    assert!(t["agents"].as_array().is_some_and(|a| a.iter().any(|a| a["id"] == "y")));
+    assert!(t["agents"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|a| a["id"] == "y")));
     // Transfer to y, accepted.
-    x.send(json!({ "type": "transfer", "conversation": c, "target": { "kind": "agent", "id": "y" } }));
-    x.sock.wait_for("x owes wrap-up", T, |f| ev(f) == "wrap_up_required");
+    x.send(
+        json!({ "type": "transfer", "conversation": c, "target": { "kind": "agent", "id": "y" } }),
+    );
+    x.sock
+        .wait_for("x owes wrap-up", T, |f| ev(f) == "wrap_up_required");
     assert_eq!(y.wait_offer(), c);
-    v.sock.wait_for("transferring note", T, |f| ty(f) == "message" && f["message"]["note"]["note"] == "transferring");
+    v.sock.wait_for("transferring note", T, |f| {
+        ty(f) == "message" && f["message"]["note"]["note"] == "transferring"
+    });
     y.accept(&c);
-    v.sock.wait_for("y joined", T, |f| ty(f) == "message" && f["message"]["note"]["note"] == "joined" && f["message"]["note"]["agent_name"] == "Agent y");
+    v.sock.wait_for("y joined", T, |f| {
+        ty(f) == "message"
+            && f["message"]["note"]["note"] == "joined"
+            && f["message"]["note"]["agent_name"] == "Agent y"
+    });
     // Transfer y → x while x still owes the wrap-up for it: x is not free for it.
-    y.send(json!({ "type": "transfer", "conversation": c, "target": { "kind": "agent", "id": "x" } }));
+    y.send(
+        json!({ "type": "transfer", "conversation": c, "target": { "kind": "agent", "id": "x" } }),
+    );
     y.error("target_unavailable");
     x.send(json!({ "type": "wrap_up", "conversation": c, "reason": "solved", "next": { "state": "available" } }));
-    x.sock.wait_for("wrap-up done", T, |f| ev(f) == "wrap_up_done");
+    x.sock
+        .wait_for("wrap-up done", T, |f| ev(f) == "wrap_up_done");
     // Now y transfers to x, x does not accept: discarded, x goes RONA, the chat re-enters its queue at the front.
-    y.send(json!({ "type": "transfer", "conversation": c, "target": { "kind": "agent", "id": "x" } }));
+    y.send(
+        json!({ "type": "transfer", "conversation": c, "target": { "kind": "agent", "id": "x" } }),
+    );
     assert_eq!(x.wait_offer(), c);
-    x.sock.wait_for("x RONA", T, |f| ev(f) == "state" && f["event"]["state"]["state"] == "rona");
-    v.sock.wait_for("back in queue", T, |f| ty(f) == "status" && f["status"]["status"] == "queued");
+    x.sock.wait_for("x RONA", T, |f| {
+        ev(f) == "state" && f["event"]["state"]["state"] == "rona"
+    });
+    v.sock.wait_for("back in queue", T, |f| {
+        ty(f) == "status" && f["status"]["status"] == "queued"
+    });
     // y wraps up and becomes available: the chat is offered again; y accepts; then transfer to queue q2.
     y.send(json!({ "type": "wrap_up", "conversation": c, "reason": "solved", "next": { "state": "available" } }));
-    assert_eq!(y.wait_offer(), c, "wait — y owed a wrap-up, after it y is free for the chat again");
+    assert_eq!(
+        y.wait_offer(),
+        c,
+        "wait — y owed a wrap-up, after it y is free for the chat again"
+    );
     y.accept(&c);
-    y.send(json!({ "type": "transfer", "conversation": c, "target": { "kind": "queue", "id": "q2" } }));
-    y.sock.wait_for("wrap-up for queue transfer", T, |f| ev(f) == "wrap_up_required");
-    v.sock.wait_for("queued in Sales", T, |f| ty(f) == "message" && f["message"]["note"]["queue_name"] == "Sales");
+    y.send(
+        json!({ "type": "transfer", "conversation": c, "target": { "kind": "queue", "id": "q2" } }),
+    );
+    y.sock.wait_for("wrap-up for queue transfer", T, |f| {
+        ev(f) == "wrap_up_required"
+    });
+    v.sock.wait_for("queued in Sales", T, |f| {
+        ty(f) == "message" && f["message"]["note"]["queue_name"] == "Sales"
+    });
     // Nothing of the thread was lost.
-    let tr = http("GET", &format!("{}/api/v1/conversations/{}/transcript?token={}", ctx.base, v.conv, v.token), None, &[]);
-    assert!(tr.body["messages"].as_array().is_some_and(|m| m.iter().any(|m| m["text"] == "help")));
+    let tr = http(
+        "GET",
+        &format!(
+            "{}/api/v1/conversations/{}/transcript?token={}",
+            ctx.base, v.conv, v.token
+        ),
+        None,
+        &[],
+    );
+    assert!(tr.body["messages"]
+        .as_array()
+        .is_some_and(|m| m.iter().any(|m| m["text"] == "help")));
 }
 
 fn conference(ctx: &Ctx) {
@@ -277,30 +425,48 @@ fn conference(ctx: &Ctx) {
     o.accept(&c);
     g.available();
     o.send(json!({ "type": "conference", "conversation": c, "guest": "g" }));
-    o.sock.wait_for("Conference Requested", T, |f| ev(f) == "status" && f["event"]["status"]["status"] == "conference_requested");
+    o.sock.wait_for("Conference Requested", T, |f| {
+        ev(f) == "status" && f["event"]["status"]["status"] == "conference_requested"
+    });
     let offer = g.sock.wait_for("conference offer", T, |f| ty(f) == "offer");
     assert_eq!(offer["offer"]["kind"]["kind"], "conference");
     g.accept(&c);
-    o.sock.wait_for("Conference", T, |f| ev(f) == "status" && f["event"]["status"]["status"] == "conference");
-    v.sock.wait_for("guest joined", T, |f| ty(f) == "message" && f["message"]["note"]["agent_name"] == "Agent g");
+    o.sock.wait_for("Conference", T, |f| {
+        ev(f) == "status" && f["event"]["status"]["status"] == "conference"
+    });
+    v.sock.wait_for("guest joined", T, |f| {
+        ty(f) == "message" && f["message"]["note"]["agent_name"] == "Agent g"
+    });
     // All three see all messages.
     v.say("v-c1", "to both");
-    o.sock.wait_for("owner sees", T, |f| ty(f) == "message" && f["message"]["text"] == "to both");
-    g.sock.wait_for("guest sees", T, |f| ty(f) == "message" && f["message"]["text"] == "to both");
+    o.sock.wait_for("owner sees", T, |f| {
+        ty(f) == "message" && f["message"]["text"] == "to both"
+    });
+    g.sock.wait_for("guest sees", T, |f| {
+        ty(f) == "message" && f["message"]["text"] == "to both"
+    });
     g.say(&c, "g1", "guest here");
-    o.sock.wait_for("owner sees guest", T, |f| ty(f) == "message" && f["message"]["text"] == "guest here");
+    o.sock.wait_for("owner sees guest", T, |f| {
+        ty(f) == "message" && f["message"]["text"] == "guest here"
+    });
     v.wait_text("guest here");
     // End Conference: the guest leaves, the owner keeps the chat.
     o.send(json!({ "type": "end_conference", "conversation": c }));
     g.sock.wait_for("guest left", T, |f| ev(f) == "left");
-    o.sock.wait_for("back to active", T, |f| ev(f) == "status" && f["event"]["status"]["status"] == "active");
+    o.sock.wait_for("back to active", T, |f| {
+        ev(f) == "status" && f["event"]["status"]["status"] == "active"
+    });
     g.say(&c, "g2", "still here?");
     g.error("not_participant");
     // A second request that is not accepted in time: discarded, guest RONA.
     o.send(json!({ "type": "conference", "conversation": c, "guest": "g" }));
     g.wait_offer();
-    g.sock.wait_for("guest RONA", T, |f| ev(f) == "state" && f["event"]["state"]["state"] == "rona");
-    o.sock.wait_for("plain active again", T, |f| ev(f) == "status" && f["event"]["status"]["status"] == "active");
+    g.sock.wait_for("guest RONA", T, |f| {
+        ev(f) == "state" && f["event"]["state"]["state"] == "rona"
+    });
+    o.sock.wait_for("plain active again", T, |f| {
+        ev(f) == "status" && f["event"]["status"]["status"] == "active"
+    });
 }
 
 fn ends(ctx: &Ctx) {
@@ -312,18 +478,30 @@ fn ends(ctx: &Ctx) {
     let c = a.wait_offer();
     a.accept(&c);
     v.sock.send(json!({ "type": "end" }));
-    a.sock.wait_for("wrap-up after customer end", T, |f| ev(f) == "wrap_up_required" && f["event"]["conversation"] == c.as_str());
-    v.sock.wait_for("ended", T, |f| ty(f) == "status" && f["status"]["status"] == "ended");
-    v.sock.send(json!({ "type": "send", "client_id": "late", "text": "hello?" }));
-    v.sock.wait_for("ended error", T, |f| ty(f) == "error" && f["code"] == "conversation_ended");
+    a.sock.wait_for("wrap-up after customer end", T, |f| {
+        ev(f) == "wrap_up_required" && f["event"]["conversation"] == c.as_str()
+    });
+    v.sock.wait_for("ended", T, |f| {
+        ty(f) == "status" && f["status"]["status"] == "ended"
+    });
+    v.sock
+        .send(json!({ "type": "send", "client_id": "late", "text": "hello?" }));
+    v.sock.wait_for("ended error", T, |f| {
+        ty(f) == "error" && f["code"] == "conversation_ended"
+    });
     a.send(json!({ "type": "wrap_up", "conversation": c, "reason": "solved", "next": { "state": "available" } }));
     a.sock.wait_for("done", T, |f| ev(f) == "wrap_up_done");
     // End by inactivity (10 s without customer activity), driven by the alarm.
     let mut v2 = visitor(ctx, "t-end-site", "Quiet", "hello");
     let c2 = a.wait_offer();
     a.accept(&c2);
-    v2.sock.wait_for("inactivity end", Duration::from_secs(30), |f| ty(f) == "message" && f["message"]["note"]["by"]["by"] == "inactivity");
-    a.sock.wait_for("wrap-up after inactivity", T, |f| ev(f) == "wrap_up_required" && f["event"]["conversation"] == c2.as_str());
+    v2.sock
+        .wait_for("inactivity end", Duration::from_secs(30), |f| {
+            ty(f) == "message" && f["message"]["note"]["by"]["by"] == "inactivity"
+        });
+    a.sock.wait_for("wrap-up after inactivity", T, |f| {
+        ev(f) == "wrap_up_required" && f["event"]["conversation"] == c2.as_str()
+    });
 }
 
 fn message_rules_and_templates(ctx: &Ctx) {
@@ -335,18 +513,28 @@ fn message_rules_and_templates(ctx: &Ctx) {
     a.accept(&c);
     a.say(&c, "r1", "a <b> c");
     let e = a.error("message_reserved_chars");
-    assert!(e["message"].as_str().is_some_and(|m| m.contains("reserved for template parameters")));
+    assert!(e["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("reserved for template parameters")));
     a.say(&c, "r2", &"x".repeat(1001));
     a.error("message_too_long");
     a.say(&c, "r3", &"ä".repeat(1000));
-    a.sock.wait_for("1000 chars accepted", T, |f| ty(f) == "ack" && f["client_id"] == "r3");
+    a.sock.wait_for("1000 chars accepted", T, |f| {
+        ty(f) == "ack" && f["client_id"] == "r3"
+    });
     a.say(&c, "r4", "   ");
     a.error("message_empty");
     // The visitor may use < and > (shown as plain text), but not empty text.
-    v.sock.send(json!({ "type": "send", "client_id": "v<1", "text": "x" }));
-    v.sock.wait_for("bad client id", T, |f| ty(f) == "error" && f["code"] == "invalid_frame");
-    v.sock.send(json!({ "type": "send", "client_id": "v2", "text": "" }));
-    v.sock.wait_for("empty refused", T, |f| ty(f) == "error" && f["code"] == "message_empty");
+    v.sock
+        .send(json!({ "type": "send", "client_id": "v<1", "text": "x" }));
+    v.sock.wait_for("bad client id", T, |f| {
+        ty(f) == "error" && f["code"] == "invalid_frame"
+    });
+    v.sock
+        .send(json!({ "type": "send", "client_id": "v2", "text": "" }));
+    v.sock.wait_for("empty refused", T, |f| {
+        ty(f) == "error" && f["code"] == "message_empty"
+    });
     v.say("v3", "<script>alert(1)</script>");
     // Templates.
     a.send(json!({ "type": "template", "conversation": c, "template": "hi" }));
@@ -356,17 +544,40 @@ fn message_rules_and_templates(ctx: &Ctx) {
     a.error("unknown_template");
     // A template with an unknown parameter is refused by the admin API, naming it.
     let h = admin(ctx);
-    let mut cfg = http("GET", &format!("{}/api/v1/admin/tenants/t-msg/config", ctx.base), None, &[("Authorization", &h[0].1)]).body;
+    let mut cfg = http(
+        "GET",
+        &format!("{}/api/v1/admin/tenants/t-msg/config", ctx.base),
+        None,
+        &[("Authorization", &h[0].1)],
+    )
+    .body;
     cfg["config"]["templates"][0]["text"] = json!("Hi <nickname>");
-    let r = http("PUT", &format!("{}/api/v1/admin/tenants/t-msg/config", ctx.base), Some(&cfg), &[("Authorization", &h[0].1)]);
+    let r = http(
+        "PUT",
+        &format!("{}/api/v1/admin/tenants/t-msg/config", ctx.base),
+        Some(&cfg),
+        &[("Authorization", &h[0].1)],
+    );
     assert_eq!(r.status, 400);
-    assert!(r.body["message"].as_str().is_some_and(|m| m.contains("<nickname>")), "{:?}", r.body);
+    assert!(
+        r.body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("<nickname>")),
+        "{:?}",
+        r.body
+    );
     // Malformed frames get a clear error and the socket stays open.
     a.sock.send_raw("not json");
     a.error("invalid_frame");
-    a.sock.send_raw(r#"{"v":1,"type":"send","conversation":"x"}"#);
+    a.sock
+        .send_raw(r#"{"v":1,"type":"send","conversation":"x"}"#);
     let e = a.error("invalid_frame");
-    assert!(e["message"].as_str().is_some_and(|m| m.contains("missing field")), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("missing field")),
+        "{e}"
+    );
     a.sock.send_raw(r#"{"v":9,"type":"ping"}"#);
     a.error("invalid_frame");
     a.send(json!({ "type": "ping" }));
@@ -385,21 +596,41 @@ fn resume_and_dedup(ctx: &Ctx) {
     let s1b = v.say("m1", "one");
     assert_eq!(s1, s1b);
     // The visitor drops; the agent writes two messages meanwhile.
-    let last_seen = v.sock.seen.iter().filter_map(|f| f["message"]["seq"].as_u64()).max().unwrap_or(0).max(s1);
+    let last_seen = v
+        .sock
+        .seen
+        .iter()
+        .filter_map(|f| f["message"]["seq"].as_u64())
+        .max()
+        .unwrap_or(0)
+        .max(s1);
     v.sock.close();
     a.say(&c, "x1", "while away 1");
-    a.sock.wait_for("ack x1", T, |f| ty(f) == "ack" && f["client_id"] == "x1");
+    a.sock
+        .wait_for("ack x1", T, |f| ty(f) == "ack" && f["client_id"] == "x1");
     a.say(&c, "x2", "while away 2");
-    a.sock.wait_for("ack x2", T, |f| ty(f) == "ack" && f["client_id"] == "x2");
+    a.sock
+        .wait_for("ack x2", T, |f| ty(f) == "ack" && f["client_id"] == "x2");
     let mut s = visitor_ws(ctx, &v.conv, &v.token, last_seen);
     let m1 = s.wait_for("missed 1", T, |f| ty(f) == "message");
     let m2 = s.wait_for("missed 2", T, |f| ty(f) == "message");
     assert_eq!(m1["message"]["text"], "while away 1");
     assert_eq!(m2["message"]["text"], "while away 2");
-    assert_eq!(m2["message"]["seq"].as_u64(), m1["message"]["seq"].as_u64().map(|x| x + 1));
+    assert_eq!(
+        m2["message"]["seq"].as_u64(),
+        m1["message"]["seq"].as_u64().map(|x| x + 1)
+    );
     assert!(m1["message"]["seq"].as_u64() > Some(last_seen));
     // The full transcript has every message once, sequence numbers 1..n.
-    let tr = http("GET", &format!("{}/api/v1/conversations/{}/transcript?token={}", ctx.base, v.conv, v.token), None, &[]);
+    let tr = http(
+        "GET",
+        &format!(
+            "{}/api/v1/conversations/{}/transcript?token={}",
+            ctx.base, v.conv, v.token
+        ),
+        None,
+        &[],
+    );
     let msgs = tr.body["messages"].as_array().cloned().unwrap_or_default();
     for (i, m) in msgs.iter().enumerate() {
         assert_eq!(m["seq"].as_u64(), Some(i as u64 + 1));
@@ -423,18 +654,33 @@ fn double_accept_race(ctx: &Ctx) {
         b.send(f);
         // Both sessions of the winner hear "joined"; one of the two accepts is refused.
         for s in [&mut a.sock, &mut b] {
-            s.wait_for("joined", T, |x| ev(x) == "joined" && x["event"]["conversation"] == c.as_str());
+            s.wait_for("joined", T, |x| {
+                ev(x) == "joined" && x["event"]["conversation"] == c.as_str()
+            });
         }
         let refused = |x: &Value| ty(x) == "error" && x["code"] == "not_offered";
         let deadline = std::time::Instant::now() + T;
         while !a.sock.seen.iter().any(refused) && !b.seen.iter().any(refused) {
-            assert!(std::time::Instant::now() < deadline, "round {i}: no accept was refused");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {i}: no accept was refused"
+            );
             let _ = a.sock.next(Duration::from_millis(50));
             let _ = b.next(Duration::from_millis(50));
         }
         // The server's record: exactly one agent joined.
-        let tr = http("GET", &format!("{}/api/v1/conversations/{}/transcript?token={}", ctx.base, v.conv, v.token), None, &[]);
-        let joins = tr.body["messages"].as_array().map_or(0, |m| m.iter().filter(|m| m["note"]["note"] == "joined").count());
+        let tr = http(
+            "GET",
+            &format!(
+                "{}/api/v1/conversations/{}/transcript?token={}",
+                ctx.base, v.conv, v.token
+            ),
+            None,
+            &[],
+        );
+        let joins = tr.body["messages"].as_array().map_or(0, |m| {
+            m.iter().filter(|m| m["note"]["note"] == "joined").count()
+        });
         assert_eq!(joins, 1, "round {i}: exactly one accept wins");
         a.sock.clear();
         b.clear();
@@ -449,46 +695,124 @@ fn security(ctx: &Ctx) {
     let v = visitor(ctx, "t-sec-site", "V", "x");
     let c = a.wait_offer();
     // Agent socket: missing, forged, expired tokens.
-    for (what, tok) in [("missing", String::new()), ("forged", format!("{}x", a.token)), ("garbage", "abc".into())] {
+    for (what, tok) in [
+        ("missing", String::new()),
+        ("forged", format!("{}x", a.token)),
+        ("garbage", "abc".into()),
+    ] {
         let r = open_ws(&format!("{}/api/v1/agent/ws?token={tok}", ctx.ws), None);
         assert_eq!(r.err().map(|e| e.0), Some(401), "{what} token");
     }
     let expired = {
         use base64::Engine as _;
-        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!({"tenant":"t-sec","agent":"s","exp":1000}).to_string());
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(json!({"tenant":"t-sec","agent":"s","exp":1000}).to_string());
         format!("{payload}.{}", tests_hmac(&payload))
     };
-    let r = open_ws(&format!("{}/api/v1/agent/ws?token={expired}", ctx.ws), None).err().expect("expired refused");
+    let r = open_ws(&format!("{}/api/v1/agent/ws?token={expired}", ctx.ws), None)
+        .err()
+        .expect("expired refused");
     assert_eq!(r.0, 401);
-    let plain = http("GET", &format!("{}/api/v1/agent/ws?token={expired}", ctx.base), None, &[]);
-    assert!(plain.body["message"].as_str().is_some_and(|m| m.contains("expired")), "{:?}", plain.body);
+    let plain = http(
+        "GET",
+        &format!("{}/api/v1/agent/ws?token={expired}", ctx.base),
+        None,
+        &[],
+    );
+    assert!(
+        plain.body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("expired")),
+        "{:?}",
+        plain.body
+    );
     // Wrong password, unknown agent: same answer.
-    let w = http("POST", &format!("{}/api/v1/agent/sign-in", ctx.base), Some(&json!({"tenant":"t-sec","agent":"s","password":"nope-nope"})), &[]);
+    let w = http(
+        "POST",
+        &format!("{}/api/v1/agent/sign-in", ctx.base),
+        Some(&json!({"tenant":"t-sec","agent":"s","password":"nope-nope"})),
+        &[],
+    );
     assert_eq!(w.status, 401);
-    let u = http("POST", &format!("{}/api/v1/agent/sign-in", ctx.base), Some(&json!({"tenant":"t-sec","agent":"ghost","password":"nope-nope"})), &[]);
+    let u = http(
+        "POST",
+        &format!("{}/api/v1/agent/sign-in", ctx.base),
+        Some(&json!({"tenant":"t-sec","agent":"ghost","password":"nope-nope"})),
+        &[],
+    );
     assert_eq!(u.status, 401);
     assert_eq!(w.body["message"], u.body["message"]);
     // Admin routes.
     for (auth, want) in [(None, 401), (Some("Bearer wrong"), 401)] {
         let h: Vec<(&str, &str)> = auth.map(|x| vec![("Authorization", x)]).unwrap_or_default();
         for path in ["config", "conversations"] {
-            let r = http("GET", &format!("{}/api/v1/admin/tenants/t-sec/{path}", ctx.base), None, &h);
+            let r = http(
+                "GET",
+                &format!("{}/api/v1/admin/tenants/t-sec/{path}", ctx.base),
+                None,
+                &h,
+            );
             assert_eq!(r.status, want, "{path} with {auth:?}");
             assert_eq!(r.body["error"], "unauthorized");
         }
     }
     // Visitor: wrong token, another conversation's token, wrong origin.
-    let r = open_ws(&format!("{}/api/v1/conversations/{}/ws?token=AAAA", ctx.ws, v.conv), None).err().expect("refused");
+    let r = open_ws(
+        &format!("{}/api/v1/conversations/{}/ws?token=AAAA", ctx.ws, v.conv),
+        None,
+    )
+    .err()
+    .expect("refused");
     assert_eq!(r.0, 401);
     let other = visitor(ctx, "t-sec-site", "W", "y");
-    let r = open_ws(&format!("{}/api/v1/conversations/{}/ws?token={}", ctx.ws, v.conv, other.token), None).err().expect("refused");
+    let r = open_ws(
+        &format!(
+            "{}/api/v1/conversations/{}/ws?token={}",
+            ctx.ws, v.conv, other.token
+        ),
+        None,
+    )
+    .err()
+    .expect("refused");
     assert_eq!(r.0, 401);
-    let r = open_ws(&format!("{}/api/v1/conversations/{}/ws?token={}", ctx.ws, v.conv, v.token), Some("https://evil.example")).err().expect("refused");
+    let r = open_ws(
+        &format!(
+            "{}/api/v1/conversations/{}/ws?token={}",
+            ctx.ws, v.conv, v.token
+        ),
+        Some("https://evil.example"),
+    )
+    .err()
+    .expect("refused");
     assert_eq!(r.0, 403);
-    assert!(open_ws(&format!("{}/api/v1/conversations/{}/ws?token={}", ctx.ws, v.conv, v.token), Some("https://shop.example")).is_ok());
-    let r = start_raw(ctx, "t-sec-site", "V", "x", &[("Origin", "https://evil.example")]);
-    assert_eq!((r.status, r.body["error"].as_str()), (403, Some("origin_not_allowed")));
-    let tr = http("GET", &format!("{}/api/v1/conversations/{}/transcript?token=nope", ctx.base, v.conv), None, &[]);
+    assert!(open_ws(
+        &format!(
+            "{}/api/v1/conversations/{}/ws?token={}",
+            ctx.ws, v.conv, v.token
+        ),
+        Some("https://shop.example")
+    )
+    .is_ok());
+    let r = start_raw(
+        ctx,
+        "t-sec-site",
+        "V",
+        "x",
+        &[("Origin", "https://evil.example")],
+    );
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (403, Some("origin_not_allowed"))
+    );
+    let tr = http(
+        "GET",
+        &format!(
+            "{}/api/v1/conversations/{}/transcript?token=nope",
+            ctx.base, v.conv
+        ),
+        None,
+        &[],
+    );
     assert_eq!(tr.status, 401);
     // Another tenant's agent cannot touch this conversation.
     let mut o = agent(ctx, "t-other", "o");
@@ -499,16 +823,43 @@ fn security(ctx: &Ctx) {
     // Identity verification.
     let good = tests_user_hash("s3cret", "user-42");
     let body = json!({ "site": "t-sec-site", "name": "Id", "text": "hi", "client_id": "i1", "user_id": "user-42", "user_hash": good });
-    assert_eq!(http("POST", &format!("{}/api/v1/conversations", ctx.base), Some(&body), &[]).status, 201);
+    assert_eq!(
+        http(
+            "POST",
+            &format!("{}/api/v1/conversations", ctx.base),
+            Some(&body),
+            &[]
+        )
+        .status,
+        201
+    );
     let body = json!({ "site": "t-sec-site", "name": "Id", "text": "hi", "client_id": "i1", "user_id": "user-43", "user_hash": good });
-    let r = http("POST", &format!("{}/api/v1/conversations", ctx.base), Some(&body), &[]);
-    assert_eq!((r.status, r.body["error"].as_str()), (403, Some("identity_invalid")));
+    let r = http(
+        "POST",
+        &format!("{}/api/v1/conversations", ctx.base),
+        Some(&body),
+        &[],
+    );
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (403, Some("identity_invalid"))
+    );
     // Bad bodies name the problem.
-    let r = http("POST", &format!("{}/api/v1/conversations", ctx.base), Some(&json!({ "site": "t-sec-site", "name": "x" })), &[]);
+    let r = http(
+        "POST",
+        &format!("{}/api/v1/conversations", ctx.base),
+        Some(&json!({ "site": "t-sec-site", "name": "x" })),
+        &[],
+    );
     assert_eq!(r.status, 400);
-    assert!(r.body["message"].as_str().is_some_and(|m| m.contains("missing field `text`")));
+    assert!(r.body["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("missing field `text`")));
     let r = start_raw(ctx, "unknown-site", "V", "x", &[]);
-    assert_eq!((r.status, r.body["error"].as_str()), (404, Some("unknown_site")));
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (404, Some("unknown_site"))
+    );
 }
 
 fn rate_limits(ctx: &Ctx, start_limit: u32) {
@@ -524,7 +875,11 @@ fn rate_limits(ctx: &Ctx, start_limit: u32) {
     let r = last.expect("answers");
     assert_eq!(r.status, 429, "{:?}", r.body);
     assert_eq!(r.body["error"], "rate_limited");
-    assert!(r.retry_after.as_deref().and_then(|s| s.parse::<u32>().ok()).is_some_and(|s| (1..=60).contains(&s)));
+    assert!(r
+        .retry_after
+        .as_deref()
+        .and_then(|s| s.parse::<u32>().ok())
+        .is_some_and(|s| (1..=60).contains(&s)));
 }
 
 fn visitor_rate_limit(ctx: &Ctx, per_minute: u32) {
@@ -532,23 +887,52 @@ fn visitor_rate_limit(ctx: &Ctx, per_minute: u32) {
     let _a = agent(ctx, "t-vrate", "w");
     let mut v = visitor(ctx, "t-vrate-site", "V", "x");
     for i in 0..=per_minute {
-        v.sock.send(json!({ "type": "send", "client_id": format!("f{i}"), "text": "flood" }));
+        v.sock
+            .send(json!({ "type": "send", "client_id": format!("f{i}"), "text": "flood" }));
     }
-    let e = v.sock.wait_for("rate limited", T, |f| ty(f) == "error" && f["code"] == "rate_limited");
-    assert!(e["message"].as_str().is_some_and(|m| m.contains("retry in")));
+    let e = v.sock.wait_for("rate limited", T, |f| {
+        ty(f) == "error" && f["code"] == "rate_limited"
+    });
+    assert!(e["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("retry in")));
 }
 
 fn leave_message(ctx: &Ctx) {
     make_tenant(ctx, "t-leave", 30, 600, &[("l", 3)]);
-    let info = http("GET", &format!("{}/api/v1/sites/t-leave-site", ctx.base), None, &[]);
+    let info = http(
+        "GET",
+        &format!("{}/api/v1/sites/t-leave-site", ctx.base),
+        None,
+        &[],
+    );
     assert_eq!(info.body["availability"]["availability"], "no_agents");
     let r = start_raw(ctx, "t-leave-site", "V", "x", &[]);
-    assert_eq!((r.status, r.body["error"].as_str()), (503, Some("no_agents_signed_in")));
-    let r = http("POST", &format!("{}/api/v1/messages", ctx.base), Some(&json!({ "site": "t-leave-site", "name": "Eva", "email": "eva@example.com", "text": "Please call me" })), &[]);
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (503, Some("no_agents_signed_in"))
+    );
+    let r = http(
+        "POST",
+        &format!("{}/api/v1/messages", ctx.base),
+        Some(
+            &json!({ "site": "t-leave-site", "name": "Eva", "email": "eva@example.com", "text": "Please call me" }),
+        ),
+        &[],
+    );
     assert_eq!(r.status, 201, "{:?}", r.body);
     let h = admin(ctx);
-    let list = http("GET", &format!("{}/api/v1/admin/tenants/t-leave/conversations", ctx.base), None, &[("Authorization", &h[0].1)]);
-    let rec = list.body.as_array().and_then(|l| l.first().cloned()).expect("left message listed");
+    let list = http(
+        "GET",
+        &format!("{}/api/v1/admin/tenants/t-leave/conversations", ctx.base),
+        None,
+        &[("Authorization", &h[0].1)],
+    );
+    let rec = list
+        .body
+        .as_array()
+        .and_then(|l| l.first().cloned())
+        .expect("left message listed");
     assert_eq!(rec["kind"], "left_message");
     assert_eq!(rec["message"], "Please call me");
 }
@@ -564,7 +948,8 @@ fn restart(server: &mut Server, ctx: &Ctx) {
     k.accept(&c);
     let s = v.say("b1", "acknowledged before the kill");
     k.say(&c, "k1", "agent before the kill");
-    k.sock.wait_for("ack", T, |f| ty(f) == "ack" && f["client_id"] == "k1");
+    k.sock
+        .wait_for("ack", T, |f| ty(f) == "ack" && f["client_id"] == "k1");
     // A second chat has a pending offer to p whose deadline passes while the service is down.
     let mut p = agent(ctx, "t-rst", "p");
     p.available();
@@ -574,22 +959,55 @@ fn restart(server: &mut Server, ctx: &Ctx) {
     server.restart();
     // Visitor resumes from what it saw; everything acknowledged is there.
     let mut vs = visitor_ws(ctx, &v.conv, &v.token, s);
-    vs.wait_for("agent message after restart", T, |f| ty(f) == "message" && f["message"]["text"] == "agent before the kill");
-    let tr = http("GET", &format!("{}/api/v1/conversations/{}/transcript?token={}", ctx.base, v.conv, v.token), None, &[]);
-    let texts: Vec<String> = tr.body["messages"].as_array().cloned().unwrap_or_default().iter().filter_map(|m| m["text"].as_str().map(str::to_owned)).collect();
-    assert!(texts.contains(&"acknowledged before the kill".to_string()) && texts.contains(&"before restart".to_string()), "{texts:?}");
+    vs.wait_for("agent message after restart", T, |f| {
+        ty(f) == "message" && f["message"]["text"] == "agent before the kill"
+    });
+    let tr = http(
+        "GET",
+        &format!(
+            "{}/api/v1/conversations/{}/transcript?token={}",
+            ctx.base, v.conv, v.token
+        ),
+        None,
+        &[],
+    );
+    let texts: Vec<String> = tr.body["messages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|m| m["text"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        texts.contains(&"acknowledged before the kill".to_string())
+            && texts.contains(&"before restart".to_string()),
+        "{texts:?}"
+    );
     // The agent reconnects with the same session: the chat is still theirs.
     let mut ks = agent_ws(ctx, &k.token);
     let snap = ks.seen[0].clone();
-    assert!(snap["snapshot"]["chats"].as_array().is_some_and(|cs| cs.iter().any(|x| x["conversation"] == c.as_str())), "{snap}");
+    assert!(
+        snap["snapshot"]["chats"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|x| x["conversation"] == c.as_str())),
+        "{snap}"
+    );
     // The expired offer's alarm fired after the restart: p is in RONA, the chat is back in the queue.
     let mut ps = agent_ws(ctx, &p_token);
-    let st = ps.seen[0]["snapshot"]["state"]["state"].as_str().map(str::to_owned);
+    let st = ps.seen[0]["snapshot"]["state"]["state"]
+        .as_str()
+        .map(str::to_owned);
     if st.as_deref() != Some("rona") {
-        ps.wait_for("RONA after restart", T, |f| ev(f) == "state" && f["event"]["state"]["state"] == "rona");
+        ps.wait_for("RONA after restart", T, |f| {
+            ev(f) == "state" && f["event"]["state"]["state"] == "rona"
+        });
     }
-    ks.send(json!({ "type": "send", "conversation": c, "client_id": "k2", "text": "after restart" }));
-    vs.wait_for("live again", T, |f| ty(f) == "message" && f["message"]["text"] == "after restart");
+    ks.send(
+        json!({ "type": "send", "conversation": c, "client_id": "k2", "text": "after restart" }),
+    );
+    vs.wait_for("live again", T, |f| {
+        ty(f) == "message" && f["message"]["text"] == "after restart"
+    });
 }
 
 fn tests_hmac(payload: &str) -> String {
@@ -600,7 +1018,11 @@ fn tests_user_hash(secret: &str, msg: &str) -> String {
     use hmac::Mac;
     let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
     m.update(msg.as_bytes());
-    m.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    m.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn main() {
@@ -610,8 +1032,15 @@ fn main() {
         ("RATE_START_PER_MINUTE", &start_limit.to_string()),
         ("RATE_VISITOR_PER_MINUTE", &visitor_limit.to_string()),
     ]);
-    println!("e2e: wrangler dev on {} (log {})", server.base(), server.log.display());
-    let ctx = Ctx { base: server.base(), ws: server.ws_base() };
+    println!(
+        "e2e: wrangler dev on {} (log {})",
+        server.base(),
+        server.log.display()
+    );
+    let ctx = Ctx {
+        base: server.base(),
+        ws: server.ws_base(),
+    };
     let mut failed = vec![];
     let mut run = |name: &str, f: &dyn Fn()| {
         let t0 = std::time::Instant::now();
@@ -623,32 +1052,72 @@ fn main() {
             }
         }
     };
-    run("walking skeleton on the demo tenant", &|| walking_skeleton_demo(&ctx));
-    run("offer timeout → RONA → front of queue → next agent", &|| rona_and_front_of_queue(&ctx));
-    run("capacity, wrap-up, closed record", &|| capacity_and_wrap_up(&ctx));
-    run("transfer to agent (accepted, refused, not accepted) and to queue", &|| transfers(&ctx));
-    run("conference requested, accepted, ended, timed out", &|| conference(&ctx));
-    run("end by visitor and by inactivity", &|| ends(&ctx));
-    run("message rules, templates, malformed frames", &|| message_rules_and_templates(&ctx));
-    run("resume after a dropped socket, resend stored once", &|| resume_and_dedup(&ctx));
-    run("double accept race (15 rounds)", &|| double_accept_race(&ctx));
-    run("auth, foreign tenant, origins, identity verification", &|| security(&ctx));
-    run("leave a message when nobody is signed in", &|| leave_message(&ctx));
-    run("visitor rate limit", &|| visitor_rate_limit(&ctx, visitor_limit));
-    run("browser: demo page ↔ agent console in headless Chromium", &|| {
-        let out = tests::root().join("tests/out");
-        let st = std::process::Command::new("node")
-            .args([tests::root().join("tests/browser/chat.mjs").display().to_string(), ctx.base.clone(), out.display().to_string()])
-            .current_dir(tests::root())
-            .status()
-            .expect("node");
-        assert!(st.success(), "browser test failed");
+    run("walking skeleton on the demo tenant", &|| {
+        walking_skeleton_demo(&ctx)
     });
-    run("per-IP rate limit on starts", &|| rate_limits(&ctx, start_limit));
+    run(
+        "offer timeout → RONA → front of queue → next agent",
+        &|| rona_and_front_of_queue(&ctx),
+    );
+    run("capacity, wrap-up, closed record", &|| {
+        capacity_and_wrap_up(&ctx)
+    });
+    run(
+        "transfer to agent (accepted, refused, not accepted) and to queue",
+        &|| transfers(&ctx),
+    );
+    run("conference requested, accepted, ended, timed out", &|| {
+        conference(&ctx)
+    });
+    run("end by visitor and by inactivity", &|| ends(&ctx));
+    run("message rules, templates, malformed frames", &|| {
+        message_rules_and_templates(&ctx)
+    });
+    run("resume after a dropped socket, resend stored once", &|| {
+        resume_and_dedup(&ctx)
+    });
+    run("double accept race (15 rounds)", &|| {
+        double_accept_race(&ctx)
+    });
+    run(
+        "auth, foreign tenant, origins, identity verification",
+        &|| security(&ctx),
+    );
+    run("leave a message when nobody is signed in", &|| {
+        leave_message(&ctx)
+    });
+    run("visitor rate limit", &|| {
+        visitor_rate_limit(&ctx, visitor_limit)
+    });
+    run(
+        "browser: demo page ↔ agent console in headless Chromium",
+        &|| {
+            let out = tests::root().join("tests/out");
+            let st = std::process::Command::new("node")
+                .args([
+                    tests::root()
+                        .join("tests/browser/chat.mjs")
+                        .display()
+                        .to_string(),
+                    ctx.base.clone(),
+                    out.display().to_string(),
+                ])
+                .current_dir(tests::root())
+                .status()
+                .expect("node");
+            assert!(st.success(), "browser test failed");
+        },
+    );
+    run("per-IP rate limit on starts", &|| {
+        rate_limits(&ctx, start_limit)
+    });
     let mut run_restart = || {
         let t0 = std::time::Instant::now();
         match catch_unwind(AssertUnwindSafe(|| restart(&mut server, &ctx))) {
-            Ok(()) => println!("ok   kill and restart of wrangler mid-conversation ({:.1} s)", t0.elapsed().as_secs_f64()),
+            Ok(()) => println!(
+                "ok   kill and restart of wrangler mid-conversation ({:.1} s)",
+                t0.elapsed().as_secs_f64()
+            ),
             Err(_) => {
                 println!("FAIL kill and restart of wrangler mid-conversation");
                 failed.push("restart".into());

@@ -22,7 +22,10 @@ pub const SESSION_SECRET: &str = "dev-only-session-secret-change-me";
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// A running `wrangler dev`.
@@ -35,20 +38,30 @@ pub struct Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 impl Server {
     /// Starts wrangler with extra `--var`s and waits until it answers (deadline 240 s).
     pub fn start(vars: &[(&str, &str)]) -> Server {
-        let dir = std::env::temp_dir().join(format!("switchboard-e2e-{}-{}", std::process::id(), free_port()));
+        let dir = std::env::temp_dir().join(format!(
+            "switchboard-e2e-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
         std::fs::create_dir_all(&dir).expect("state dir");
         let mut s = Server {
             port: free_port(),
             state_dir: dir.join("state"),
             log: dir.join("wrangler.log"),
             child: None,
-            vars: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            vars: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         s.spawn();
         s
@@ -57,7 +70,11 @@ impl Server {
     fn spawn(&mut self) {
         use std::os::unix::process::CommandExt;
         let root = root();
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log");
         let mut args: Vec<String> = vec![
             "dev".into(),
             "--ip".into(),
@@ -82,9 +99,15 @@ impl Server {
             .env("WRANGLER_SEND_ERROR_REPORTS", "false")
             .env("WRANGLER_HIDE_BANNER", "true")
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
-            .env("WASM_BINDGEN_BIN", format!("{home}/.cargo/bin/wasm-bindgen"))
+            .env(
+                "WASM_BINDGEN_BIN",
+                format!("{home}/.cargo/bin/wasm-bindgen"),
+            )
             .env("WASM_OPT_BIN", root.join("node_modules/.bin/wasm-opt"))
-            .env("ESBUILD_BIN", root.join("node_modules/@esbuild/linux-x64/bin/esbuild"))
+            .env(
+                "ESBUILD_BIN",
+                root.join("node_modules/@esbuild/linux-x64/bin/esbuild"),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -94,7 +117,10 @@ impl Server {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(240);
         loop {
-            if let Ok(r) = ureq::get(&format!("{}/api/v1/health", self.base())).timeout(Duration::from_secs(2)).call() {
+            if let Ok(r) = ureq::get(&format!("{}/api/v1/health", self.base()))
+                .timeout(Duration::from_secs(2))
+                .call()
+            {
                 if r.status() == 200 {
                     return;
                 }
@@ -104,9 +130,16 @@ impl Server {
                     panic!("wrangler exited early ({st}); see {}", self.log.display());
                 }
             }
-            assert!(Instant::now() < deadline, "wrangler did not answer within 240 s; see {}", self.log.display());
+            assert!(
+                Instant::now() < deadline,
+                "wrangler did not answer within 240 s; see {}",
+                self.log.display()
+            );
             // Poll again: the next connect attempt is the event we wait for.
-            let _ = TcpStream::connect_timeout(&format!("127.0.0.1:{}", self.port).parse().expect("addr"), Duration::from_millis(250));
+            let _ = TcpStream::connect_timeout(
+                &format!("127.0.0.1:{}", self.port).parse().expect("addr"),
+                Duration::from_millis(250),
+            );
         }
     }
 
@@ -114,7 +147,9 @@ impl Server {
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let pgid = c.id() as i32;
-            let _ = Command::new("kill").args(["-s", "KILL", "--", &format!("-{pgid}")]).status();
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", "--", &format!("-{pgid}")])
+                .status();
             let _ = c.wait();
         }
         // Wait until the port is free again.
@@ -170,7 +205,11 @@ pub fn http(method: &str, url: &str, body: Option<&Value>, headers: &[(&str, &st
     let status = resp.status();
     let retry_after = resp.header("Retry-After").map(str::to_owned);
     let text = resp.into_string().unwrap_or_default();
-    Answer { status, body: serde_json::from_str(&text).unwrap_or(Value::String(text)), retry_after }
+    Answer {
+        status,
+        body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        retry_after,
+    }
 }
 
 /// A WebSocket client with deadline-bound waits.
@@ -187,12 +226,21 @@ pub fn open_ws(url: &str, origin: Option<&str>) -> Result<Socket, (u16, String)>
     use tungstenite::client::IntoClientRequest;
     let mut req = url.into_client_request().map_err(|e| (0, e.to_string()))?;
     if let Some(o) = origin {
-        req.headers_mut().insert("Origin", o.parse().map_err(|_| (0, "origin".to_string()))?);
+        req.headers_mut()
+            .insert("Origin", o.parse().map_err(|_| (0, "origin".to_string()))?);
     }
     match tungstenite::connect(req) {
-        Ok((ws, _)) => Ok(Socket { ws, seen: vec![], used: vec![] }),
+        Ok((ws, _)) => Ok(Socket {
+            ws,
+            seen: vec![],
+            used: vec![],
+        }),
         Err(tungstenite::Error::Http(r)) => {
-            let body = r.body().as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+            let body = r
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
             Err((r.status().as_u16(), body))
         }
         Err(e) => Err((0, e.to_string())),
@@ -205,11 +253,15 @@ impl Socket {
         if let Value::Object(m) = &mut frame {
             m.entry("v").or_insert(json!(1));
         }
-        self.ws.send(WsMessage::text(frame.to_string())).expect("ws send");
+        self.ws
+            .send(WsMessage::text(frame.to_string()))
+            .expect("ws send");
     }
     /// Sends raw text.
     pub fn send_raw(&mut self, text: &str) {
-        self.ws.send(WsMessage::text(text.to_owned())).expect("ws send");
+        self.ws
+            .send(WsMessage::text(text.to_owned()))
+            .expect("ws send");
     }
 
     /// Waits for the next frame (≤ deadline).
@@ -229,7 +281,11 @@ impl Socket {
                 }
                 Ok(WsMessage::Close(_)) => return None,
                 Ok(_) => continue,
-                Err(tungstenite::Error::Io(e)) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return None,
+                Err(tungstenite::Error::Io(e))
+                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                {
+                    return None
+                }
                 Err(_) => return None,
             }
         }
@@ -237,14 +293,21 @@ impl Socket {
 
     /// Waits until a frame matches `pred` (deadline `timeout`), returning it. Frames
     /// received earlier and not yet returned are considered first, in order.
-    pub fn wait_for(&mut self, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+    pub fn wait_for(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         if let Some(i) = (0..self.seen.len()).find(|i| !self.used[*i] && pred(&self.seen[*i])) {
             self.used[i] = true;
             return self.seen[i].clone();
         }
         let deadline = Instant::now() + timeout;
         loop {
-            let left = deadline.checked_duration_since(Instant::now()).unwrap_or_default();
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .unwrap_or_default();
             match self.next(left) {
                 Some(v) if pred(&v) => {
                     if let Some(u) = self.used.last_mut() {
@@ -253,7 +316,10 @@ impl Socket {
                     return v;
                 }
                 Some(_) => continue,
-                None => panic!("timed out after {timeout:?} waiting for {what}; last frames: {:?}", self.seen.iter().rev().take(6).collect::<Vec<_>>()),
+                None => panic!(
+                    "timed out after {timeout:?} waiting for {what}; last frames: {:?}",
+                    self.seen.iter().rev().take(6).collect::<Vec<_>>()
+                ),
             }
         }
     }

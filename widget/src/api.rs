@@ -13,7 +13,10 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde::{Deserialize, Serialize};
 use shared::engine::{Availability, VisitorStatus};
-use shared::protocol::{encode, ErrorBody, LeaveMessageRequest, SiteInfo, StartRequest, StartResponse, VisitorEvent, VisitorFrame};
+use shared::protocol::{
+    encode, ErrorBody, LeaveMessageRequest, SiteInfo, StartRequest, StartResponse, VisitorEvent,
+    VisitorFrame,
+};
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -77,7 +80,8 @@ async fn error_text(resp: gloo_net::http::Response) -> String {
 pub fn boot(w: Widget) {
     if let Some(s) = load::<Session>(&key(&w, "session")) {
         w.customer_name.set(s.name.clone());
-        w.pending.set(load::<Vec<Pending>>(&key(&w, "outbox")).unwrap_or_default());
+        w.pending
+            .set(load::<Vec<Pending>>(&key(&w, "outbox")).unwrap_or_default());
         SESSION.with(|x| *x.borrow_mut() = Some(s));
         w.phase.set(Phase::Chatting);
         connect(w);
@@ -91,7 +95,11 @@ pub fn boot(w: Widget) {
                     let open = matches!(info.availability, Availability::Open { .. });
                     w.availability.set(Some(info.availability));
                     if w.phase.get_untracked() == Phase::Loading {
-                        w.phase.set(if open { Phase::PreChat } else { Phase::LeaveMessage });
+                        w.phase.set(if open {
+                            Phase::PreChat
+                        } else {
+                            Phase::LeaveMessage
+                        });
                     }
                 }
             }
@@ -112,12 +120,21 @@ pub async fn start(w: Widget, name: String, email: String, text: String) -> Resu
         user_id: None,
         user_hash: None,
     };
-    let resp = Request::post("/api/v1/conversations").json(&body).map_err(|e| e.to_string())?.send().await.map_err(|e| e.to_string())?;
+    let resp = Request::post("/api/v1/conversations")
+        .json(&body)
+        .map_err(|e| e.to_string())?
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     if !resp.ok() {
         return Err(error_text(resp).await);
     }
     let r: StartResponse = resp.json().await.map_err(|e| e.to_string())?;
-    let s = Session { conversation: r.conversation.to_string(), token: r.token, name: name.trim().to_owned() };
+    let s = Session {
+        conversation: r.conversation.to_string(),
+        token: r.token,
+        name: name.trim().to_owned(),
+    };
     save(&key(&w, "session"), &s);
     w.customer_name.set(s.name.clone());
     SESSION.with(|x| *x.borrow_mut() = Some(s));
@@ -128,14 +145,24 @@ pub async fn start(w: Widget, name: String, email: String, text: String) -> Resu
 }
 
 /// Leaves a message instead of chatting.
-pub async fn leave_message(w: Widget, name: String, email: String, text: String) -> Result<(), String> {
+pub async fn leave_message(
+    w: Widget,
+    name: String,
+    email: String,
+    text: String,
+) -> Result<(), String> {
     let body = LeaveMessageRequest {
         site: shared::ids::SiteKey::new(w.site.get_value()).map_err(|e| e.to_string())?,
         name,
         email: Some(email).filter(|e| !e.trim().is_empty()),
         text,
     };
-    let resp = Request::post("/api/v1/messages").json(&body).map_err(|e| e.to_string())?.send().await.map_err(|e| e.to_string())?;
+    let resp = Request::post("/api/v1/messages")
+        .json(&body)
+        .map_err(|e| e.to_string())?
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     if !resp.ok() {
         return Err(error_text(resp).await);
     }
@@ -146,29 +173,48 @@ pub async fn leave_message(w: Widget, name: String, email: String, text: String)
 fn ws_url(s: &Session, after: u64) -> String {
     let loc = web_sys::window().map(|w| w.location());
     let host = loc.as_ref().and_then(|l| l.host().ok()).unwrap_or_default();
-    let secure = loc.and_then(|l| l.protocol().ok()).is_some_and(|p| p == "https:");
+    let secure = loc
+        .and_then(|l| l.protocol().ok())
+        .is_some_and(|p| p == "https:");
     let token = js_sys::encode_uri_component(&s.token);
-    format!("{}://{host}/api/v1/conversations/{}/ws?token={token}&after={after}", if secure { "wss" } else { "ws" }, s.conversation)
+    format!(
+        "{}://{host}/api/v1/conversations/{}/ws?token={token}&after={after}",
+        if secure { "wss" } else { "ws" },
+        s.conversation
+    )
 }
 
 fn send_frame(f: &VisitorFrame) -> bool {
-    CONN.with(|c| c.borrow().as_ref().is_some_and(|c| c.ws.ready_state() == WebSocket::OPEN && c.ws.send_with_str(&encode(f)).is_ok()))
+    CONN.with(|c| {
+        c.borrow().as_ref().is_some_and(|c| {
+            c.ws.ready_state() == WebSocket::OPEN && c.ws.send_with_str(&encode(f)).is_ok()
+        })
+    })
 }
 
 fn flush_outbox(w: Widget) {
     for p in w.pending.get_untracked() {
         if let Ok(client_id) = shared::ids::ClientMsgId::new(p.client_id.clone()) {
-            send_frame(&VisitorFrame::Send { client_id, text: p.text });
+            send_frame(&VisitorFrame::Send {
+                client_id,
+                text: p.text,
+            });
         }
     }
 }
 
 /// Opens (or reopens) the conversation socket.
 pub fn connect(w: Widget) {
-    let Some(s) = SESSION.with(|x| x.borrow().clone()) else { return };
-    let Ok(ws) = WebSocket::new(&ws_url(&s, w.last_seq())) else { return };
+    let Some(s) = SESSION.with(|x| x.borrow().clone()) else {
+        return;
+    };
+    let Ok(ws) = WebSocket::new(&ws_url(&s, w.last_seq())) else {
+        return;
+    };
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-        let Some(text) = e.data().as_string() else { return };
+        let Some(text) = e.data().as_string() else {
+            return;
+        };
         match shared::protocol::decode::<VisitorEvent>(&text) {
             Ok(ev) => on_event(w, ev),
             Err(err) => w.error.set(Some(err.to_string())),
@@ -205,7 +251,12 @@ pub fn connect(w: Widget) {
             old.ws.set_onclose(None);
             let _ = old.ws.close();
         }
-        *c.borrow_mut() = Some(Conn { ws, _on_message: on_message, _on_open: on_open, _on_close: on_close });
+        *c.borrow_mut() = Some(Conn {
+            ws,
+            _on_message: on_message,
+            _on_open: on_open,
+            _on_close: on_close,
+        });
     });
 }
 
@@ -245,12 +296,18 @@ fn on_event(w: Widget, ev: VisitorEvent) {
 
 /// Sends a message (kept in the outbox until acknowledged).
 pub fn send_text(w: Widget, text: String) {
-    let p = Pending { client_id: client_id(), text };
+    let p = Pending {
+        client_id: client_id(),
+        text,
+    };
     w.pending.update(|v| v.push(p.clone()));
     save(&key(&w, "outbox"), &w.pending.get_untracked());
     w.error.set(None);
     if let Ok(client_id) = shared::ids::ClientMsgId::new(p.client_id) {
-        send_frame(&VisitorFrame::Send { client_id, text: p.text });
+        send_frame(&VisitorFrame::Send {
+            client_id,
+            text: p.text,
+        });
     }
 }
 
@@ -279,8 +336,15 @@ pub fn new_chat(w: Widget) {
     w.pending.set(vec![]);
     w.status.set(None);
     w.error.set(None);
-    let open = matches!(w.availability.get_untracked(), Some(Availability::Open { .. }));
-    w.phase.set(if open { Phase::PreChat } else { Phase::LeaveMessage });
+    let open = matches!(
+        w.availability.get_untracked(),
+        Some(Availability::Open { .. })
+    );
+    w.phase.set(if open {
+        Phase::PreChat
+    } else {
+        Phase::LeaveMessage
+    });
 }
 
 /// Asks the host page to collapse the chat panel.

@@ -9,7 +9,9 @@ use wasm_bindgen::JsCast;
 
 /// Local time "HH:MM" of a message.
 pub fn clock(m: &Message) -> String {
-    let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(m.at.timestamp_millis() as f64));
+    let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(
+        m.at.timestamp_millis() as f64
+    ));
     format!("{:02}:{:02}", d.get_hours(), d.get_minutes())
 }
 
@@ -25,7 +27,10 @@ fn transcript_text(w: Widget) -> String {
                 Author::Agent { name, .. } => name.clone(),
                 Author::System => "—".into(),
             };
-            let text = m.note.as_ref().map_or_else(|| m.text.clone(), |n| lang.note(n));
+            let text = m
+                .note
+                .as_ref()
+                .map_or_else(|| m.text.clone(), |n| lang.note(n));
             format!("[{} {}] {who}: {text}", m.at.format("%Y-%m-%d"), clock(m))
         })
         .collect::<Vec<_>>()
@@ -37,9 +42,17 @@ fn download(w: Widget) {
     let parts = js_sys::Array::of1(&text.into());
     let opts = web_sys::BlobPropertyBag::new();
     opts.set_type("text/plain;charset=utf-8");
-    let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &opts) else { return };
-    let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else { return };
-    if let Some(a) = document().create_element("a").ok().and_then(|e| e.dyn_into::<web_sys::HtmlAnchorElement>().ok()) {
+    let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &opts) else {
+        return;
+    };
+    let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else {
+        return;
+    };
+    if let Some(a) = document()
+        .create_element("a")
+        .ok()
+        .and_then(|e| e.dyn_into::<web_sys::HtmlAnchorElement>().ok())
+    {
         a.set_href(&url);
         a.set_download("chat-transcript.txt");
         a.click();
@@ -97,7 +110,10 @@ pub fn ChatView() -> impl IntoView {
         let time = clock(&m);
         match m.author.clone() {
             Author::System => {
-                let text = m.note.as_ref().map_or_else(|| m.text.clone(), |n| lang.note(n));
+                let text = m
+                    .note
+                    .as_ref()
+                    .map_or_else(|| m.text.clone(), |n| lang.note(n));
                 view! { <li class="sys" data-testid="system-message"><span>{text}</span><time>{time}</time></li> }.into_any()
             }
             Author::Customer { .. } => view! {

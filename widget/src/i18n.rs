@@ -133,14 +133,40 @@ impl Lang {
     pub fn note(self, n: &SystemNote) -> String {
         let de = self == Lang::De;
         match n {
-            SystemNote::Queued { queue_name } => if de { format!("Sie sind in der Warteschlange {queue_name}") } else { format!("You are in the {queue_name} queue") },
-            SystemNote::Joined { agent_name } => if de { format!("{agent_name} ist dem Chat beigetreten") } else { format!("{agent_name} joined the chat") },
-            SystemNote::Left { agent_name } => if de { format!("{agent_name} hat den Chat verlassen") } else { format!("{agent_name} left the chat") },
-            SystemNote::Transferring => if de { "Sie werden weitergeleitet".into() } else { "You are being transferred".into() },
+            SystemNote::Queued { queue_name } => {
+                if de {
+                    format!("Sie sind in der Warteschlange {queue_name}")
+                } else {
+                    format!("You are in the {queue_name} queue")
+                }
+            }
+            SystemNote::Joined { agent_name } => {
+                if de {
+                    format!("{agent_name} ist dem Chat beigetreten")
+                } else {
+                    format!("{agent_name} joined the chat")
+                }
+            }
+            SystemNote::Left { agent_name } => {
+                if de {
+                    format!("{agent_name} hat den Chat verlassen")
+                } else {
+                    format!("{agent_name} left the chat")
+                }
+            }
+            SystemNote::Transferring => {
+                if de {
+                    "Sie werden weitergeleitet".into()
+                } else {
+                    "You are being transferred".into()
+                }
+            }
             SystemNote::Ended { by } => match (by, de) {
                 (EndedBy::Customer, false) => "You ended the chat".into(),
                 (EndedBy::Customer, true) => "Sie haben den Chat beendet".into(),
-                (EndedBy::Inactivity, false) => "The chat ended after a period of inactivity".into(),
+                (EndedBy::Inactivity, false) => {
+                    "The chat ended after a period of inactivity".into()
+                }
                 (EndedBy::Inactivity, true) => "Der Chat wurde wegen Inaktivität beendet".into(),
                 (EndedBy::Agent(_), false) => "The agent ended the chat".into(),
                 (EndedBy::Agent(_), true) => "Der Chat wurde beendet".into(),
@@ -152,11 +178,47 @@ impl Lang {
     pub fn status(self, s: &VisitorStatus) -> String {
         let de = self == Lang::De;
         match s {
-            VisitorStatus::Queued { position } => if de { format!("Sie sind Nummer {position} in der Warteschlange") } else { format!("You are number {position} in the queue") },
-            VisitorStatus::Connecting => if de { "Sie werden gleich verbunden…".into() } else { "Connecting you to an agent…".into() },
-            VisitorStatus::Active { agent_name, guest_name: None } => if de { format!("Sie chatten mit {agent_name}") } else { format!("You are chatting with {agent_name}") },
-            VisitorStatus::Active { agent_name, guest_name: Some(g) } => if de { format!("Sie chatten mit {agent_name} und {g}") } else { format!("You are chatting with {agent_name} and {g}") },
-            VisitorStatus::Ended => if de { "Chat beendet".into() } else { "Chat ended".into() },
+            VisitorStatus::Queued { position } => {
+                if de {
+                    format!("Sie sind Nummer {position} in der Warteschlange")
+                } else {
+                    format!("You are number {position} in the queue")
+                }
+            }
+            VisitorStatus::Connecting => {
+                if de {
+                    "Sie werden gleich verbunden…".into()
+                } else {
+                    "Connecting you to an agent…".into()
+                }
+            }
+            VisitorStatus::Active {
+                agent_name,
+                guest_name: None,
+            } => {
+                if de {
+                    format!("Sie chatten mit {agent_name}")
+                } else {
+                    format!("You are chatting with {agent_name}")
+                }
+            }
+            VisitorStatus::Active {
+                agent_name,
+                guest_name: Some(g),
+            } => {
+                if de {
+                    format!("Sie chatten mit {agent_name} und {g}")
+                } else {
+                    format!("You are chatting with {agent_name} and {g}")
+                }
+            }
+            VisitorStatus::Ended => {
+                if de {
+                    "Chat beendet".into()
+                } else {
+                    "Chat ended".into()
+                }
+            }
         }
     }
 

@@ -10,7 +10,6 @@ mod i18n;
 mod prechat;
 mod state;
 
-
 fn main() {
     console_error_panic_hook::set_once();
     leptos::mount::mount_to_body(app::App);

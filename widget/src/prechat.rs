@@ -35,7 +35,11 @@ pub fn PreChat() -> impl IntoView {
         w.error.set(None);
         let (n, e, m) = (name.get(), email.get(), text.get());
         spawn_local(async move {
-            let r = if leave() { crate::api::leave_message(w, n, e, m).await } else { crate::api::start(w, n, e, m).await };
+            let r = if leave() {
+                crate::api::leave_message(w, n, e, m).await
+            } else {
+                crate::api::start(w, n, e, m).await
+            };
             if let Err(msg) = r {
                 w.error.set(Some(msg));
             }

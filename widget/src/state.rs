@@ -41,13 +41,20 @@ pub struct Widget {
 }
 
 fn query(key: &str) -> String {
-    let search = web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default();
+    let search = web_sys::window()
+        .and_then(|w| w.location().search().ok())
+        .unwrap_or_default();
     search
         .trim_start_matches('?')
         .split('&')
         .filter_map(|kv| kv.split_once('='))
         .find(|(k, _)| *k == key)
-        .map(|(_, v)| js_sys::decode_uri_component(v).ok().and_then(|s| s.as_string()).unwrap_or_default())
+        .map(|(_, v)| {
+            js_sys::decode_uri_component(v)
+                .ok()
+                .and_then(|s| s.as_string())
+                .unwrap_or_default()
+        })
         .unwrap_or_default()
 }
 
@@ -55,7 +62,9 @@ impl Widget {
     pub fn new() -> Self {
         let lang_tag = match query("lang") {
             s if !s.is_empty() => s,
-            _ => web_sys::window().and_then(|w| w.navigator().language()).unwrap_or_default(),
+            _ => web_sys::window()
+                .and_then(|w| w.navigator().language())
+                .unwrap_or_default(),
         };
         Self {
             site: StoredValue::new(query("site")),
@@ -89,12 +98,16 @@ impl Widget {
     }
 
     pub fn last_seq(&self) -> u64 {
-        self.messages.with_untracked(|v| v.last().map_or(0, |m| m.seq))
+        self.messages
+            .with_untracked(|v| v.last().map_or(0, |m| m.seq))
     }
 
     pub fn status_text(&self) -> String {
         let t = self.lang.t();
-        if self.phase.get() == Phase::Chatting && !self.connected.get() && self.status.get() != Some(VisitorStatus::Ended) {
+        if self.phase.get() == Phase::Chatting
+            && !self.connected.get()
+            && self.status.get() != Some(VisitorStatus::Ended)
+        {
             return t.reconnecting.into();
         }
         match self.status.get() {

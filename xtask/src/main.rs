@@ -44,23 +44,49 @@ fn main() -> ExitCode {
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// Environment that keeps every tool offline and pointed at local binaries.
 pub fn offline_env() -> Vec<(String, String)> {
     let root = root();
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    let cargo_bin = std::env::var("CARGO_HOME").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(&home).join(".cargo")).join("bin");
+    let cargo_bin = std::env::var("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(&home).join(".cargo"))
+        .join("bin");
     vec![
-        ("WASM_BINDGEN_BIN".into(), cargo_bin.join("wasm-bindgen").display().to_string()),
-        ("WASM_OPT_BIN".into(), root.join("node_modules/.bin/wasm-opt").display().to_string()),
-        ("ESBUILD_BIN".into(), root.join("node_modules/@esbuild/linux-x64/bin/esbuild").display().to_string()),
+        (
+            "WASM_BINDGEN_BIN".into(),
+            cargo_bin.join("wasm-bindgen").display().to_string(),
+        ),
+        (
+            "WASM_OPT_BIN".into(),
+            root.join("node_modules/.bin/wasm-opt")
+                .display()
+                .to_string(),
+        ),
+        (
+            "ESBUILD_BIN".into(),
+            root.join("node_modules/@esbuild/linux-x64/bin/esbuild")
+                .display()
+                .to_string(),
+        ),
         ("WRANGLER_SEND_METRICS".into(), "false".into()),
         ("WRANGLER_SEND_ERROR_REPORTS".into(), "false".into()),
         ("WRANGLER_HIDE_BANNER".into(), "true".into()),
         ("CLOUDFLARE_CF_FETCH_ENABLED".into(), "false".into()),
-        ("PATH".into(), format!("{}:{}", cargo_bin.display(), std::env::var("PATH").unwrap_or_default())),
+        (
+            "PATH".into(),
+            format!(
+                "{}:{}",
+                cargo_bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        ),
     ]
 }
 
@@ -114,7 +140,9 @@ fn build_worker() -> Result {
         root.join("Cargo.toml"),
     ];
     let built = std::fs::metadata(&out).and_then(|m| m.modified()).ok();
-    if built.is_some_and(|b| b >= newest_mtime(&inputs)) && root.join("edge/build/worker/shim.mjs").exists() {
+    if built.is_some_and(|b| b >= newest_mtime(&inputs))
+        && root.join("edge/build/worker/shim.mjs").exists()
+    {
         println!("xtask: worker is up to date");
         return Ok(());
     }
@@ -124,21 +152,66 @@ fn build_worker() -> Result {
 /// Builds one Leptos app into `edge/dist/<name>/`.
 fn build_app(krate: &str, out: &str) -> Result {
     let root = root();
-    run(&root, "cargo", &["build", "--release", "--target", "wasm32-unknown-unknown", "-p", krate])?;
-    let wasm = root.join(format!("target/wasm32-unknown-unknown/release/{krate}.wasm"));
+    run(
+        &root,
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "--target",
+            "wasm32-unknown-unknown",
+            "-p",
+            krate,
+        ],
+    )?;
+    let wasm = root.join(format!(
+        "target/wasm32-unknown-unknown/release/{krate}.wasm"
+    ));
     let pkg = root.join(format!("edge/dist/{out}/pkg"));
     std::fs::create_dir_all(&pkg).map_err(|e| e.to_string())?;
     let pkg_s = pkg.display().to_string();
-    run(&root, "wasm-bindgen", &["--target", "web", "--no-typescript", "--out-dir", &pkg_s, "--out-name", "app", &wasm.display().to_string()])?;
+    run(
+        &root,
+        "wasm-bindgen",
+        &[
+            "--target",
+            "web",
+            "--no-typescript",
+            "--out-dir",
+            &pkg_s,
+            "--out-name",
+            "app",
+            &wasm.display().to_string(),
+        ],
+    )?;
     let bg = pkg.join("app_bg.wasm").display().to_string();
-    let wasm_opt = root.join("node_modules/.bin/wasm-opt").display().to_string();
-    run(&root, &wasm_opt, &["-Oz", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-mutable-globals", "-o", &bg, &bg])?;
+    let wasm_opt = root
+        .join("node_modules/.bin/wasm-opt")
+        .display()
+        .to_string();
+    run(
+        &root,
+        &wasm_opt,
+        &[
+            "-Oz",
+            "--enable-bulk-memory",
+            "--enable-nontrapping-float-to-int",
+            "--enable-sign-ext",
+            "--enable-mutable-globals",
+            "-o",
+            &bg,
+            &bg,
+        ],
+    )?;
     Ok(())
 }
 
 fn copy_dir(from: &Path, to: &Path) -> Result {
     std::fs::create_dir_all(to).map_err(|e| e.to_string())?;
-    for e in std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))?.flatten() {
+    for e in std::fs::read_dir(from)
+        .map_err(|e| format!("{}: {e}", from.display()))?
+        .flatten()
+    {
         let p = e.path();
         let dest = to.join(e.file_name());
         if p.is_dir() {
@@ -157,7 +230,8 @@ pub fn build_uis() -> Result {
     let _ = std::fs::remove_dir_all(&dist);
     copy_dir(&root.join("edge/static"), &dist)?;
     copy_dir(&root.join("widget/static"), &dist.join("widget"))?;
-    std::fs::rename(dist.join("widget/widget.js"), dist.join("widget.js")).map_err(|e| format!("widget.js: {e}"))?;
+    std::fs::rename(dist.join("widget/widget.js"), dist.join("widget.js"))
+        .map_err(|e| format!("widget.js: {e}"))?;
     copy_dir(&root.join("agent-ui/static"), &dist.join("agent"))?;
     build_app("widget", "widget")?;
     build_app("agent-ui", "agent")?;
@@ -176,13 +250,28 @@ fn dev() -> Result {
     println!("  Agent console:  http://127.0.0.1:{port}/agent/");
     println!("      tenant demo — agents anna / anna-demo-pass, ben / ben-demo-pass, cleo / cleo-demo-pass");
     println!("  Admin API:      http://127.0.0.1:{port}/api/v1/admin/tenants/demo/config  (Authorization: Bearer dev-admin-token)");
-    println!("  State is kept in {} — delete it to start afresh. Ctrl-C stops.", state.display());
+    println!(
+        "  State is kept in {} — delete it to start afresh. Ctrl-C stops.",
+        state.display()
+    );
     println!();
-    let wrangler = root.join("node_modules/.bin/wrangler").display().to_string();
+    let wrangler = root
+        .join("node_modules/.bin/wrangler")
+        .display()
+        .to_string();
     run(
         &root.join("edge"),
         &wrangler,
-        &["dev", "--ip", "127.0.0.1", "--port", &port, "--persist-to", &state.display().to_string(), "--show-interactive-dev-session=false"],
+        &[
+            "dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--persist-to",
+            &state.display().to_string(),
+            "--show-interactive-dev-session=false",
+        ],
     )
 }
 
@@ -191,7 +280,11 @@ fn test(args: &[String]) -> Result {
     tools::ensure(true)?;
     let root = root();
     if !only_e2e {
-        run(&root, "cargo", &["test", "--workspace", "--exclude", "tests"])?;
+        run(
+            &root,
+            "cargo",
+            &["test", "--workspace", "--exclude", "tests"],
+        )?;
     }
     build_uis()?;
     build_worker()?;
@@ -203,5 +296,9 @@ fn bench() -> Result {
     build_uis()?;
     build_worker()?;
     let root = root();
-    run(&root, "cargo", &["run", "--release", "-p", "tests", "--bin", "sizes"])
+    run(
+        &root,
+        "cargo",
+        &["run", "--release", "-p", "tests", "--bin", "sizes"],
+    )
 }

@@ -12,8 +12,14 @@ fn gz(bytes: &[u8]) -> usize {
 fn main() {
     let root = tests::root();
     let files = [
-        ("loader widget.js (on every host page)", "edge/dist/widget.js"),
-        ("widget app wasm (loaded on first open)", "edge/dist/widget/pkg/app_bg.wasm"),
+        (
+            "loader widget.js (on every host page)",
+            "edge/dist/widget.js",
+        ),
+        (
+            "widget app wasm (loaded on first open)",
+            "edge/dist/widget/pkg/app_bg.wasm",
+        ),
         ("widget app JS glue", "edge/dist/widget/pkg/app.js"),
         ("widget CSS", "edge/dist/widget/widget.css"),
         ("agent console wasm", "edge/dist/agent/pkg/app_bg.wasm"),
