@@ -24,6 +24,15 @@ pub fn Dialogs() -> impl IntoView {
     }
 }
 
+/// Moves keyboard focus into a dialog when it opens.
+fn focus_on_open(r: NodeRef<leptos::html::Input>) {
+    Effect::new(move |_| {
+        if let Some(el) = r.get() {
+            let _ = el.focus();
+        }
+    });
+}
+
 fn close(c: Console) {
     c.dialog.set(Dialog::None);
 }
@@ -37,6 +46,8 @@ fn TransferDialog(
     let c = expect_context::<Console>();
     let filter = RwSignal::new(String::new());
     let choice = RwSignal::new(None::<TransferTarget>);
+    let first = NodeRef::<leptos::html::Input>::new();
+    focus_on_open(first);
     let conv = shared::ids::ConversationId::new(id).ok();
     let go = move |_| {
         if let (Some(conversation), Some(target)) = (conv.clone(), choice.get_untracked()) {
@@ -55,7 +66,7 @@ fn TransferDialog(
             <div class="modal" role="dialog" aria-modal="true" aria-labelledby="tr-title" data-testid="transfer-dialog">
                 <header><h2 id="tr-title">{move || c.t().transfer}</h2>
                     <button type="button" class="ghost" data-testid="refresh" on:click=move |_| api::send(c, AgentFrame::Targets)>{move || c.t().refresh}</button></header>
-                <input type="search" autofocus placeholder=move || c.t().filter aria-label=move || c.t().filter data-testid="filter"
+                <input type="search" node_ref=first placeholder=move || c.t().filter aria-label=move || c.t().filter data-testid="filter"
                     prop:value=move || filter.get() on:input=move |e| filter.set(event_target_value(&e))/>
                 <h3>{move || c.t().queues}</h3>
                 <ul class="picklist" role="listbox">
@@ -96,6 +107,8 @@ fn ConferenceDialog(
     let c = expect_context::<Console>();
     let filter = RwSignal::new(String::new());
     let choice = RwSignal::new(String::new());
+    let first = NodeRef::<leptos::html::Input>::new();
+    focus_on_open(first);
     let conv = shared::ids::ConversationId::new(id).ok();
     let go = move |_| {
         if let (Some(conversation), Ok(guest)) =
@@ -116,7 +129,7 @@ fn ConferenceDialog(
             <div class="modal" role="dialog" aria-modal="true" aria-labelledby="cf-title" data-testid="conference-dialog">
                 <header><h2 id="cf-title">{move || c.t().conference}</h2>
                     <button type="button" class="ghost" on:click=move |_| api::send(c, AgentFrame::Targets)>{move || c.t().refresh}</button></header>
-                <input type="search" autofocus placeholder=move || c.t().filter aria-label=move || c.t().filter
+                <input type="search" node_ref=first placeholder=move || c.t().filter aria-label=move || c.t().filter
                     prop:value=move || filter.get() on:input=move |e| filter.set(event_target_value(&e))/>
                 <select size="6" data-testid="guest" aria-label=move || c.t().agents on:change=move |e| choice.set(event_target_value(&e))>
                     <For each=move || { let v: Vec<_> = c.agents.get().into_iter().filter(|a| matches(&filter.get(), &a.name)).collect(); v } key=|a| a.id.clone()
@@ -140,6 +153,8 @@ fn WrapUpDialog(
     let c = expect_context::<Console>();
     let filter = RwSignal::new(String::new());
     let reason = RwSignal::new(String::new());
+    let first = NodeRef::<leptos::html::Input>::new();
+    focus_on_open(first);
     let next = RwSignal::new("available".to_string());
     let conv = shared::ids::ConversationId::new(id).ok();
     let label = move |r: &shared::protocol::ReasonInfo| {
@@ -171,11 +186,11 @@ fn WrapUpDialog(
         }
     };
     view! {
-        <div class="modal-bg">
+        <div class="modal-bg" on:keydown=move |e: leptos::ev::KeyboardEvent| { if e.key() == "Escape" { close(c) } }>
             <div class="modal" role="dialog" aria-modal="true" aria-labelledby="wu-title" data-testid="wrap-up-dialog">
                 <header><h2 id="wu-title">{move || c.t().wrap_up}</h2></header>
                 <label class="field"><span>{move || c.t().wrap_up_reason}</span>
-                    <input type="search" autofocus placeholder=move || c.t().filter data-testid="reason-filter"
+                    <input type="search" node_ref=first placeholder=move || c.t().filter data-testid="reason-filter"
                         prop:value=move || filter.get() on:input=move |e| filter.set(event_target_value(&e))/></label>
                 <select size="5" data-testid="reason" aria-label=move || c.t().wrap_up_reason on:change=move |e| reason.set(event_target_value(&e))>
                     <For each=move || { let v: Vec<_> = c.wrap_up_reasons.get().into_iter().filter(|r| matches(&filter.get(), &label(r))).collect(); v } key=|r| r.id.clone()

@@ -193,8 +193,8 @@ fn ChatPane(
                 <div>
                     <h2 data-testid="pane-customer">{move || entry().map(|e| e.summary.customer_name)}</h2>
                     <p class="sub">
-                        {move || entry().and_then(|e| e.summary.customer_email).unwrap_or_default()}
-                        " · "{move || entry().map(|e| e.summary.queue_name)}
+                        {move || entry().and_then(|e| e.summary.customer_email).map(|m| format!("{m} · ")).unwrap_or_default()}
+                        {move || entry().map(|e| e.summary.queue_name)}
                     </p>
                 </div>
                 <span class="status" class:conf=in_conf data-testid="status-line">{move || c.lang.get().status(&status())}</span>

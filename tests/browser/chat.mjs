@@ -74,6 +74,17 @@ try {
     await agent.customerMessages().filter({ hasText: "Danke!" }).waitFor();
   });
 
+  await step("transfer dialog: focus in the filter, typing filters, Escape closes", async () => {
+    await agent.page.locator('[data-testid="transfer"]').click();
+    const d = agent.page.locator('[data-testid="transfer-dialog"]');
+    await d.locator('[data-testid="target-queue"]', { hasText: "Sales" }).waitFor();
+    await agent.page.keyboard.type("sal");
+    await d.locator('[data-testid="target-queue"]', { hasText: "Support" }).waitFor({ state: "detached" });
+    assert.equal(await d.locator('[data-testid="target-queue"]').count(), 1);
+    await agent.page.keyboard.press("Escape");
+    await d.waitFor({ state: "detached" });
+  });
+
   await step("a reload resumes the same chat with no lost and no duplicated messages", async () => {
     await site.page.reload();
     await site.agentMessages().filter({ hasText: "ich schaue sofort nach" }).waitFor();
