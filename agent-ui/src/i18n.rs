@@ -65,6 +65,7 @@ pub struct Texts {
     pub reconnecting: &'static str,
     pub hint: &'static str,
     pub language: &'static str,
+    pub verified: &'static str,
 }
 
 const EN: Texts = Texts {
@@ -121,6 +122,7 @@ const EN: Texts = Texts {
     reconnecting: "Reconnecting…",
     hint: "Enter sends · Shift+Enter new line",
     language: "Deutsch",
+    verified: "verified customer",
 };
 
 const DE: Texts = Texts {
@@ -177,6 +179,7 @@ const DE: Texts = Texts {
     reconnecting: "Verbindung wird wiederhergestellt…",
     hint: "Enter sendet · Umschalt+Enter neue Zeile",
     language: "English",
+    verified: "verifizierter Kunde",
 };
 
 impl Lang {

@@ -195,6 +195,9 @@ fn ChatPane(
                     <p class="sub">
                         {move || entry().and_then(|e| e.summary.customer_email).map(|m| format!("{m} · ")).unwrap_or_default()}
                         {move || entry().map(|e| e.summary.queue_name)}
+                        {move || entry().and_then(|e| e.summary.verified_user_id).map(|id| view! {
+                            <span class="verified" data-testid="verified">"✓ "{c.t().verified}" "{id}</span>
+                        })}
                     </p>
                 </div>
                 <span class="status" class:conf=in_conf data-testid="status-line">{move || c.lang.get().status(&status())}</span>

@@ -289,6 +289,9 @@ pub struct ChatSummary {
     pub conversation: ConversationId,
     pub customer_name: String,
     pub customer_email: Option<String>,
+    /// The site's user id when the site vouched for the visitor (identity verification).
+    #[serde(default)]
+    pub verified_user_id: Option<String>,
     pub queue_name: String,
     pub received_at: DateTime<Utc>,
     pub role: Role,
@@ -935,6 +938,7 @@ impl Tenant {
             conversation: conv.id.clone(),
             customer_name: conv.customer.name.clone(),
             customer_email: conv.customer.email.clone(),
+            verified_user_id: conv.customer.verified_user_id.clone(),
             queue_name: self.queue_name(&conv.queue),
             received_at: conv.created_at,
             role,

@@ -105,6 +105,18 @@ try {
     assert.equal(download.suggestedFilename(), "chat-transcript.txt");
     await site.page.screenshot({ path: join(out, "visitor-ended.png") });
   });
+  await step("identity verification: a signed-in shop customer arrives verified", async () => {
+    const vctx = await browser.newContext({ locale: "en-US" });
+    vctx.setDefaultTimeout(15000);
+    const shop = new DemoSite(await vctx.newPage(), base);
+    await shop.page.goto(base + "/account.html");
+    await shop.startChat("Erika", "Question about my last order");
+    await agent.offer().waitFor();
+    await agent.accept();
+    await agent.page.locator('[data-testid="verified"]', { hasText: "customer-4711" }).waitFor();
+    await vctx.close();
+  });
+
   console.log(`# ${failures.length === 0 ? "all browser steps passed" : failures.length + " failed"}`);
 } catch (e) {
   process.exitCode = 1;

@@ -223,6 +223,15 @@ fn walking_skeleton_demo(ctx: &Ctx) {
     anna.sock
         .wait_for("ack", T, |f| ty(f) == "ack" && f["client_id"] == "a1");
     v.wait_text("Guten Tag!");
+    // Typing indicators both ways.
+    v.sock.send(json!({ "type": "typing", "typing": true }));
+    anna.sock.wait_for("visitor typing", T, |f| {
+        ty(f) == "typing" && f["typing"] == true && f["name"] == "Eva"
+    });
+    anna.send(json!({ "type": "typing", "conversation": conv, "typing": true }));
+    v.sock.wait_for("agent typing", T, |f| {
+        ty(f) == "typing" && f["typing"] == true && f["name"] == "Anna Schmidt"
+    });
     v.say("v1", "Danke");
     anna.sock.wait_for("customer message", T, |f| {
         ty(f) == "message" && f["message"]["text"] == "Danke"

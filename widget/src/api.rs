@@ -117,8 +117,8 @@ pub async fn start(w: Widget, name: String, email: String, text: String) -> Resu
         email: Some(email).filter(|e| !e.trim().is_empty()),
         text,
         client_id: shared::ids::ClientMsgId::new(client_id()).map_err(|e| e.to_string())?,
-        user_id: None,
-        user_hash: None,
+        user_id: Some(crate::state::query("user_id")).filter(|s| !s.is_empty()),
+        user_hash: Some(crate::state::query("user_hash")).filter(|s| !s.is_empty()),
     };
     let resp = Request::post("/api/v1/conversations")
         .json(&body)

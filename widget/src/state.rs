@@ -40,7 +40,8 @@ pub struct Widget {
     pub customer_name: RwSignal<String>,
 }
 
-fn query(key: &str) -> String {
+/// A parameter of the iframe's URL (set by `widget.js`).
+pub fn query(key: &str) -> String {
     let search = web_sys::window()
         .and_then(|w| w.location().search().ok())
         .unwrap_or_default();

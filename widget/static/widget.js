@@ -1,5 +1,7 @@
 /*! Switchboard chat loader. Paste:
  *  <script src="https://HOST/widget.js" data-site="SITE_KEY" async></script>
+ * Optional: data-lang="de", and for identity verification data-user-id="…" with
+ * data-user-hash="hex(HMAC-SHA256(site secret, user id))" computed by the site's server.
  * It draws a launcher button (in a shadow root, so the page's styles cannot reach it)
  * and loads the chat app in an iframe only when the visitor opens it. */
 (function () {
@@ -37,7 +39,9 @@
       frame = document.createElement("iframe");
       frame.title = de ? "Chat" : "Chat";
       frame.src = base + "/widget/?site=" + encodeURIComponent(site) + "&lang=" + encodeURIComponent(lang) +
-        "&origin=" + encodeURIComponent(location.origin);
+        "&origin=" + encodeURIComponent(location.origin) +
+        (script.getAttribute("data-user-id") ? "&user_id=" + encodeURIComponent(script.getAttribute("data-user-id")) +
+          "&user_hash=" + encodeURIComponent(script.getAttribute("data-user-hash") || "") : "");
       frame.allow = "clipboard-write";
       panel.appendChild(frame);
     }
