@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use shared::ids::{AgentId, TenantId};
 
 /// Agent session lifetime.
-pub const SESSION_SECS: i64 = 12 * 3600;
+pub const SESSION_SECS: i64 = shared::agent::SESSION_SECS;
 /// PBKDF2 rounds.
 pub const PBKDF2_ROUNDS: u32 = 50_000;
 

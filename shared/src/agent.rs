@@ -5,9 +5,15 @@
 //! - Only Available agents below their chat capacity receive offers.
 //! - RONA is entered only when an offer to the agent expires, and left **only**
 //!   by the agent's own action (to Available or Idle).
+//! - A sign-in lasts [`SESSION_SECS`]; when it expires the agent is signed out by the
+//!   engine: a pending offer is withdrawn, chats they own go back to the front of their
+//!   queue, conference seats are given up, and owed wrap-ups are dropped.
 //! - The transitions themselves are enforced by [`crate::engine::Tenant`].
 
 use crate::ids::ReasonId;
+
+/// How long a sign-in lasts, in seconds (the edge's session tokens expire with it).
+pub const SESSION_SECS: i64 = 12 * 3600;
 use serde::{Deserialize, Serialize};
 
 /// An agent's state.

@@ -38,6 +38,9 @@
 //!   a wrap-up (reason + next state); a guest just leaves. A conversation is closed,
 //!   and leaves the engine as [`Effect::Closed`], once it has ended and every
 //!   wrap-up owed for it is submitted.
+//! - A sign-in expires after [`crate::agent::SESSION_SECS`]: the agent is signed out, a
+//!   pending offer withdrawn, owned chats go back to the front of their queue (nobody is
+//!   dropped), conference seats are given up and owed wrap-ups are dropped.
 //! - A chat can start only while its queue is open and an agent of the queue is
 //!   signed in; otherwise the visitor may leave a message, which is closed at once
 //!   and never offered.
@@ -523,6 +526,9 @@ pub struct AgentRuntime {
     pub offer: Option<ConversationId>,
     /// Conversations the agent owes a wrap-up for.
     pub wrap_ups: BTreeSet<ConversationId>,
+    /// When the current sign-in expires.
+    #[serde(default)]
+    pub session_expires: Option<DateTime<Utc>>,
 }
 
 impl AgentRuntime {
@@ -533,6 +539,7 @@ impl AgentRuntime {
             chats: BTreeSet::new(),
             offer: None,
             wrap_ups: BTreeSet::new(),
+            session_expires: None,
         }
     }
     /// Chats + wrap-ups + pending offer.
@@ -690,9 +697,15 @@ impl Tenant {
 
     /// The earliest time at which [`Command::Tick`] has work to do.
     pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
+        let sessions = self
+            .agents
+            .values()
+            .filter(|a| a.state.is_signed_in())
+            .filter_map(|a| a.session_expires);
         self.conversations
             .values()
             .filter_map(|c| self.deadline_of(c))
+            .chain(sessions)
             .min()
     }
 
@@ -1128,6 +1141,7 @@ impl Tenant {
                     .agents
                     .get_mut(&agent)
                     .ok_or_else(|| EngineError::UnknownAgent(agent.clone()))?;
+                rt.session_expires = Some(now + Duration::seconds(crate::agent::SESSION_SECS));
                 if rt.state == AgentState::SignedOut {
                     rt.state = AgentState::Idle { reason: None };
                     rt.last_routed = now;
@@ -1151,6 +1165,9 @@ impl Tenant {
                 }
                 self.withdraw_offer(&agent, WithdrawReason::StateChanged, now, fx);
                 self.set_state(&agent, AgentState::SignedOut, fx);
+                if let Some(rt) = self.agents.get_mut(&agent) {
+                    rt.session_expires = None;
+                }
                 Ok(())
             }
             Command::SetState { agent, state } => {
@@ -1818,6 +1835,84 @@ impl Tenant {
                 }
                 _ => break,
             }
+        }
+        let expired: Vec<AgentId> = self
+            .agents
+            .iter()
+            .filter(|(_, rt)| {
+                rt.state.is_signed_in() && rt.session_expires.is_some_and(|e| e <= now)
+            })
+            .map(|(a, _)| a.clone())
+            .collect();
+        for a in expired {
+            self.expire_session(&a, now, fx);
+        }
+    }
+
+    /// Signs out an agent whose session expired, without dropping any customer.
+    fn expire_session(&mut self, agent: &AgentId, now: DateTime<Utc>, fx: &mut Fx) {
+        self.withdraw_offer(agent, WithdrawReason::StateChanged, now, fx);
+        let chats: Vec<ConversationId> = self
+            .agents
+            .get(agent)
+            .map(|rt| rt.chats.iter().cloned().collect())
+            .unwrap_or_default();
+        for c in chats {
+            let Some(place) = self.conversations.get(&c).map(|x| x.place.clone()) else {
+                continue;
+            };
+            match place {
+                Place::Active { owner, .. } if &owner == agent => {
+                    // The customer goes back to the front of the queue.
+                    self.drop_guest(&c, &owner, WithdrawReason::StateChanged, fx);
+                    if let Some(rt) = self.agents.get_mut(agent) {
+                        rt.chats.remove(&c);
+                    }
+                    if let Some(conv) = self.conversations.get_mut(&c) {
+                        conv.place = Place::Queued;
+                        self.queues
+                            .entry(conv.queue.clone())
+                            .or_default()
+                            .push_front(c.clone());
+                    }
+                    to_agent(
+                        fx,
+                        agent,
+                        AgentEvent::Left {
+                            conversation: c.clone(),
+                        },
+                    );
+                    to_conv(
+                        fx,
+                        &c,
+                        ConversationEvent::Note(SystemNote::Left {
+                            agent_name: self.agent_name(agent),
+                        }),
+                    );
+                }
+                Place::Active {
+                    owner,
+                    conference: Some(Conference::Joined { guest }),
+                } if &guest == agent => {
+                    self.drop_guest(&c, &owner, WithdrawReason::StateChanged, fx);
+                }
+                _ => {}
+            }
+        }
+        let owed: Vec<ConversationId> = self
+            .agents
+            .get_mut(agent)
+            .map(|rt| std::mem::take(&mut rt.wrap_ups).into_iter().collect())
+            .unwrap_or_default();
+        for c in owed {
+            if let Some(conv) = self.conversations.get_mut(&c) {
+                conv.pending_wrap_ups.remove(agent);
+            }
+            self.maybe_close(&c, fx);
+        }
+        self.set_state(agent, AgentState::SignedOut, fx);
+        if let Some(rt) = self.agents.get_mut(agent) {
+            rt.session_expires = None;
         }
     }
 

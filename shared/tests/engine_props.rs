@@ -89,6 +89,8 @@ enum Op {
     End(usize, usize),
     WrapUp(usize, usize, bool),
     Advance(u8),
+    /// Past every session's expiry.
+    LongAdvance,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -110,6 +112,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (ag.clone(), cv.clone()).prop_map(|(x, y)| Op::End(x, y)),
         2 => (ag.clone(), cv.clone(), any::<bool>()).prop_map(|(x, y, z)| Op::WrapUp(x, y, z)),
         3 => (1u8..40).prop_map(Op::Advance),
+        1 => Just(Op::LongAdvance),
     ]
 }
 
@@ -219,7 +222,7 @@ fn to_command(op: &Op, generation: usize) -> (Option<AgentId>, Command) {
                 },
             },
         ),
-        Op::Advance(_) => (None, Command::Tick),
+        Op::Advance(_) | Op::LongAdvance => (None, Command::Tick),
     }
 }
 
@@ -243,6 +246,7 @@ proptest! {
         let mut closed: BTreeSet<ConversationId> = BTreeSet::new();
         for (step, op) in ops.iter().enumerate() {
             if let Op::Advance(s) = op { now += Duration::seconds(i64::from(*s)); }
+            if let Op::LongAdvance = op { now += Duration::seconds(shared::agent::SESSION_SECS + 1); }
             let (actor, cmd) = to_command(op, 0);
             // The edge never reuses a conversation id (they are random); neither does this model.
             if let Command::Start { conversation, .. } = &cmd { if closed.contains(conversation) { continue; } }
@@ -282,10 +286,12 @@ proptest! {
                     let _ = place_name(&conv.place);
                 }
             }
-            // RONA is left only by the agent's own action.
+            // RONA is left only by the agent's own action (or, as for every state, by
+            // the session expiring, which signs the agent out).
             for i in 0..AGENTS.len() {
                 let ag = a(i);
-                if before.agent(&ag).unwrap().state == AgentState::Rona && actor.as_ref() != Some(&ag) {
+                let expired = matches!(op, Op::LongAdvance) && t.agent(&ag).unwrap().state == AgentState::SignedOut;
+                if before.agent(&ag).unwrap().state == AgentState::Rona && actor.as_ref() != Some(&ag) && !expired {
                     prop_assert_eq!(&t.agent(&ag).unwrap().state, &AgentState::Rona, "{} left RONA by someone else's {:?}", ag, op);
                 }
             }

@@ -851,3 +851,37 @@ fn snapshot_shows_offer_and_chats() {
     );
     assert_eq!(s.offer.unwrap().received_at, t0());
 }
+
+#[test]
+fn session_expiry_signs_out_without_dropping_customers() {
+    let mut w = World::new();
+    active_with(&mut w, "anna", "c1");
+    w.start("c2");
+    assert!(matches!(w.place("c2"), Place::Offered { .. }));
+    let expiry = t0() + Duration::seconds(shared::agent::SESSION_SECS);
+    assert_eq!(w.t.next_deadline().map(|d| d <= expiry), Some(true));
+    // Keep the customer active so inactivity does not end c1 first.
+    w.now = expiry - Duration::seconds(1);
+    w.ok(Command::CustomerActivity {
+        conversation: c("c1"),
+    });
+    w.ok(Command::CustomerActivity {
+        conversation: c("c2"),
+    });
+    w.now = expiry;
+    let fx = w.ok(Command::Tick);
+    assert_eq!(w.state("anna"), AgentState::SignedOut);
+    assert_eq!(w.place("c1"), Place::Queued, "owned chat back in the queue");
+    assert_eq!(w.place("c2"), Place::Queued, "pending offer withdrawn");
+    assert_eq!(w.t.queue(&q("support")).unwrap().front(), Some(&c("c1")));
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::Conversation {
+            event: ConversationEvent::Note(SystemNote::Left { .. }),
+            ..
+        }
+    )));
+    // Signing in again starts a new session.
+    w.ok(Command::SignIn { agent: a("anna") });
+    assert_eq!(w.state("anna"), AgentState::Idle { reason: None });
+}
