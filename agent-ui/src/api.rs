@@ -161,17 +161,31 @@ fn connect(c: Console) {
             *r += 1;
             *r
         });
-        if n > 3 && !e.was_clean() && e.code() == 1006 && n > 8 {
-            // The token may be refused (expired or signed out elsewhere): ask to sign in again.
-            forget(c);
-            return;
-        }
         let delay = (500 * 2u32.pow(n.min(5))).min(10_000);
         spawn_local(async move {
             gloo_timers::future::TimeoutFuture::new(delay).await;
-            if c.session.get_untracked().is_some() {
-                connect(c);
+            let Some(s) = c.session.get_untracked() else {
+                return;
+            };
+            // A browser cannot see why an upgrade failed: ask over plain HTTP whether the
+            // session is still good (401 means sign in again), else reconnect.
+            let url = format!(
+                "/api/v1/agent/ws?token={}",
+                js_sys::encode_uri_component(&s.token)
+            );
+            if let Ok(r) = Request::get(&url).send().await {
+                if r.status() == 401 {
+                    let why = r
+                        .json::<ErrorBody>()
+                        .await
+                        .map(|b| b.message)
+                        .unwrap_or_default();
+                    forget(c);
+                    c.error.set(Some(why));
+                    return;
+                }
             }
+            connect(c);
         });
     });
     ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));

@@ -11,6 +11,18 @@ use shared::protocol::AgentFrame;
 #[component]
 pub fn OfferPopover() -> impl IntoView {
     let c = expect_context::<Console>();
+    let accept_ref = NodeRef::<leptos::html::Button>::new();
+    // Bring keyboard focus to Accept when an offer appears, unless the agent is typing.
+    Effect::new(move |_| {
+        if let Some(b) = accept_ref.get() {
+            let typing = document()
+                .active_element()
+                .is_some_and(|e| matches!(e.tag_name().as_str(), "TEXTAREA" | "INPUT" | "SELECT"));
+            if !typing {
+                let _ = b.focus();
+            }
+        }
+    });
     view! {
         <Show when=move || c.offer.get().is_some()>
             {move || c.offer.get().map(|(o, thread)| {
@@ -42,7 +54,7 @@ pub fn OfferPopover() -> impl IntoView {
                         </ol>
                         <footer>
                             <span class="expires">{move || c.t().expires}" "{move || mmss(deadline - c.now_ms.get())}</span>
-                            <button type="button" class="primary" autofocus data-testid="accept"
+                            <button type="button" class="primary" node_ref=accept_ref data-testid="accept"
                                 on:click=move |_| api::send(c, AgentFrame::Accept { conversation: id.clone() })>{move || c.t().accept}</button>
                         </footer>
                     </section>

@@ -117,6 +117,15 @@ try {
     await vctx.close();
   });
 
+  await step("sign-out is refused with open chats, then works and shows the sign-in form", async () => {
+    await agent.page.locator('[data-testid="sign-out"]').click();
+    await agent.page.locator('[data-testid="error"]', { hasText: "still has chats" }).waitFor();
+    await agent.end();
+    await agent.wrapUp("solved");
+    await agent.page.locator('[data-testid="sign-out"]').click();
+    await agent.page.locator('[data-testid="signin"]').waitFor();
+  });
+
   console.log(`# ${failures.length === 0 ? "all browser steps passed" : failures.length + " failed"}`);
 } catch (e) {
   process.exitCode = 1;
