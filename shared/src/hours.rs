@@ -2,9 +2,11 @@
 //!
 //! Rules:
 //! - A queue with no hours configured is always open.
-//! - Otherwise it is open at `now` when the local time (UTC plus the queue's
-//!   fixed offset in minutes) falls inside one of the weekly windows
-//!   `[from, to)` on that weekday. Windows may not cross midnight; write two.
+//! - Otherwise it is open at `now` when the local time falls inside one of the weekly
+//!   windows `[from, to)` on that weekday. Windows may not cross midnight; write two.
+//! - Local time comes from `time_zone`, an IANA name such as `Europe/Berlin` (daylight
+//!   saving included); with no time zone, from the fixed `utc_offset_minutes`. An unknown
+//!   time zone name is refused, naming it.
 
 use chrono::{DateTime, Datelike, Duration, Timelike, Utc, Weekday};
 use serde::{Deserialize, Serialize};
@@ -23,10 +25,10 @@ pub struct OpeningWindow {
 /// A queue's business hours.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct BusinessHours {
-    /// IANA-like label for display, e.g. "Europe/Berlin".
+    /// IANA time zone, e.g. "Europe/Berlin"; empty means use `utc_offset_minutes`.
     #[serde(default)]
     pub time_zone: String,
-    /// Offset from UTC in minutes (e.g. 60 for CET).
+    /// Fixed offset from UTC in minutes, used only without `time_zone`.
     #[serde(default)]
     pub utc_offset_minutes: i32,
     /// Weekly windows; empty means always open.
@@ -50,6 +52,9 @@ pub fn parse_hhmm(s: &str) -> Result<u32, String> {
 impl BusinessHours {
     /// Checks every window; the error names the bad one.
     pub fn validate(&self) -> Result<(), String> {
+        if !self.time_zone.is_empty() && self.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(format!("unknown time zone {:?}", self.time_zone));
+        }
         if self.utc_offset_minutes.abs() > 14 * 60 {
             return Err(format!(
                 "utc_offset_minutes {} is out of range",
@@ -74,10 +79,18 @@ impl BusinessHours {
         if self.windows.is_empty() {
             return true;
         }
-        let local = now + Duration::minutes(i64::from(self.utc_offset_minutes));
-        let minute = local.hour() * 60 + local.minute();
+        let (weekday, minute) = match self.time_zone.parse::<chrono_tz::Tz>() {
+            Ok(tz) => {
+                let local = now.with_timezone(&tz);
+                (local.weekday(), local.hour() * 60 + local.minute())
+            }
+            Err(_) => {
+                let local = now + Duration::minutes(i64::from(self.utc_offset_minutes));
+                (local.weekday(), local.hour() * 60 + local.minute())
+            }
+        };
         self.windows.iter().any(|w| {
-            w.day == local.weekday()
+            w.day == weekday
                 && matches!((parse_hhmm(&w.from), parse_hhmm(&w.to)), (Ok(f), Ok(t)) if f <= minute && minute < t)
         })
     }
@@ -106,6 +119,37 @@ mod tests {
         assert!(h.is_open(at(15, 59)));
         assert!(!h.is_open(at(16, 0)));
         assert!(BusinessHours::default().is_open(at(3, 0)));
+    }
+
+    #[test]
+    fn time_zone_follows_daylight_saving() {
+        let h = BusinessHours {
+            time_zone: "Europe/Berlin".into(),
+            utc_offset_minutes: 0,
+            windows: vec![
+                OpeningWindow {
+                    day: Weekday::Thu,
+                    from: "09:00".into(),
+                    to: "17:00".into(),
+                },
+                OpeningWindow {
+                    day: Weekday::Wed,
+                    from: "09:00".into(),
+                    to: "17:00".into(),
+                },
+            ],
+        };
+        // Winter (CET, UTC+1): 08:00 UTC is 09:00 local.
+        assert!(h.is_open(Utc.with_ymd_and_hms(2026, 11, 26, 8, 0, 0).unwrap()));
+        assert!(!h.is_open(Utc.with_ymd_and_hms(2026, 11, 26, 7, 59, 0).unwrap()));
+        // Summer (CEST, UTC+2): 07:00 UTC is 09:00 local.
+        assert!(h.is_open(Utc.with_ymd_and_hms(2026, 7, 1, 7, 0, 0).unwrap()));
+        assert!(!h.is_open(Utc.with_ymd_and_hms(2026, 7, 1, 15, 0, 0).unwrap()));
+        let bad = BusinessHours {
+            time_zone: "Mars/Olympus".into(),
+            ..h
+        };
+        assert!(bad.validate().unwrap_err().contains("Mars/Olympus"));
     }
 
     #[test]
