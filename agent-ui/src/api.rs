@@ -278,6 +278,7 @@ fn on_frame(c: Console, f: AgentServerFrame) {
             name,
         } => c.update_chat(&conversation, |e| e.typing = typing.then_some(name)),
         AgentServerFrame::Ack { .. } | AgentServerFrame::Pong => {}
+        AgentServerFrame::LeftMessages { messages } => c.left_messages.set(messages),
         AgentServerFrame::Targets { queues, agents } => {
             c.queues.set(queues);
             c.agents.set(agents);

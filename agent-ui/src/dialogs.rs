@@ -21,6 +21,7 @@ pub fn Dialogs() -> impl IntoView {
         Dialog::Transfer(id) => view! { <TransferDialog id=id.to_string()/> }.into_any(),
         Dialog::Conference(id) => view! { <ConferenceDialog id=id.to_string()/> }.into_any(),
         Dialog::WrapUp(id) => view! { <WrapUpDialog id=id.to_string()/> }.into_any(),
+        Dialog::LeftMessages => view! { <LeftMessagesDialog/> }.into_any(),
     }
 }
 
@@ -206,6 +207,39 @@ fn WrapUpDialog(
                     <button type="button" class="ghost" on:click=move |_| close(c)>{move || c.t().cancel}</button>
                     <button type="button" class="primary" data-testid="submit-wrap-up" disabled=move || reason.get().is_empty() on:click=go>{move || c.t().submit_wrap_up}</button>
                 </footer>
+            </div>
+        </div>
+    }
+}
+
+/// Messages visitors left while the queue was closed or nobody was signed in.
+#[component]
+fn LeftMessagesDialog() -> impl IntoView {
+    let c = expect_context::<Console>();
+    let close_ref = NodeRef::<leptos::html::Button>::new();
+    Effect::new(move |_| {
+        if let Some(b) = close_ref.get() {
+            let _ = b.focus();
+        }
+    });
+    view! {
+        <div class="modal-bg" on:keydown=move |e: leptos::ev::KeyboardEvent| { if e.key() == "Escape" { close(c) } }>
+            <div class="modal wide" role="dialog" aria-modal="true" aria-labelledby="lm-title" data-testid="left-messages-dialog">
+                <header><h2 id="lm-title">{move || c.t().left_messages}</h2></header>
+                <Show when=move || c.left_messages.with(|m| m.is_empty())>
+                    <p class="empty">{move || c.t().no_left_messages}</p>
+                </Show>
+                <ul class="left-list">
+                    <For each=move || c.left_messages.get() key=|m| m.id.clone() children=|m| view! {
+                        <li data-testid="left-message">
+                            <div class="row"><b>{m.customer.name.clone()}</b>
+                                <span>{m.customer.email.clone().unwrap_or_default()}</span>
+                                <time>{crate::state::local_time(&m.created_at)}</time></div>
+                            <p>{m.message.clone().unwrap_or_default()}</p>
+                        </li>
+                    }/>
+                </ul>
+                <footer><button type="button" class="primary" node_ref=close_ref on:click=move |_| close(c)>{move || c.t().close}</button></footer>
             </div>
         </div>
     }

@@ -66,6 +66,9 @@ pub struct Texts {
     pub hint: &'static str,
     pub language: &'static str,
     pub verified: &'static str,
+    pub left_messages: &'static str,
+    pub no_left_messages: &'static str,
+    pub close: &'static str,
 }
 
 const EN: Texts = Texts {
@@ -123,6 +126,9 @@ const EN: Texts = Texts {
     hint: "Enter sends · Shift+Enter new line",
     language: "Deutsch",
     verified: "verified customer",
+    left_messages: "Left messages",
+    no_left_messages: "No messages were left.",
+    close: "Close",
 };
 
 const DE: Texts = Texts {
@@ -180,6 +186,9 @@ const DE: Texts = Texts {
     hint: "Enter sendet · Umschalt+Enter neue Zeile",
     language: "English",
     verified: "verifizierter Kunde",
+    left_messages: "Hinterlassene Nachrichten",
+    no_left_messages: "Es wurden keine Nachrichten hinterlassen.",
+    close: "Schließen",
 };
 
 impl Lang {

@@ -52,6 +52,7 @@ pub enum Dialog {
     Transfer(ConversationId),
     Conference(ConversationId),
     WrapUp(ConversationId),
+    LeftMessages,
 }
 
 /// Everything the console shows.
@@ -69,6 +70,8 @@ pub struct Console {
     pub templates: RwSignal<Vec<TemplateInfo>>,
     pub queues: RwSignal<Vec<TargetQueue>>,
     pub agents: RwSignal<Vec<TargetAgent>>,
+    /// Messages visitors left while nobody was available.
+    pub left_messages: RwSignal<Vec<shared::engine::ClosedConversation>>,
     pub error: RwSignal<Option<String>>,
     pub connected: RwSignal<bool>,
     /// Text a template produced, for the compose box of a conversation.
@@ -97,6 +100,7 @@ impl Console {
             templates: RwSignal::new(vec![]),
             queues: RwSignal::new(vec![]),
             agents: RwSignal::new(vec![]),
+            left_messages: RwSignal::new(vec![]),
             error: RwSignal::new(None),
             connected: RwSignal::new(false),
             fill: RwSignal::new(None),

@@ -62,6 +62,8 @@ pub fn TopBar() -> impl IntoView {
             <Show when=move || !c.connected.get()>
                 <span class="offline" role="status">{move || c.t().reconnecting}</span>
             </Show>
+            <button type="button" class="ghost" data-testid="left-messages"
+                on:click=move |_| { api::send(c, AgentFrame::LeftMessages); c.dialog.set(crate::state::Dialog::LeftMessages); }>{move || c.t().left_messages}</button>
             <button type="button" class="ghost" on:click=move |_| c.lang.update(|l| *l = l.other())>{move || c.t().language}</button>
             <button type="button" class="ghost" data-testid="sign-out" on:click=move |_| api::send(c, AgentFrame::SignOut)>{move || c.t().sign_out}</button>
         </header>

@@ -712,6 +712,15 @@ impl TenantObject {
                     let _ = s.close(Some(1000), Some("signed out"));
                 }
             }
+            AgentFrame::LeftMessages => {
+                let messages = self
+                    .closed_list()?
+                    .into_iter()
+                    .filter(|c| c.kind == shared::engine::ConversationKind::LeftMessage)
+                    .take(100)
+                    .collect();
+                reply(&AgentServerFrame::LeftMessages { messages });
+            }
             AgentFrame::Targets => {
                 let (queues, agents) = self.with_engine(|t| t.targets(&agent))??;
                 reply(&AgentServerFrame::Targets { queues, agents });

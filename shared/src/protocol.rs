@@ -157,6 +157,8 @@ pub enum AgentFrame {
     },
     /// Ask for the Transfer/Conference dialogs' lists (the refresh button).
     Targets,
+    /// List the messages visitors left while nobody was available.
+    LeftMessages,
     /// Render a template for a conversation into the compose box.
     Template {
         conversation: ConversationId,
@@ -226,6 +228,10 @@ pub enum AgentServerFrame {
     Targets {
         queues: Vec<TargetQueue>,
         agents: Vec<TargetAgent>,
+    },
+    /// Left messages, newest first.
+    LeftMessages {
+        messages: Vec<crate::engine::ClosedConversation>,
     },
     Template {
         conversation: ConversationId,
@@ -497,6 +503,7 @@ mod tests {
                 next: RequestedState::Available,
             },
             AgentFrame::Targets,
+            AgentFrame::LeftMessages,
             AgentFrame::Template {
                 conversation: cid(),
                 template: TemplateId::new("t").unwrap(),

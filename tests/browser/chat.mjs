@@ -117,6 +117,14 @@ try {
     await vctx.close();
   });
 
+  await step("left messages open in a dialog and close with Escape", async () => {
+    await agent.page.locator('[data-testid="left-messages"]').click();
+    const d = agent.page.locator('[data-testid="left-messages-dialog"]');
+    await d.waitFor();
+    await agent.page.keyboard.press("Escape");
+    await d.waitFor({ state: "detached" });
+  });
+
   await step("sign-out is refused with open chats, then works and shows the sign-in form", async () => {
     await agent.page.locator('[data-testid="sign-out"]').click();
     await agent.page.locator('[data-testid="error"]', { hasText: "still has chats" }).waitFor();

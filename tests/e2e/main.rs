@@ -944,6 +944,14 @@ fn leave_message(ctx: &Ctx) {
         .expect("left message listed");
     assert_eq!(rec["kind"], "left_message");
     assert_eq!(rec["message"], "Please call me");
+    // Agents see left messages too.
+    let mut a = agent(ctx, "t-leave", "l");
+    a.send(json!({ "type": "left_messages" }));
+    let l = a
+        .sock
+        .wait_for("left messages", T, |f| ty(f) == "left_messages");
+    assert_eq!(l["messages"][0]["message"], "Please call me");
+    assert_eq!(l["messages"][0]["customer"]["email"], "eva@example.com");
 }
 
 /// Kill and restart wrangler mid-conversation: nothing acknowledged is lost,
