@@ -169,7 +169,9 @@ impl ConversationObject {
         }
     }
 
-    fn apply_events(&self, events: Vec<ConversationEvent>) -> ApiResult<()> {
+    /// Applies engine events; returns the system lines appended.
+    fn apply_events(&self, events: Vec<ConversationEvent>) -> ApiResult<Vec<Message>> {
+        let mut appended = vec![];
         for e in events {
             match e {
                 ConversationEvent::Note(note) => {
@@ -179,7 +181,8 @@ impl ConversationObject {
                         l.transcript.append_note(note, now())
                     };
                     self.save_message(&m)?;
-                    self.broadcast(&VisitorEvent::Message { message: m });
+                    self.broadcast(&VisitorEvent::Message { message: m.clone() });
+                    appended.push(m);
                 }
                 ConversationEvent::Status(status) => {
                     let meta = {
@@ -193,7 +196,7 @@ impl ConversationObject {
                 }
             }
         }
-        Ok(())
+        Ok(appended)
     }
 
     async fn handle_internal(&self, path: &str, text: &str) -> ApiResult<serde_json::Value> {
@@ -236,8 +239,7 @@ impl ConversationObject {
                     }
                     ToConversation::Events { events } => {
                         self.require()?;
-                        self.apply_events(events)?;
-                        Ok(serde_json::json!({}))
+                        Ok(serde_json::to_value(self.apply_events(events)?)?)
                     }
                     ToConversation::AgentSend {
                         agent,

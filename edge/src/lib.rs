@@ -185,14 +185,10 @@ fn caller(req: &Request) -> Caller {
     }
 }
 
-/// Whether `caller` may use a site with `allowed` origins. Requests without an
-/// `Origin` header (not from a browser page) are let through: origins only
-/// protect against other web pages.
+/// Whether `caller` may use a site with `allowed` origins (the rule is
+/// [`shared::config::origin_allowed`]).
 pub fn origin_allowed(caller: &Caller, allowed: &[String]) -> bool {
-    match &caller.origin {
-        None => true,
-        Some(o) => o == &caller.self_origin || allowed.iter().any(|a| a == "*" || a == o),
-    }
+    shared::config::origin_allowed(caller.origin.as_deref(), &caller.self_origin, allowed)
 }
 
 /// Wraps a request body with the caller.

@@ -147,12 +147,8 @@ impl TenantObject {
                     format!("password given for unknown agent {a}"),
                 ));
             }
-            if pw.chars().count() < 8 {
-                return Err(ApiError::bad_request(
-                    "invalid_config",
-                    format!("the password of agent {a} is shorter than 8 characters"),
-                ));
-            }
+            shared::config::check_password_strength(a, pw)
+                .map_err(|m| ApiError::bad_request("invalid_config", m))?;
         }
         for s in admin.site_secrets.keys() {
             if admin.config.site(s).is_none() {
@@ -263,18 +259,17 @@ impl TenantObject {
                 Effect::Closed(_) => {}
             }
         }
-        let mut notes: Vec<(ConversationId, u64)> = Vec::new();
+        // The conversation object answers with the system lines it appended.
+        let mut notes: Vec<(ConversationId, Vec<Message>)> = Vec::new();
         for (c, events) in batches {
-            let before = self.read_last(&c).await;
-            let r: ApiResult<serde_json::Value> = match stub(&self.env, "CONVERSATIONS", c.as_str())
-            {
+            let r: ApiResult<Vec<Message>> = match stub(&self.env, "CONVERSATIONS", c.as_str()) {
                 Ok(s) => call(&s, "/internal", &ToConversation::Events { events }).await,
                 Err(e) => Err(e),
             };
-            if let Err(e) = r {
-                worker::console_error!("deliver to {c}: {e}");
+            match r {
+                Ok(appended) => notes.push((c, appended)),
+                Err(e) => worker::console_error!("deliver to {c}: {e}"),
             }
-            notes.push((c, before));
         }
         let concerned: Vec<(AgentId, ConversationId)> = agent_events
             .iter()
@@ -315,7 +310,7 @@ impl TenantObject {
         }
         // New system lines go to the current participants and to every agent this
         // command concerned for that conversation (e.g. the owner of a chat that just ended).
-        for (c, before) in notes {
+        for (c, msgs) in notes {
             let mut participants = self
                 .with_engine(|t| t.participants(&c).unwrap_or_default())
                 .unwrap_or_default();
@@ -324,31 +319,28 @@ impl TenantObject {
                     participants.push(a.clone());
                 }
             }
-            if participants.is_empty() {
-                continue;
-            }
-            let msgs: Vec<Message> = match stub(&self.env, "CONVERSATIONS", c.as_str()) {
-                Ok(s) => call(&s, "/internal", &ToConversation::Read { after: before })
-                    .await
-                    .unwrap_or_default(),
-                Err(_) => vec![],
-            };
-            for m in msgs {
-                for p in &participants {
-                    self.send_agent(
-                        p,
-                        &AgentServerFrame::Message {
-                            conversation: c.clone(),
-                            message: m.clone(),
-                        },
-                    );
-                }
+            for message in msgs {
+                self.send_to(
+                    &participants,
+                    &AgentServerFrame::Message {
+                        conversation: c.clone(),
+                        message,
+                    },
+                );
             }
         }
     }
 
-    async fn read_last(&self, c: &ConversationId) -> u64 {
-        self.read(c).await.last().map_or(0, |m| m.seq)
+    /// Sends one frame to every session of each agent in `agents`.
+    fn send_to(&self, agents: &[AgentId], frame: &AgentServerFrame) {
+        for a in agents {
+            self.send_agent(a, frame);
+        }
+    }
+
+    /// The agents who receive a conversation's messages now (owner and joined guest).
+    fn participants(&self, c: &ConversationId) -> ApiResult<Vec<AgentId>> {
+        self.with_engine(|t| t.participants(c).unwrap_or_default())
     }
 
     fn check_origin(&self, caller: &Caller, site: &SiteKey) -> ApiResult<Vec<String>> {
@@ -402,15 +394,7 @@ impl TenantObject {
         let name = shared::text::validate_name(&b.name)
             .map_err(|e| ApiError::bad_request(e.code(), format!("name: {e}")))?;
         shared::text::MessageText::new(&b.text, shared::text::Writer::Visitor)?;
-        if let Some(email) = &b.email {
-            if !email.is_empty() && (!email.contains('@') || email.len() > 200) {
-                return Err(ApiError::bad_request(
-                    "invalid_email",
-                    format!("{email:?} is not an email address"),
-                ));
-            }
-        }
-        let email = b.email.clone().filter(|e| !e.is_empty());
+        let email = shared::text::validate_email(b.email.as_deref())?;
         let (avail, queue) = self.with_engine(|t| {
             (
                 t.availability(&b.site, now()),
@@ -599,31 +583,27 @@ impl TenantObject {
                 {
                     self.schedule().await?;
                 }
-                for p in self.with_engine(|t| t.participants(&conversation).unwrap_or_default())? {
-                    self.send_agent(
-                        &p,
-                        &AgentServerFrame::Message {
-                            conversation: conversation.clone(),
-                            message: message.clone(),
-                        },
-                    );
-                }
+                self.send_to(
+                    &self.participants(&conversation)?,
+                    &AgentServerFrame::Message {
+                        conversation: conversation.clone(),
+                        message: message.clone(),
+                    },
+                );
             }
             ToTenant::CustomerTyping {
                 conversation,
                 typing,
                 name,
             } => {
-                for p in self.with_engine(|t| t.participants(&conversation).unwrap_or_default())? {
-                    self.send_agent(
-                        &p,
-                        &AgentServerFrame::Typing {
-                            conversation: conversation.clone(),
-                            typing,
-                            name: name.clone(),
-                        },
-                    );
-                }
+                self.send_to(
+                    &self.participants(&conversation)?,
+                    &AgentServerFrame::Typing {
+                        conversation: conversation.clone(),
+                        typing,
+                        name: name.clone(),
+                    },
+                );
             }
             ToTenant::CustomerEnd { conversation } => {
                 self.exec(Command::CustomerEnd { conversation }).await?
@@ -754,18 +734,19 @@ impl TenantObject {
                     },
                 )
                 .await?;
-                for p in self.with_engine(|t| t.participants(&conversation).unwrap_or_default())? {
-                    if p != agent {
-                        self.send_agent(
-                            &p,
-                            &AgentServerFrame::Typing {
-                                conversation: conversation.clone(),
-                                typing,
-                                name: name.clone(),
-                            },
-                        );
-                    }
-                }
+                let others: Vec<AgentId> = self
+                    .participants(&conversation)?
+                    .into_iter()
+                    .filter(|p| p != &agent)
+                    .collect();
+                self.send_to(
+                    &others,
+                    &AgentServerFrame::Typing {
+                        conversation: conversation.clone(),
+                        typing,
+                        name: name.clone(),
+                    },
+                );
             }
             AgentFrame::Send {
                 conversation,
@@ -813,15 +794,13 @@ impl TenantObject {
             seq: r.message.seq,
         }));
         if !r.duplicate {
-            for p in self.with_engine(|t| t.participants(&conversation).unwrap_or_default())? {
-                self.send_agent(
-                    &p,
-                    &AgentServerFrame::Message {
-                        conversation: conversation.clone(),
-                        message: r.message.clone(),
-                    },
-                );
-            }
+            self.send_to(
+                &self.participants(&conversation)?,
+                &AgentServerFrame::Message {
+                    conversation: conversation.clone(),
+                    message: r.message.clone(),
+                },
+            );
         }
         Ok(())
     }

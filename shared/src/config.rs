@@ -7,7 +7,13 @@
 //! - templates parse (see [`crate::template`]);
 //! - business hours are well formed.
 //!
-//! Passwords are never part of this type: the edge stores salted hashes separately.
+//! Passwords are never part of this type: the edge stores salted hashes separately;
+//! a new password needs at least [`MIN_PASSWORD_CHARS`] characters ([`check_password_strength`]).
+//!
+//! A visitor request from a browser page is allowed for a site when its `Origin` is the
+//! service's own origin or one of the site's allowed origins (`*` allows any); requests
+//! without an `Origin` (not from a web page) pass, since origins only guard against other
+//! pages ([`origin_allowed`]).
 
 use crate::hours::BusinessHours;
 use crate::ids::{AgentId, QueueId, ReasonId, SiteKey, TemplateId};
@@ -30,6 +36,27 @@ fn default_offer() -> u32 {
 }
 fn default_inactivity() -> u32 {
     DEFAULT_INACTIVITY_TIMEOUT_SECS
+}
+
+/// Fewest characters a new agent password may have.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// Checks a new password of `agent`; the error names the agent.
+pub fn check_password_strength(agent: &AgentId, password: &str) -> Result<(), String> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(format!(
+            "the password of agent {agent} is shorter than {MIN_PASSWORD_CHARS} characters"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a request with `origin` may use a site with `allowed` origins (see module docs).
+pub fn origin_allowed(origin: Option<&str>, self_origin: &str, allowed: &[String]) -> bool {
+    match origin {
+        None => true,
+        Some(o) => o == self_origin || allowed.iter().any(|a| a == "*" || a == o),
+    }
 }
 
 /// A website with the widget.
@@ -188,5 +215,45 @@ impl TenantConfig {
     /// A template by id.
     pub fn template(&self, id: &TemplateId) -> Option<&TemplateConfig> {
         self.templates.iter().find(|t| &t.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        let allowed = vec!["https://shop.example".to_string()];
+        assert!(origin_allowed(None, "https://sb.example", &allowed));
+        assert!(origin_allowed(
+            Some("https://sb.example"),
+            "https://sb.example",
+            &allowed
+        ));
+        assert!(origin_allowed(
+            Some("https://shop.example"),
+            "https://sb.example",
+            &allowed
+        ));
+        assert!(!origin_allowed(
+            Some("https://evil.example"),
+            "https://sb.example",
+            &allowed
+        ));
+        assert!(origin_allowed(
+            Some("https://evil.example"),
+            "https://sb.example",
+            &["*".to_string()]
+        ));
+    }
+
+    #[test]
+    fn passwords() {
+        let a = AgentId::new("anna").unwrap();
+        assert!(check_password_strength(&a, "12345678").is_ok());
+        assert!(check_password_strength(&a, "1234567")
+            .unwrap_err()
+            .contains("agent anna"));
     }
 }

@@ -344,7 +344,7 @@ pub enum ToConversation {
         allowed_origins: Vec<String>,
         queue: QueueId,
     },
-    /// Apply engine events (system lines, visitor status).
+    /// Apply engine events (system lines, visitor status); answered with the system lines appended.
     Events {
         events: Vec<ConversationEvent>,
     },

@@ -8,6 +8,8 @@
 //!   parameters of message templates. A visitor's text may contain them (it is
 //!   always shown as plain text).
 //! - Names given by visitors follow the same rules with a limit of [`MAX_NAME_CHARS`].
+//! - A visitor's email is optional; when given it contains `@` and is at most
+//!   [`MAX_EMAIL_LEN`] bytes.
 
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +47,9 @@ pub enum TextError {
     /// `<` or `>` in an agent's message.
     #[error("the characters < and > are reserved for template parameters and cannot be sent")]
     Reserved,
+    /// A visitor's email that is not one.
+    #[error("{0:?} is not an email address")]
+    InvalidEmail(String),
 }
 
 impl TextError {
@@ -55,6 +60,7 @@ impl TextError {
             TextError::TooLong { .. } => "message_too_long",
             TextError::ControlChar(_) => "message_control_char",
             TextError::Reserved => "message_reserved_chars",
+            TextError::InvalidEmail(_) => "invalid_email",
         }
     }
 }
@@ -78,6 +84,19 @@ impl MessageText {
 /// Validates a visitor's display name.
 pub fn validate_name(raw: &str) -> Result<String, TextError> {
     validate(raw, Writer::Visitor, MAX_NAME_CHARS)
+}
+
+/// Longest email accepted.
+pub const MAX_EMAIL_LEN: usize = 200;
+
+/// Validates an optional visitor email: empty means none; otherwise it must contain `@`
+/// and be at most [`MAX_EMAIL_LEN`] bytes.
+pub fn validate_email(raw: Option<&str>) -> Result<Option<String>, TextError> {
+    match raw {
+        None | Some("") => Ok(None),
+        Some(e) if e.contains('@') && e.len() <= MAX_EMAIL_LEN => Ok(Some(e.to_owned())),
+        Some(e) => Err(TextError::InvalidEmail(e.to_owned())),
+    }
 }
 
 /// Counts characters the way the limit counts them (Unicode scalar values, untrimmed),
@@ -145,6 +164,17 @@ mod tests {
                 chars: 1001,
                 max: 1000
             })
+        );
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(validate_email(None), Ok(None));
+        assert_eq!(validate_email(Some("")), Ok(None));
+        assert_eq!(validate_email(Some("e@x")), Ok(Some("e@x".into())));
+        assert_eq!(
+            validate_email(Some("nope")).unwrap_err().code(),
+            "invalid_email"
         );
     }
 
