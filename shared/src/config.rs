@@ -28,6 +28,22 @@ pub const DEFAULT_OFFER_TIMEOUT_SECS: u32 = 30;
 /// Default inactivity timeout in seconds.
 pub const DEFAULT_INACTIVITY_TIMEOUT_SECS: u32 = 1800;
 
+/// Default longest wait in a queue, in seconds (then the visitor may leave a message).
+pub const DEFAULT_MAX_WAIT_SECS: u32 = 900;
+/// Default most conversations waiting in one queue.
+pub const DEFAULT_MAX_QUEUE_LENGTH: u32 = 500;
+/// Default most open (queued, offered, active or ended but not wrapped up) conversations of a tenant.
+pub const DEFAULT_MAX_OPEN_CONVERSATIONS: u32 = 5_000;
+
+fn default_max_wait() -> u32 {
+    DEFAULT_MAX_WAIT_SECS
+}
+fn default_max_queue_length() -> u32 {
+    DEFAULT_MAX_QUEUE_LENGTH
+}
+fn default_max_open() -> u32 {
+    DEFAULT_MAX_OPEN_CONVERSATIONS
+}
 fn default_capacity() -> u32 {
     DEFAULT_CAPACITY
 }
@@ -83,6 +99,12 @@ pub struct QueueConfig {
     pub offer_timeout_secs: u32,
     #[serde(default = "default_inactivity")]
     pub inactivity_timeout_secs: u32,
+    /// Longest wait in this queue; then the chat ends and the visitor may leave a message.
+    #[serde(default = "default_max_wait")]
+    pub max_wait_secs: u32,
+    /// Most conversations waiting in this queue; a start beyond it is refused.
+    #[serde(default = "default_max_queue_length")]
+    pub max_queue_length: u32,
     #[serde(default)]
     pub hours: BusinessHours,
 }
@@ -130,6 +152,9 @@ pub struct TenantConfig {
     pub wrap_up_reasons: Vec<Reason>,
     #[serde(default)]
     pub templates: Vec<TemplateConfig>,
+    /// Most open conversations of the tenant; a start beyond it is refused.
+    #[serde(default = "default_max_open")]
+    pub max_open_conversations: u32,
 }
 
 /// Why a configuration was refused.
@@ -173,6 +198,18 @@ impl TenantConfig {
             if !(10..=86_400).contains(&q.inactivity_timeout_secs) {
                 return e(format!(
                     "queue {}: inactivity_timeout_secs must be 10 to 86400",
+                    q.id
+                ));
+            }
+            if !(1..=86_400).contains(&q.max_wait_secs) {
+                return e(format!(
+                    "queue {}: max_wait_secs must be 1 to 86400",
+                    q.id
+                ));
+            }
+            if !(1..=10_000).contains(&q.max_queue_length) {
+                return e(format!(
+                    "queue {}: max_queue_length must be 1 to 10000",
                     q.id
                 ));
             }

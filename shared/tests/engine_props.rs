@@ -13,7 +13,7 @@ use shared::agent::{AgentState, RequestedState};
 use shared::config::*;
 use shared::engine::*;
 use shared::ids::*;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 const AGENTS: [&str; 3] = ["anna", "ben", "cleo"];
 const QUEUES: [&str; 2] = ["support", "sales"];
@@ -45,6 +45,8 @@ fn config() -> TenantConfig {
                 name: id.to_string(),
                 offer_timeout_secs: 10,
                 inactivity_timeout_secs: 60,
+                max_wait_secs: 200,
+                max_queue_length: 3,
                 hours: Default::default(),
             })
             .collect(),
@@ -69,6 +71,7 @@ fn config() -> TenantConfig {
             label_de: String::new(),
         }],
         templates: vec![],
+        max_open_conversations: 8,
     }
 }
 
@@ -134,7 +137,7 @@ fn to_command(op: &Op, generation: usize) -> (Option<AgentId>, Command) {
         ),
         Op::Activity(i) => (
             None,
-            Command::CustomerActivity {
+            Command::Inactive {
                 conversation: cid(i),
             },
         ),
@@ -244,6 +247,11 @@ proptest! {
         let mut now: DateTime<Utc> = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let mut started: BTreeSet<ConversationId> = BTreeSet::new();
         let mut closed: BTreeSet<ConversationId> = BTreeSet::new();
+        // What the edge would have stored: only the rows each command reports as changed.
+        let mut stored_agents: BTreeMap<AgentId, AgentRuntime> = BTreeMap::new();
+        let mut stored_convs: BTreeMap<ConversationId, Conversation> = BTreeMap::new();
+        let ch = t.take_changes();
+        for a in ch.agents { if let Some(rt) = t.agent(&a) { stored_agents.insert(a, rt.clone()); } }
         for (step, op) in ops.iter().enumerate() {
             if let Op::Advance(s) = op { now += Duration::seconds(i64::from(*s)); }
             if let Op::LongAdvance = op { now += Duration::seconds(shared::agent::SESSION_SECS + 1); }
@@ -278,6 +286,15 @@ proptest! {
             if let Err(msg) = t.check_invariants() {
                 return Err(TestCaseError::fail(format!("step {step} {op:?}: {msg}")));
             }
+            let ch = t.take_changes();
+            for a in ch.agents {
+                match t.agent(&a) { Some(rt) => { stored_agents.insert(a, rt.clone()); } None => { stored_agents.remove(&a); } }
+            }
+            for c in ch.conversations {
+                match t.conversation(&c) { Some(x) => { stored_convs.insert(c, x.clone()); } None => { stored_convs.remove(&c); } }
+            }
+            let restored = Tenant::restore(config(), stored_agents.clone(), stored_convs.values().cloned()).unwrap();
+            prop_assert_eq!(&restored, &t, "state rebuilt from the changed rows differs at step {} {:?}", step, op);
             // A conversation is always in exactly one place, and never disappears.
             for id in &started {
                 let live = t.conversation(id);

@@ -30,6 +30,8 @@ fn config() -> TenantConfig {
         name: name.into(),
         offer_timeout_secs: 30,
         inactivity_timeout_secs: 600,
+        max_wait_secs: 86_400,
+        max_queue_length: 500,
         hours: Default::default(),
     };
     let agent = |id: &str, name: &str, cap: u32| AgentConfig {
@@ -68,6 +70,7 @@ fn config() -> TenantConfig {
             name: "Hello".into(),
             text: "Hallo <customer_name>, hier ist <agent_name>.".into(),
         }],
+        max_open_conversations: 5_000,
     }
 }
 
@@ -760,13 +763,12 @@ fn end_by_customer_in_every_place() {
 fn inactivity_ends_active_chat() {
     let mut w = World::new();
     active_with(&mut w, "anna", "c1");
-    w.advance(300);
-    w.ok(Command::CustomerActivity {
+    // The conversation object measures inactivity; the engine never ends a chat by itself.
+    w.advance(40_000);
+    assert!(matches!(w.place("c1"), Place::Active { .. }));
+    let fx = w.ok(Command::Inactive {
         conversation: c("c1"),
     });
-    w.advance(599);
-    assert!(matches!(w.place("c1"), Place::Active { .. }));
-    let fx = w.advance(1);
     assert!(fx.iter().any(|e| matches!(
         e,
         Effect::Conversation {
@@ -860,14 +862,6 @@ fn session_expiry_signs_out_without_dropping_customers() {
     assert!(matches!(w.place("c2"), Place::Offered { .. }));
     let expiry = t0() + Duration::seconds(shared::agent::SESSION_SECS);
     assert_eq!(w.t.next_deadline().map(|d| d <= expiry), Some(true));
-    // Keep the customer active so inactivity does not end c1 first.
-    w.now = expiry - Duration::seconds(1);
-    w.ok(Command::CustomerActivity {
-        conversation: c("c1"),
-    });
-    w.ok(Command::CustomerActivity {
-        conversation: c("c2"),
-    });
     w.now = expiry;
     let fx = w.ok(Command::Tick);
     assert_eq!(w.state("anna"), AgentState::SignedOut);
@@ -884,4 +878,133 @@ fn session_expiry_signs_out_without_dropping_customers() {
     // Signing in again starts a new session.
     w.ok(Command::SignIn { agent: a("anna") });
     assert_eq!(w.state("anna"), AgentState::Idle { reason: None });
+}
+
+#[test]
+fn queued_chat_past_its_maximum_wait_ends_and_may_leave_a_message() {
+    let mut w = World::new();
+    let mut cfg = config();
+    cfg.queues[0].max_wait_secs = 600;
+    w.t.set_config(cfg).unwrap();
+    w.ok(Command::SignIn { agent: a("anna") });
+    w.start("c1");
+    assert_eq!(w.t.next_deadline(), Some(t0() + Duration::seconds(600)));
+    assert!(w.advance(599).is_empty());
+    assert_eq!(w.place("c1"), Place::Queued);
+    let fx = w.advance(1);
+    assert!(w.t.conversation(&c("c1")).is_none(), "ended and closed at once");
+    assert!(fx.contains(&Effect::Conversation {
+        conversation: c("c1"),
+        event: ConversationEvent::Note(SystemNote::Ended {
+            by: EndedBy::MaxWait
+        })
+    }));
+    assert!(fx.iter().any(|e| matches!(e, Effect::Closed(cc) if cc.ended_by == Some(EndedBy::MaxWait))));
+}
+
+#[test]
+fn full_queue_and_full_tenant_refuse_a_start_naming_the_limit() {
+    let mut w = World::new();
+    let mut cfg = config();
+    cfg.queues[0].max_queue_length = 2;
+    w.t.set_config(cfg).unwrap();
+    w.ok(Command::SignIn { agent: a("anna") });
+    w.start("c1");
+    w.start("c2");
+    let e = w.err(Command::Start {
+        conversation: c("c3"),
+        site: SiteKey::new("site").unwrap(),
+        customer: Customer {
+            name: "X".into(),
+            email: None,
+            verified_user_id: None,
+        },
+    });
+    assert_eq!(e.code(), "queue_full");
+    assert!(e.to_string().contains("2 conversations"), "{e}");
+    let mut cfg = config();
+    cfg.max_open_conversations = 2;
+    w.t.set_config(cfg).unwrap();
+    let e = w.err(Command::Start {
+        conversation: c("c3"),
+        site: SiteKey::new("site").unwrap(),
+        customer: Customer {
+            name: "X".into(),
+            email: None,
+            verified_user_id: None,
+        },
+    });
+    assert_eq!(e, EngineError::TenantFull(2));
+}
+
+#[test]
+fn a_command_writes_only_the_rows_it_touches() {
+    let mut w = World::new();
+    w.ok(Command::SignIn { agent: a("anna") });
+    for i in 0..50 {
+        w.start(&format!("q{i}"));
+    }
+    w.t.take_changes();
+    // Anna becomes available: one offer (front of the queue) and 49 positions move.
+    w.ok(Command::SetState {
+        agent: a("anna"),
+        state: RequestedState::Available,
+    });
+    let ch = w.t.take_changes();
+    assert_eq!(ch.agents.len(), 1);
+    assert_eq!(ch.conversations.len(), 50);
+    // A state change of an agent with nothing to route touches that agent only.
+    w.ok(Command::SignIn { agent: a("ben") });
+    let ch = w.t.take_changes();
+    assert_eq!(ch.agents.into_iter().collect::<Vec<_>>(), vec![a("ben")]);
+    assert!(ch.conversations.is_empty());
+}
+
+#[test]
+fn access_list_follows_owner_guest_and_wrap_up() {
+    let mut w = World::new();
+    active_with(&mut w, "anna", "c1");
+    let access = |fx: &[Effect]| {
+        fx.iter()
+            .find_map(|e| match e {
+                Effect::Conversation {
+                    event: ConversationEvent::Access { version, agents, .. },
+                    ..
+                } => Some((
+                    *version,
+                    agents
+                        .iter()
+                        .map(|p| (p.agent.to_string(), p.can_write))
+                        .collect::<Vec<_>>(),
+                )),
+                _ => None,
+            })
+    };
+    let v1 = w.t.conversation(&c("c1")).unwrap().access_version;
+    w.available("ben");
+    w.ok(Command::RequestConference {
+        agent: a("anna"),
+        conversation: c("c1"),
+        guest: a("ben"),
+    });
+    let fx = w.ok(Command::Accept {
+        agent: a("ben"),
+        conversation: c("c1"),
+    });
+    assert_eq!(
+        access(&fx),
+        Some((v1 + 1, vec![("anna".into(), true), ("ben".into(), true)]))
+    );
+    let fx = w.ok(Command::End {
+        agent: a("anna"),
+        conversation: c("c1"),
+    });
+    assert_eq!(access(&fx), Some((v1 + 2, vec![("anna".into(), false)])));
+    let fx = w.ok(Command::WrapUp {
+        agent: a("anna"),
+        conversation: c("c1"),
+        reason: r("solved"),
+        next: RequestedState::Available,
+    });
+    assert_eq!(access(&fx), Some((v1 + 3, vec![])));
 }

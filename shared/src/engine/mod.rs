@@ -3,7 +3,12 @@
 //! Sans-IO: [`Tenant::handle`] takes the time and one [`Command`] and returns the
 //! [`Effect`]s to deliver, or an [`EngineError`] with the state **unchanged**.
 //! [`Tenant::next_deadline`] tells when to call again with [`Command::Tick`].
-//! The edge persists the whole `Tenant` (it is `Serialize`) after each command.
+//! A command touches only the rows it changes: agents and conversations live in
+//! journaled [`Table`]s, a refused command is rolled back row by row (no copy of the
+//! tenant), and [`Tenant::take_changes`] names the rows the edge must write. Nothing
+//! on a command's path walks every conversation: deadlines sit in an ordered index,
+//! and visitor statuses are recomputed only for touched conversations and the
+//! members of touched queues.
 //!
 //! Rules:
 //! - A new conversation enters its site's queue at the back. Each queue is
@@ -43,7 +48,19 @@
 //!   dropped), conference seats are given up and owed wrap-ups are dropped.
 //! - A chat can start only while its queue is open and an agent of the queue is
 //!   signed in; otherwise the visitor may leave a message, which is closed at once
-//!   and never offered.
+//!   and never offered. A start is also refused when its queue holds
+//!   `max_queue_length` conversations or the tenant `max_open_conversations`.
+//! - A conversation waits in queues at most its queue's `max_wait_secs` (counted from
+//!   entering its current queue); then it ends ([`EndedBy::MaxWait`]) and the visitor
+//!   may leave a message.
+//! - Inactivity is measured by the conversation object (it sees every message); it
+//!   reports the end with [`Command::Inactive`], which ends only an Active chat.
+//! - Who may connect to a conversation's socket is announced to the conversation as
+//!   [`ConversationEvent::Access`]: the owner and a joined guest may write; an owner
+//!   who owes the wrap-up of an ended chat may read. Every change bumps its version.
+
+mod table;
+pub use table::Table;
 
 use crate::agent::{AgentState, RequestedState};
 use crate::config::TenantConfig;
@@ -95,6 +112,10 @@ pub enum Command {
     },
     /// The customer ended the chat.
     CustomerEnd {
+        conversation: ConversationId,
+    },
+    /// The conversation object saw no customer activity for the inactivity timeout.
+    Inactive {
         conversation: ConversationId,
     },
     SignIn {
@@ -188,6 +209,10 @@ pub enum EngineError {
     QueueClosed(QueueId),
     #[error("no agent of queue {0} is signed in")]
     NoAgentsSignedIn(QueueId),
+    #[error("the queue {queue} is full ({limit} conversations waiting); try again later or leave a message")]
+    QueueFull { queue: QueueId, limit: u32 },
+    #[error("this contact centre has its limit of {0} open conversations; try again later or leave a message")]
+    TenantFull(u32),
     #[error("{0}")]
     Template(String),
     #[error("{0}")]
@@ -221,6 +246,8 @@ impl EngineError {
             HasOpenChats(_) => "has_open_chats",
             QueueClosed(_) => "queue_closed",
             NoAgentsSignedIn(_) => "no_agents_signed_in",
+            QueueFull { .. } => "queue_full",
+            TenantFull(_) => "tenant_full",
             Template(_) => "template_error",
             Text(_) => "invalid_text",
         }
@@ -339,6 +366,8 @@ pub enum EndedBy {
     Agent(AgentId),
     Customer,
     Inactivity,
+    /// Nobody took the chat within the queue's maximum wait.
+    MaxWait,
 }
 
 /// System lines of the transcript; UIs localise them, `text_en` is a fallback.
@@ -369,6 +398,9 @@ impl SystemNote {
             SystemNote::Ended {
                 by: EndedBy::Agent(_),
             } => "The chat was ended by the agent".into(),
+            SystemNote::Ended {
+                by: EndedBy::MaxWait,
+            } => "No agent could take your chat in time. You can leave a message.".into(),
         }
     }
 }
@@ -398,6 +430,20 @@ pub enum ConversationEvent {
     Note(SystemNote),
     /// New status for the visitor.
     Status(VisitorStatus),
+    /// Who may connect to the conversation now (replaces the previous list).
+    Access {
+        version: u32,
+        agents: Vec<Participant>,
+        inactivity_secs: u32,
+    },
+}
+
+/// An agent allowed on a conversation's socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    pub agent: AgentId,
+    pub name: String,
+    pub can_write: bool,
 }
 
 /// One submitted wrap-up.
@@ -512,6 +558,22 @@ pub struct Conversation {
     pub wrap_ups: Vec<WrapUpRecord>,
     /// Last status sent to the visitor.
     pub announced: Option<VisitorStatus>,
+    /// Order in the queue while queued (smaller is nearer the front).
+    #[serde(default)]
+    pub queue_key: i64,
+    /// Version of the last access list sent to the conversation.
+    #[serde(default)]
+    pub access_version: u32,
+    /// The last access list sent to the conversation.
+    #[serde(default)]
+    pub announced_access: Vec<Participant>,
+    /// The owner when the chat ended (reads the thread until the wrap-up).
+    #[serde(default)]
+    pub ended_owner: Option<AgentId>,
+    /// Since when the customer waits for an agent (start, transfer to a queue, or
+    /// losing their agent); an offer not accepted does not reset it.
+    #[serde(default)]
+    pub waiting_since: Option<DateTime<Utc>>,
 }
 
 /// An agent's live state.
@@ -588,9 +650,22 @@ pub struct AgentSnapshot {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tenant {
     config: TenantConfig,
-    agents: BTreeMap<AgentId, AgentRuntime>,
-    queues: BTreeMap<QueueId, VecDeque<ConversationId>>,
-    conversations: BTreeMap<ConversationId, Conversation>,
+    agents: Table<AgentId, AgentRuntime>,
+    /// Derived from the queued conversations' `queue_key`; not stored by the edge.
+    queues: Table<QueueId, VecDeque<ConversationId>>,
+    conversations: Table<ConversationId, Conversation>,
+    /// Every conversation's next deadline, earliest first (derived).
+    #[serde(skip)]
+    deadlines: BTreeSet<(DateTime<Utc>, ConversationId)>,
+    #[serde(skip)]
+    deadline_by_id: BTreeMap<ConversationId, DateTime<Utc>>,
+}
+
+/// Rows changed since the edge last asked: present rows are written, absent ones deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub agents: BTreeSet<AgentId>,
+    pub conversations: BTreeSet<ConversationId>,
 }
 
 /// Effects gathered while a command runs.
@@ -615,12 +690,97 @@ impl Tenant {
         config.validate()?;
         let mut t = Self {
             config,
-            agents: BTreeMap::new(),
-            queues: BTreeMap::new(),
-            conversations: BTreeMap::new(),
+            agents: Table::default(),
+            queues: Table::default(),
+            conversations: Table::default(),
+            deadlines: BTreeSet::new(),
+            deadline_by_id: BTreeMap::new(),
         };
         t.sync_config();
         Ok(t)
+    }
+
+    /// Rebuilds a tenant from stored rows (queues and the deadline index are derived).
+    pub fn restore(
+        config: TenantConfig,
+        agents: impl IntoIterator<Item = (AgentId, AgentRuntime)>,
+        conversations: impl IntoIterator<Item = Conversation>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        let mut t = Self::new(config)?;
+        for (id, rt) in agents {
+            if t.agents.contains_key(&id) {
+                t.agents.insert(id, rt);
+            }
+        }
+        t.conversations = conversations.into_iter().map(|c| (c.id.clone(), c)).collect();
+        t.rebuild_derived();
+        t.agents.begin();
+        t.agents.take_dirty();
+        Ok(t)
+    }
+
+    /// Rebuilds the queues (from `queue_key`) and the deadline index.
+    pub fn rebuild_derived(&mut self) {
+        let mut queued: Vec<(QueueId, i64, ConversationId)> = self
+            .conversations
+            .values()
+            .filter(|c| c.place == Place::Queued)
+            .map(|c| (c.queue.clone(), c.queue_key, c.id.clone()))
+            .collect();
+        queued.sort();
+        let mut queues: Table<QueueId, VecDeque<ConversationId>> = self
+            .config
+            .queues
+            .iter()
+            .map(|q| (q.id.clone(), VecDeque::new()))
+            .collect();
+        for (q, _, id) in queued {
+            queues.entry_mut(q).push_back(id);
+        }
+        queues.begin();
+        queues.take_dirty();
+        self.queues = queues;
+        self.deadlines.clear();
+        self.deadline_by_id.clear();
+        let ids: Vec<ConversationId> = self.conversations.keys().cloned().collect();
+        for id in ids {
+            self.reindex(&id);
+        }
+    }
+
+    /// Gives old stored states (one value, queue order in the queues) their queue keys.
+    pub fn assign_queue_keys(&mut self) {
+        let order: Vec<(ConversationId, i64)> = self
+            .queues
+            .values()
+            .flat_map(|d| d.iter().enumerate().map(|(i, id)| (id.clone(), i as i64)))
+            .collect();
+        for (id, k) in order {
+            if let Some(c) = self.conversations.get_mut(&id) {
+                c.queue_key = k;
+            }
+        }
+        self.conversations.commit();
+        self.rebuild_derived();
+    }
+
+    /// The rows changed since the last call.
+    pub fn take_changes(&mut self) -> Changes {
+        Changes {
+            agents: self.agents.take_dirty(),
+            conversations: self.conversations.take_dirty(),
+        }
+    }
+
+    /// Marks every row changed (after a configuration change or a migration).
+    pub fn mark_all_changed(&mut self) {
+        self.agents.mark_all_dirty();
+        self.conversations.mark_all_dirty();
+    }
+
+    /// Number of open conversations.
+    pub fn open_conversations(&self) -> usize {
+        self.conversations.len()
     }
 
     /// Replaces the configuration. Agents and queues that remain keep their state;
@@ -645,22 +805,31 @@ impl Tenant {
         }
         self.config = config;
         self.sync_config();
+        let ids: Vec<ConversationId> = self.conversations.keys().cloned().collect();
+        for id in ids {
+            self.reindex(&id);
+        }
         Ok(())
     }
 
     fn sync_config(&mut self) {
+        self.agents.begin();
+        self.queues.begin();
         let agents: BTreeSet<_> = self.config.agents.iter().map(|a| a.id.clone()).collect();
         self.agents.retain(|a, _| agents.contains(a));
         for a in agents {
-            self.agents
-                .entry(a)
-                .or_insert_with(AgentRuntime::signed_out);
+            if !self.agents.contains_key(&a) {
+                self.agents.insert(a, AgentRuntime::signed_out());
+            }
         }
         let queues: BTreeSet<_> = self.config.queues.iter().map(|q| q.id.clone()).collect();
         self.queues.retain(|q, _| queues.contains(q));
         for q in queues {
-            self.queues.entry(q).or_default();
+            self.queues.entry_mut(q);
         }
+        self.agents.commit();
+        self.queues.commit();
+        self.queues.take_dirty();
     }
 
     /// The configuration.
@@ -686,12 +855,26 @@ impl Tenant {
 
     /// Runs one command at `now`. On error nothing changed.
     pub fn handle(&mut self, now: DateTime<Utc>, cmd: Command) -> Result<Vec<Effect>, EngineError> {
-        let mut next = self.clone();
+        self.agents.begin();
+        self.queues.begin();
+        self.conversations.begin();
         let mut fx = Vec::new();
-        next.apply(now, cmd, &mut fx)?;
-        next.route(now, &mut fx);
-        next.announce(&mut fx);
-        *self = next;
+        if let Err(e) = self.apply(now, cmd, &mut fx) {
+            self.agents.rollback();
+            self.queues.rollback();
+            self.conversations.rollback();
+            return Err(e);
+        }
+        self.route(now, &mut fx);
+        self.announce(&mut fx);
+        let touched: Vec<ConversationId> = self.conversations.touched().cloned().collect();
+        for id in touched {
+            self.reindex(&id);
+        }
+        self.agents.commit();
+        self.queues.commit();
+        self.queues.take_dirty();
+        self.conversations.commit();
         Ok(fx)
     }
 
@@ -702,24 +885,71 @@ impl Tenant {
             .values()
             .filter(|a| a.state.is_signed_in())
             .filter_map(|a| a.session_expires);
-        self.conversations
-            .values()
-            .filter_map(|c| self.deadline_of(c))
+        self.deadlines
+            .first()
+            .map(|(d, _)| *d)
+            .into_iter()
             .chain(sessions)
             .min()
+    }
+
+    /// Recomputes one conversation's entry in the deadline index.
+    fn reindex(&mut self, id: &ConversationId) {
+        if let Some(old) = self.deadline_by_id.remove(id) {
+            self.deadlines.remove(&(old, id.clone()));
+        }
+        if let Some(d) = self.conversations.get(id).and_then(|c| self.deadline_of(c)) {
+            self.deadline_by_id.insert(id.clone(), d);
+            self.deadlines.insert((d, id.clone()));
+        }
     }
 
     fn deadline_of(&self, c: &Conversation) -> Option<DateTime<Utc>> {
         match &c.place {
             Place::Offered { deadline, .. } => Some(*deadline),
-            Place::Active { conference, .. } => {
-                let idle = c.last_customer_activity + self.inactivity(&c.queue);
-                match conference {
-                    Some(Conference::Requested { deadline, .. }) => Some(idle.min(*deadline)),
-                    _ => Some(idle),
-                }
-            }
-            Place::Queued | Place::Ended => None,
+            Place::Active {
+                conference: Some(Conference::Requested { deadline, .. }),
+                ..
+            } => Some(*deadline),
+            Place::Queued => Some(self.queued_since(c) + self.max_wait(&c.queue)),
+            Place::Active { .. } | Place::Ended => None,
+        }
+    }
+
+    /// Since when `c` waits for an agent.
+    fn queued_since(&self, c: &Conversation) -> DateTime<Utc> {
+        c.waiting_since.unwrap_or_else(|| {
+            c.queue_history
+                .last()
+                .map_or(c.created_at, |v| v.entered_at)
+        })
+    }
+
+    fn max_wait(&self, q: &QueueId) -> Duration {
+        let secs = self
+            .config
+            .queue(q)
+            .map_or(crate::config::DEFAULT_MAX_WAIT_SECS, |q| q.max_wait_secs);
+        Duration::seconds(i64::from(secs))
+    }
+
+    /// Puts a conversation (already `Place::Queued` in its `queue`) at the front or back of it.
+    fn enqueue(&mut self, id: &ConversationId, front: bool) {
+        let Some(q) = self.conversations.get(id).map(|c| c.queue.clone()) else {
+            return;
+        };
+        let d = self.queues.entry_mut(q);
+        let neighbour = if front { d.front() } else { d.back() }.cloned();
+        if front {
+            d.push_front(id.clone());
+        } else {
+            d.push_back(id.clone());
+        }
+        let key = neighbour
+            .and_then(|n| self.conversations.get(&n))
+            .map_or(0, |n| if front { n.queue_key - 1 } else { n.queue_key + 1 });
+        if let Some(c) = self.conversations.get_mut(id) {
+            c.queue_key = key;
         }
     }
 
@@ -1136,6 +1366,11 @@ impl Tenant {
             Command::CustomerEnd { conversation } => {
                 self.end(now, &conversation, EndedBy::Customer, fx)
             }
+            Command::Inactive { conversation } => match self.conv(&conversation)?.place {
+                Place::Active { .. } => self.end(now, &conversation, EndedBy::Inactivity, fx),
+                Place::Ended => Err(EngineError::AlreadyEnded(conversation)),
+                _ => Err(EngineError::NotActive(conversation)),
+            },
             Command::SignIn { agent } => {
                 let rt = self
                     .agents
@@ -1374,6 +1609,18 @@ impl Tenant {
             .site(&site)
             .map(|s| s.queue.clone())
             .ok_or(EngineError::UnknownSite(site.clone()))?;
+        let limit = self
+            .config
+            .queue(&queue)
+            .map_or(crate::config::DEFAULT_MAX_QUEUE_LENGTH, |q| {
+                q.max_queue_length
+            });
+        if self.queues.get(&queue).map_or(0, VecDeque::len) >= limit as usize {
+            return Err(EngineError::QueueFull { queue, limit });
+        }
+        if self.conversations.len() >= self.config.max_open_conversations as usize {
+            return Err(EngineError::TenantFull(self.config.max_open_conversations));
+        }
         let conv = Conversation {
             id: id.clone(),
             site,
@@ -1393,12 +1640,14 @@ impl Tenant {
             pending_wrap_ups: BTreeSet::new(),
             wrap_ups: vec![],
             announced: None,
+            queue_key: 0,
+            access_version: 0,
+            announced_access: vec![],
+            ended_owner: None,
+            waiting_since: Some(now),
         };
         self.conversations.insert(id.clone(), conv);
-        self.queues
-            .entry(queue.clone())
-            .or_default()
-            .push_back(id.clone());
+        self.enqueue(&id, false);
         to_conv(
             fx,
             &id,
@@ -1536,14 +1785,12 @@ impl Tenant {
                     .ok_or(EngineError::UnknownConversation(id.clone()))?;
                 c.place = Place::Queued;
                 c.queue = q.clone();
+                c.waiting_since = Some(now);
                 c.queue_history.push(QueueVisit {
                     queue: q.clone(),
                     entered_at: now,
                 });
-                self.queues
-                    .entry(q.clone())
-                    .or_default()
-                    .push_back(id.clone());
+                self.enqueue(&id, false);
                 to_conv(
                     fx,
                     &id,
@@ -1696,10 +1943,7 @@ impl Tenant {
         }
         if let Some(c) = self.conversations.get_mut(id) {
             c.place = Place::Queued;
-            self.queues
-                .entry(c.queue.clone())
-                .or_default()
-                .push_front(id.clone());
+            self.enqueue(id, true);
         }
     }
 
@@ -1733,6 +1977,9 @@ impl Tenant {
                 );
             }
             Place::Active { owner, .. } => {
+                if let Some(c) = self.conversations.get_mut(id) {
+                    c.ended_owner = Some(owner.clone());
+                }
                 self.drop_guest(id, &owner, WithdrawReason::CustomerLeft, fx);
                 self.release_owner(id, &owner, fx);
                 to_agent(
@@ -1768,6 +2015,17 @@ impl Tenant {
         let Some(c) = self.conversations.remove(id) else {
             return;
         };
+        if !c.announced_access.is_empty() {
+            to_conv(
+                fx,
+                id,
+                ConversationEvent::Access {
+                    version: c.access_version + 1,
+                    agents: vec![],
+                    inactivity_secs: self.inactivity(&c.queue).num_seconds() as u32,
+                },
+            );
+        }
         let ended_at = c.ended_at.unwrap_or(c.created_at);
         let answered = c.answered_at;
         fx.push(Effect::Closed(Box::new(ClosedConversation {
@@ -1789,27 +2047,36 @@ impl Tenant {
     }
 
     fn tick(&mut self, now: DateTime<Utc>, fx: &mut Fx) {
-        // Handle due deadlines one at a time, earliest first.
-        loop {
-            let due = self
-                .conversations
-                .values()
-                .filter_map(|c| {
-                    self.deadline_of(c)
-                        .filter(|d| *d <= now)
-                        .map(|d| (d, c.id.clone()))
-                })
-                .min();
-            let Some((_, id)) = due else { break };
-            let Some(c) = self.conversations.get(&id) else {
+        // Handle due deadlines one at a time, earliest first, from the index.
+        while let Some((due, id)) = self.deadlines.first().cloned() {
+            if due > now {
                 break;
+            }
+            let Some(c) = self.conversations.get(&id) else {
+                self.reindex(&id);
+                continue;
             };
-            let idle_deadline = c.last_customer_activity + self.inactivity(&c.queue);
+            let waited_out = self.queued_since(c) + self.max_wait(&c.queue) <= now;
+            let queue_name = self.queue_name(&c.queue);
             match c.place.clone() {
                 Place::Offered {
-                    agent, deadline, ..
+                    agent,
+                    deadline,
+                    transfer_from,
+                    ..
                 } if deadline <= now => {
                     self.requeue_front(&id, &agent, now);
+                    if transfer_from.is_some() {
+                        // A transfer nobody accepted: the customer waits again, and is told.
+                        if let Some(c) = self.conversations.get_mut(&id) {
+                            c.waiting_since = Some(now);
+                        }
+                        to_conv(
+                            fx,
+                            &id,
+                            ConversationEvent::Note(SystemNote::Queued { queue_name }),
+                        );
+                    }
                     to_agent(
                         fx,
                         &agent,
@@ -1830,10 +2097,15 @@ impl Tenant {
                     self.drop_guest(&id, &owner, WithdrawReason::Expired, fx);
                     self.set_state(&guest, AgentState::Rona, fx);
                 }
-                Place::Active { .. } if idle_deadline <= now => {
-                    let _ = self.end(now, &id, EndedBy::Inactivity, fx);
+                Place::Queued if waited_out => {
+                    let _ = self.end(now, &id, EndedBy::MaxWait, fx);
                 }
-                _ => break,
+                _ => {}
+            }
+            self.reindex(&id);
+            if self.deadlines.first() == Some(&(due, id)) {
+                // Not actually due (should not happen): stop rather than spin.
+                break;
             }
         }
         let expired: Vec<AgentId> = self
@@ -1870,10 +2142,8 @@ impl Tenant {
                     }
                     if let Some(conv) = self.conversations.get_mut(&c) {
                         conv.place = Place::Queued;
-                        self.queues
-                            .entry(conv.queue.clone())
-                            .or_default()
-                            .push_front(c.clone());
+                        conv.waiting_since = Some(now);
+                        self.enqueue(&c, true);
                     }
                     to_agent(
                         fx,
@@ -1960,24 +2230,85 @@ impl Tenant {
         }
     }
 
-    /// Tells every visitor whose status changed.
+    /// Tells the visitors whose status changed, and the conversations whose access
+    /// list changed. Only touched conversations and members of touched queues are looked at.
     fn announce(&mut self, fx: &mut Fx) {
-        let changes: Vec<(ConversationId, VisitorStatus)> = self
-            .conversations
-            .values()
-            .map(|c| (c.id.clone(), self.status_of(c)))
-            .filter(|(id, s)| {
-                self.conversations
-                    .get(id)
-                    .is_some_and(|c| c.announced.as_ref() != Some(s))
-            })
-            .collect();
-        for (id, s) in changes {
-            if let Some(c) = self.conversations.get_mut(&id) {
-                c.announced = Some(s.clone());
+        let mut positions: BTreeMap<ConversationId, u32> = BTreeMap::new();
+        for q in self.queues.touched() {
+            if let Some(d) = self.queues.get(q) {
+                for (i, id) in d.iter().enumerate() {
+                    positions.insert(id.clone(), i as u32 + 1);
+                }
             }
-            to_conv(fx, &id, ConversationEvent::Status(s));
         }
+        let mut ids: BTreeSet<ConversationId> = self.conversations.touched().cloned().collect();
+        ids.extend(positions.keys().cloned());
+        for id in ids {
+            let Some(c) = self.conversations.get(&id) else {
+                continue;
+            };
+            let status = match (&c.place, positions.get(&id)) {
+                (Place::Queued, Some(p)) => VisitorStatus::Queued { position: *p },
+                _ => self.status_of(c),
+            };
+            let access = self.access_of(c);
+            let status_changed = c.announced.as_ref() != Some(&status);
+            let access_changed = c.announced_access != access;
+            if !status_changed && !access_changed {
+                continue;
+            }
+            let inactivity_secs = self.inactivity(&c.queue).num_seconds() as u32;
+            let Some(c) = self.conversations.get_mut(&id) else {
+                continue;
+            };
+            if access_changed {
+                c.access_version += 1;
+                c.announced_access = access.clone();
+                to_conv(
+                    fx,
+                    &id,
+                    ConversationEvent::Access {
+                        version: c.access_version,
+                        agents: access,
+                        inactivity_secs,
+                    },
+                );
+            }
+            if status_changed {
+                c.announced = Some(status.clone());
+                to_conv(fx, &id, ConversationEvent::Status(status));
+            }
+        }
+    }
+
+    /// Who may be on the conversation's socket now.
+    fn access_of(&self, c: &Conversation) -> Vec<Participant> {
+        let p = |a: &AgentId, can_write: bool| Participant {
+            agent: a.clone(),
+            name: self.agent_name(a),
+            can_write,
+        };
+        match &c.place {
+            Place::Active { owner, conference } => {
+                let mut v = vec![p(owner, true)];
+                if let Some(Conference::Joined { guest }) = conference {
+                    v.push(p(guest, true));
+                }
+                v
+            }
+            Place::Ended => c
+                .ended_owner
+                .iter()
+                .filter(|a| c.pending_wrap_ups.contains(*a))
+                .map(|a| p(a, false))
+                .collect(),
+            _ => vec![],
+        }
+    }
+
+    /// The access version of a live conversation (for tickets).
+    pub fn access_version(&self, c: &ConversationId) -> Option<u32> {
+        self.conversations.get(c).map(|c| c.access_version)
     }
 
     /// Checks every structural invariant; used by tests and debug assertions.
@@ -2096,6 +2427,38 @@ impl Tenant {
                     ));
                 }
             }
+        }
+        // Derived state matches the rows: queue order follows queue keys, and the
+        // deadline index holds exactly each conversation's deadline.
+        for (q, d) in &self.queues {
+            let keys: Vec<i64> = d
+                .iter()
+                .filter_map(|id| self.conversations.get(id).map(|c| c.queue_key))
+                .collect();
+            if keys.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(format!("queue {q} is not ordered by queue keys: {keys:?}"));
+            }
+        }
+        let want: BTreeSet<(DateTime<Utc>, ConversationId)> = self
+            .conversations
+            .values()
+            .filter_map(|c| self.deadline_of(c).map(|d| (d, c.id.clone())))
+            .collect();
+        if want != self.deadlines {
+            return Err(format!(
+                "deadline index {:?} differs from the conversations' deadlines {want:?}",
+                self.deadlines
+            ));
+        }
+        let mut restored = Self::restore(
+            self.config.clone(),
+            self.agents.iter().map(|(a, r)| (a.clone(), r.clone())),
+            self.conversations.values().cloned(),
+        )
+        .map_err(|e| e.to_string())?;
+        restored.take_changes();
+        if restored.queues != self.queues {
+            return Err("queues rebuilt from stored rows differ from the live queues".into());
         }
         Ok(())
     }
