@@ -1,15 +1,27 @@
-//! All network code of the console: sign-in over HTTP, and the agent WebSocket
-//! (one per session) with automatic reconnect; a reconnect gets a full snapshot.
+//! All network code of the console: sign-in over HTTP, the control socket (one per
+//! session: state, offers, routing; a reconnect gets a full snapshot), and one chat
+//! socket per chat, opened on the conversation itself with a ticket.
+//!
+//! Rules of the chat sockets (nothing acknowledged or typed is lost):
+//! - A chat socket resumes after the highest sequence number held with none missing;
+//!   a message that skips a number (a gap) makes the console reopen the socket from
+//!   there, which sends the missing ones.
+//! - Own messages wait in the chat's outbox (with their client id) until their `ack`;
+//!   every (re)connect resends them all, and the conversation stores a client id once.
+//! - A closed socket is reopened with a fresh ticket from the control socket, unless
+//!   the conversation closed it because the agent left (code 4003).
 
-use crate::state::{ChatEntry, Console, Dialog, SessionInfo};
+use crate::state::{ChatEntry, Console, Dialog, Pending, SessionInfo};
 use gloo_net::http::Request;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use shared::engine::{AgentEvent, ChatStatus};
+use shared::ids::{ClientMsgId, ConversationId};
 use shared::protocol::{
-    encode, AgentFrame, AgentServerFrame, ErrorBody, SignInRequest, SignInResponse,
+    encode, AgentChatFrame, AgentFrame, AgentServerFrame, ErrorBody, SignInRequest, SignInResponse,
 };
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
@@ -26,6 +38,7 @@ struct Conn {
 thread_local! {
     static CONN: RefCell<Option<Conn>> = const { RefCell::new(None) };
     static RETRY: RefCell<u32> = const { RefCell::new(0) };
+    static CHATS: RefCell<BTreeMap<ConversationId, Conn>> = const { RefCell::new(BTreeMap::new()) };
 }
 
 fn storage() -> Option<web_sys::Storage> {
@@ -100,6 +113,12 @@ pub fn forget(c: Console) {
             let _ = old.ws.close();
         }
     });
+    CHATS.with(|m| {
+        for (_, old) in std::mem::take(&mut *m.borrow_mut()) {
+            old.ws.set_onclose(None);
+            let _ = old.ws.close();
+        }
+    });
     c.session.set(None);
     c.chats.set(vec![]);
     c.offer.set(None);
@@ -116,6 +135,129 @@ pub fn send(c: Console, f: AgentFrame) {
     if !ok {
         c.error.set(Some(c.t().reconnecting.into()));
     }
+}
+
+/// Sends a message: it waits in the chat's outbox until acknowledged.
+pub fn say(c: Console, conversation: &ConversationId, client_id: ClientMsgId, text: String) {
+    c.update_chat(conversation, |e| {
+        e.pending.push(Pending {
+            client_id: client_id.clone(),
+            text: text.clone(),
+        })
+    });
+    send_chat(conversation, &AgentChatFrame::Send { client_id, text });
+}
+
+/// Tells the chat the agent is (not) typing; dropped while the socket is down.
+pub fn typing(conversation: &ConversationId, typing: bool) {
+    send_chat(conversation, &AgentChatFrame::Typing { typing });
+}
+
+fn send_chat(conversation: &ConversationId, f: &AgentChatFrame) -> bool {
+    CHATS.with(|m| {
+        m.borrow().get(conversation).is_some_and(|x| {
+            x.ws.ready_state() == WebSocket::OPEN && x.ws.send_with_str(&encode(f)).is_ok()
+        })
+    })
+}
+
+fn ws_url(path: &str) -> String {
+    let loc = web_sys::window().map(|w| w.location());
+    let host = loc.as_ref().and_then(|l| l.host().ok()).unwrap_or_default();
+    let secure = loc
+        .and_then(|l| l.protocol().ok())
+        .is_some_and(|p| p == "https:");
+    format!("{}://{host}{path}", if secure { "wss" } else { "ws" })
+}
+
+fn close_chat(conversation: &ConversationId) {
+    CHATS.with(|m| {
+        if let Some(old) = m.borrow_mut().remove(conversation) {
+            old.ws.set_onclose(None);
+            let _ = old.ws.close();
+        }
+    });
+}
+
+/// Opens (or reopens) a chat socket with a ticket, resuming after what is held.
+fn open_chat(c: Console, conversation: ConversationId, ticket: &str) {
+    let after = c
+        .chats
+        .with_untracked(|v| {
+            v.iter()
+                .find(|e| e.summary.conversation == conversation)
+                .map(ChatEntry::contiguous_seq)
+        })
+        .unwrap_or(0);
+    let url = ws_url(&format!(
+        "/api/v1/conversations/{}/agent-ws?ticket={}&after={after}",
+        js_sys::encode_uri_component(conversation.as_str()),
+        js_sys::encode_uri_component(ticket)
+    ));
+    close_chat(&conversation);
+    let Ok(ws) = WebSocket::new(&url) else { return };
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+        let Some(text) = e.data().as_string() else {
+            return;
+        };
+        match shared::protocol::decode::<AgentServerFrame>(&text) {
+            Ok(f) => on_frame(c, f),
+            Err(err) => c.error.set(Some(err.to_string())),
+        }
+    });
+    let id = conversation.clone();
+    let on_open = Closure::<dyn FnMut()>::new(move || {
+        c.update_chat(&id, |e| e.online = true);
+        // Resend the outbox: the conversation stores each client id once.
+        let pending = c
+            .chats
+            .with_untracked(|v| {
+                v.iter()
+                    .find(|e| e.summary.conversation == id)
+                    .map(|e| e.pending.clone())
+            })
+            .unwrap_or_default();
+        for p in pending {
+            send_chat(
+                &id,
+                &AgentChatFrame::Send {
+                    client_id: p.client_id,
+                    text: p.text,
+                },
+            );
+        }
+    });
+    let id = conversation.clone();
+    let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| {
+        c.update_chat(&id, |e| e.online = false);
+        CHATS.with(|m| m.borrow_mut().remove(&id));
+        let still_here = c
+            .chats
+            .with_untracked(|v| v.iter().any(|x| x.summary.conversation == id));
+        if e.code() == 4003 || !still_here || c.session.get_untracked().is_none() {
+            return;
+        }
+        // Ask the control socket for a fresh ticket; its answer reopens the socket.
+        let id = id.clone();
+        spawn_local(async move {
+            gloo_timers::future::TimeoutFuture::new(500).await;
+            send(c, AgentFrame::Ticket { conversation: id });
+        });
+    });
+    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    CHATS.with(|m| {
+        m.borrow_mut().insert(
+            conversation,
+            Conn {
+                ws,
+                _on_message: on_message,
+                _on_open: on_open,
+                _on_close: on_close,
+            },
+        )
+    });
 }
 
 fn connect(c: Console) {
@@ -209,7 +351,8 @@ fn on_frame(c: Console, f: AgentServerFrame) {
     match f {
         AgentServerFrame::Snapshot {
             snapshot,
-            mut transcripts,
+            transcripts,
+            tickets,
             idle_reasons,
             wrap_up_reasons,
             templates,
@@ -226,6 +369,8 @@ fn on_frame(c: Console, f: AgentServerFrame) {
                     .unwrap_or_default();
                 (o, t)
             }));
+            // Keep what is held (messages, outbox) for chats that remain.
+            let old = c.chats.get_untracked();
             let mut chats = vec![];
             for (summary, wrap_up) in snapshot
                 .chats
@@ -233,23 +378,45 @@ fn on_frame(c: Console, f: AgentServerFrame) {
                 .map(|s| (s, false))
                 .chain(snapshot.wrap_ups.into_iter().map(|s| (s, true)))
             {
-                let messages = transcripts
-                    .remove(&summary.conversation)
-                    .unwrap_or_default();
-                chats.push(ChatEntry {
-                    summary,
-                    messages,
-                    unread: 0,
-                    typing: None,
-                    wrap_up,
-                });
+                let mut e = old
+                    .iter()
+                    .find(|o| o.summary.conversation == summary.conversation)
+                    .cloned()
+                    .unwrap_or_else(|| ChatEntry::new(summary.clone()));
+                e.summary = summary;
+                e.wrap_up = wrap_up;
+                chats.push(e);
+            }
+            for o in &old {
+                if !chats
+                    .iter()
+                    .any(|e| e.summary.conversation == o.summary.conversation)
+                {
+                    close_chat(&o.summary.conversation);
+                }
             }
             if c.selected.get_untracked().is_none() {
                 c.selected
                     .set(chats.first().map(|e| e.summary.conversation.clone()));
             }
             c.chats.set(chats);
+            for (conversation, ticket) in tickets {
+                let open = CHATS.with(|m| {
+                    m.borrow().get(&conversation).is_some_and(|x| {
+                        x.ws.ready_state() == WebSocket::OPEN
+                            || x.ws.ready_state() == WebSocket::CONNECTING
+                    })
+                });
+                if !open {
+                    open_chat(c, conversation, &ticket);
+                }
+            }
         }
+        AgentServerFrame::Ticket {
+            conversation,
+            ticket,
+        } => open_chat(c, conversation, &ticket),
+        AgentServerFrame::Welcome { .. } => {}
         AgentServerFrame::Offer { offer, thread } => c.offer.set(Some((offer, thread))),
         AgentServerFrame::Event { event } => on_event(c, event),
         AgentServerFrame::Transcript {
@@ -265,19 +432,36 @@ fn on_frame(c: Console, f: AgentServerFrame) {
             message,
         } => {
             let selected = c.selected.get_untracked().as_ref() == Some(&conversation);
+            let mut gap = false;
             c.update_chat(&conversation, |e| {
+                gap = message.seq > e.contiguous_seq() + 1;
+                if let Some(cid) = &message.client_id {
+                    e.pending.retain(|p| &p.client_id != cid);
+                }
                 if e.add(message) && !selected {
                     e.unread += 1;
                 }
                 e.typing = None;
             });
+            if gap {
+                // A message skipped a number: reopen from the last one held.
+                close_chat(&conversation);
+                send(c, AgentFrame::Ticket { conversation });
+            }
         }
         AgentServerFrame::Typing {
             conversation,
             typing,
             name,
         } => c.update_chat(&conversation, |e| e.typing = typing.then_some(name)),
-        AgentServerFrame::Ack { .. } | AgentServerFrame::Pong => {}
+        AgentServerFrame::Ack {
+            conversation,
+            client_id,
+            ..
+        } => c.update_chat(&conversation, |e| {
+            e.pending.retain(|p| p.client_id != client_id)
+        }),
+        AgentServerFrame::Pong => {}
         AgentServerFrame::LeftMessages { messages } => c.left_messages.set(messages),
         AgentServerFrame::Targets { queues, agents } => {
             c.queues.set(queues);
@@ -316,13 +500,7 @@ fn on_event(c: Console, ev: AgentEvent) {
             }
             c.chats.update(|v| {
                 v.retain(|e| e.summary.conversation != id || e.wrap_up);
-                let mut e = ChatEntry {
-                    summary,
-                    messages: vec![],
-                    unread: 0,
-                    typing: None,
-                    wrap_up: false,
-                };
+                let mut e = ChatEntry::new(summary);
                 for m in thread {
                     e.add(m);
                 }
@@ -347,6 +525,7 @@ fn on_event(c: Console, ev: AgentEvent) {
             c.dialog.set(Dialog::WrapUp(conversation));
         }
         AgentEvent::WrapUpDone { conversation } => {
+            close_chat(&conversation);
             c.chats
                 .update(|v| v.retain(|e| e.summary.conversation != conversation));
             if c.selected.get_untracked().as_ref() == Some(&conversation) {

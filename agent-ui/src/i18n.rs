@@ -281,6 +281,12 @@ impl Lang {
                 (EndedBy::Inactivity, true) => "Wegen Inaktivität beendet".into(),
                 (EndedBy::Agent(a), false) => format!("Ended by {a}"),
                 (EndedBy::Agent(a), true) => format!("Beendet von {a}"),
+                (EndedBy::MaxWait, false) => {
+                    "Ended: nobody answered within the maximum wait".into()
+                }
+                (EndedBy::MaxWait, true) => {
+                    "Beendet: niemand hat innerhalb der Wartezeit angenommen".into()
+                }
             },
         }
     }

@@ -62,6 +62,8 @@ fn ChatPane(
     let conv = StoredValue::new(shared::ids::ConversationId::new(id).ok());
     let entry = move || -> Option<ChatEntry> { c.current() };
     let draft = RwSignal::new(String::new());
+    // The message sent from the draft and not yet acknowledged.
+    let in_flight = RwSignal::new(None::<(shared::ids::ClientMsgId, String)>);
     let last_typing = StoredValue::new(0.0f64);
     let thread_ref = NodeRef::<leptos::html::Div>::new();
     let me = c
@@ -90,7 +92,12 @@ fn ChatPane(
     let reserved = move || draft.with(|d| has_reserved(d));
     let too_long = move || count() > MAX_MESSAGE_CHARS;
     let at_limit = move || count() >= MAX_MESSAGE_CHARS;
-    let can_send = move || !reserved() && !too_long() && !draft.with(|d| d.trim().is_empty());
+    let can_send = move || {
+        !reserved()
+            && !too_long()
+            && !draft.with(|d| d.trim().is_empty())
+            && in_flight.with(Option::is_none)
+    };
     let send = move || {
         let Some(conversation) = conv.get_value() else {
             return;
@@ -101,23 +108,29 @@ fn ChatPane(
         let Ok(client_id) = shared::ids::ClientMsgId::new(client_id()) else {
             return;
         };
-        api::send(
-            c,
-            AgentFrame::Send {
-                conversation: conversation.clone(),
-                client_id,
-                text: draft.get_untracked(),
-            },
-        );
-        api::send(
-            c,
-            AgentFrame::Typing {
-                conversation,
-                typing: false,
-            },
-        );
-        draft.set(String::new());
+        let text = draft.get_untracked();
+        // The draft stays until the conversation acknowledges the message.
+        in_flight.set(Some((client_id.clone(), text.clone())));
+        api::say(c, &conversation, client_id, text);
+        api::typing(&conversation, false);
     };
+    // Acknowledged: clear the draft (unless the agent already changed it).
+    Effect::new(move |_| {
+        let Some((cid, text)) = in_flight.get() else {
+            return;
+        };
+        let acked = c.chats.with(|v| {
+            v.iter()
+                .find(|e| Some(&e.summary.conversation) == conv.get_value().as_ref())
+                .is_none_or(|e| !e.pending.iter().any(|p| p.client_id == cid))
+        });
+        if acked {
+            in_flight.set(None);
+            if draft.get_untracked() == text {
+                draft.set(String::new());
+            }
+        }
+    });
     let on_input = move |e: leptos::ev::Event| {
         let v = event_target_value(&e);
         // The box refuses more than the limit.
@@ -131,13 +144,7 @@ fn ChatPane(
         if now - last_typing.get_value() > 3000.0 {
             last_typing.set_value(now);
             if let Some(conversation) = conv.get_value() {
-                api::send(
-                    c,
-                    AgentFrame::Typing {
-                        conversation,
-                        typing: true,
-                    },
-                );
+                api::typing(&conversation, true);
             }
         }
     };

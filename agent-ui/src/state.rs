@@ -5,7 +5,7 @@ use crate::i18n::Lang;
 use leptos::prelude::*;
 use shared::agent::AgentState;
 use shared::engine::{ChatSummary, Offer, TargetAgent, TargetQueue};
-use shared::ids::ConversationId;
+use shared::ids::{ClientMsgId, ConversationId};
 use shared::protocol::{ReasonInfo, TemplateInfo};
 use shared::transcript::Message;
 
@@ -18,6 +18,13 @@ pub struct SessionInfo {
     pub tenant: String,
 }
 
+/// A message of the agent not yet acknowledged by the conversation (the outbox).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pending {
+    pub client_id: ClientMsgId,
+    pub text: String,
+}
+
 /// One chat in the list.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChatEntry {
@@ -27,9 +34,39 @@ pub struct ChatEntry {
     pub typing: Option<String>,
     /// Ended or transferred away; a wrap-up is owed.
     pub wrap_up: bool,
+    /// Own messages sent but not acknowledged; resent on every (re)connect.
+    pub pending: Vec<Pending>,
+    /// Whether the chat socket is open.
+    pub online: bool,
 }
 
 impl ChatEntry {
+    /// A new entry for a chat.
+    pub fn new(summary: ChatSummary) -> Self {
+        Self {
+            summary,
+            messages: vec![],
+            unread: 0,
+            typing: None,
+            wrap_up: false,
+            pending: vec![],
+            online: false,
+        }
+    }
+
+    /// The highest sequence number held with none missing below it.
+    pub fn contiguous_seq(&self) -> u64 {
+        let mut last = 0;
+        for m in &self.messages {
+            if m.seq == last + 1 {
+                last = m.seq;
+            } else if m.seq > last + 1 {
+                break;
+            }
+        }
+        last
+    }
+
     /// Adds a message once per sequence number, in order.
     pub fn add(&mut self, m: Message) -> bool {
         if self.messages.iter().any(|x| x.seq == m.seq) {

@@ -7,6 +7,9 @@
 //! - Passwords are stored only as PBKDF2-HMAC-SHA256 with a random 16-byte salt.
 //! - Visitor tokens are 32 random bytes (256 bits); only their SHA-256 is stored.
 //! - Identity verification: `user_hash` must equal hex(HMAC-SHA256(site secret, user_id)).
+//! - Chat tickets ([`Ticket`]) let an agent open one conversation's socket; they are
+//!   signed like sessions but with a key of their own (a session is never a ticket),
+//!   name tenant, agent, conversation and access version, and live [`TICKET_SECS`].
 //! - Comparisons of secrets take time independent of where they differ.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -15,7 +18,56 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use shared::ids::{AgentId, TenantId};
+use shared::ids::{AgentId, ConversationId, TenantId};
+
+/// How long a chat ticket may be used to open a socket.
+pub const TICKET_SECS: i64 = 30;
+
+/// Claims of a chat ticket: `agent` may open `conversation`'s socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub tenant: TenantId,
+    pub agent: AgentId,
+    /// The agent's display name (what the visitor sees).
+    pub name: String,
+    pub conversation: ConversationId,
+    /// The conversation's access version when the tenant issued it.
+    pub version: u32,
+    pub can_write: bool,
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+}
+
+fn ticket_key(secret: &str) -> String {
+    format!("{secret}|chat-ticket")
+}
+
+/// Signs a chat ticket.
+pub fn sign_ticket(secret: &str, t: &Ticket) -> String {
+    let payload = B64.encode(serde_json::to_vec(t).unwrap_or_default());
+    let sig = hmac_hex(ticket_key(secret).as_bytes(), payload.as_bytes());
+    format!("{payload}.{sig}")
+}
+
+/// Verifies a chat ticket at `now`.
+pub fn verify_ticket(secret: &str, token: &str, now: DateTime<Utc>) -> Result<Ticket, TokenError> {
+    if token.is_empty() {
+        return Err(TokenError::Missing);
+    }
+    let (payload, sig) = token.split_once('.').ok_or(TokenError::Malformed)?;
+    if !same(
+        &hmac_hex(ticket_key(secret).as_bytes(), payload.as_bytes()),
+        sig,
+    ) {
+        return Err(TokenError::BadSignature);
+    }
+    let raw = B64.decode(payload).map_err(|_| TokenError::Malformed)?;
+    let t: Ticket = serde_json::from_slice(&raw).map_err(|_| TokenError::Malformed)?;
+    if t.exp <= now.timestamp() {
+        return Err(TokenError::Expired);
+    }
+    Ok(t)
+}
 
 /// Agent session lifetime.
 pub const SESSION_SECS: i64 = shared::agent::SESSION_SECS;
@@ -194,6 +246,29 @@ mod tests {
         assert_eq!(
             verify_session("k", &forged, now()),
             Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn tickets_are_not_sessions() {
+        let t = Ticket {
+            tenant: TenantId::new("demo").unwrap(),
+            agent: AgentId::new("anna").unwrap(),
+            name: "Anna".into(),
+            conversation: ConversationId::new("c1").unwrap(),
+            version: 2,
+            can_write: true,
+            exp: now().timestamp() + TICKET_SECS,
+        };
+        let signed = sign_ticket("k", &t);
+        assert_eq!(verify_ticket("k", &signed, now()), Ok(t.clone()));
+        assert_eq!(
+            verify_session("k", &signed, now()),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            verify_ticket("k", &signed, now() + chrono::Duration::seconds(TICKET_SECS)),
+            Err(TokenError::Expired)
         );
     }
 

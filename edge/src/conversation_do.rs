@@ -1,31 +1,48 @@
-//! One Durable Object per conversation: transcript, visitor token, visitor sockets.
+//! One Durable Object per conversation: it **carries the chat**. A message between
+//! the visitor and the agents crosses this object and no other.
 //!
 //! Rules:
-//! - The transcript rules are [`shared::transcript`]'s; this object stores every
-//!   accepted message in SQLite **before** acknowledging it, then delivers it.
-//! - A visitor reaches the conversation only with its token (only its SHA-256 is
-//!   stored) and, from a browser page, only from the site's allowed origins.
-//! - Visitor frames are rate limited per conversation token (`RATE_VISITOR_PER_MINUTE`).
-//! - On connect the visitor gets `welcome` and then exactly the messages after the
+//! - The transcript rules are [`shared::transcript`]'s. Every accepted message is
+//!   written to SQLite (one statement) **before** it is acknowledged, then sent once,
+//!   encoded once, to every socket in the chat.
+//! - The sockets of everyone in the chat live here: visitors (tag `v`, token checked,
+//!   origin checked) and agents (tag `a`, opened with a ticket from the tenant). Who
+//!   may be here comes from the tenant as [`ConversationEvent::Access`]; a newer
+//!   list closes the sockets of agents who left and makes a wrap-up reader read-only.
+//!   A ticket newer than the list this object has seen is trusted until the list
+//!   catches up (the tenant signed it after deciding).
+//! - The tenant's decisions arrive as [`Deliver`] with a key, applied once in the
+//!   same transaction as their effects. This object's own reports to the tenant
+//!   (customer ended, inactive) go through its [`Outbox`] and are retried by its alarm.
+//! - Inactivity is measured here: the alarm fires at the last customer activity (or
+//!   the moment the chat became active) plus the queue's inactivity timeout, and
+//!   only then reports to the tenant. No message is reported to the tenant.
+//! - On connect a socket gets `welcome` and then exactly the messages after the
 //!   sequence number it gives (`after`), in order.
-//! - Lifecycle changes come from the tenant object as engine events; customer
-//!   messages, typing and "end" go to the tenant object, which owns the routing.
+//! - Visitor frames are rate limited per conversation (`RATE_VISITOR_PER_MINUTE`).
 
+use crate::auth;
 use crate::error::{ApiError, ApiResult};
-use crate::{auth, call, env_u32, now, respond, stub, Caller, WithCaller};
+use crate::outbox::{Applied, Faults, Outbox};
+use crate::{answer, call, env_u32, now, session_secret, stub, Caller};
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use shared::engine::{ConversationEvent, Customer, VisitorStatus};
-use shared::ids::{ConversationId, TenantId};
-use shared::protocol::{encode, Appended, ToConversation, ToTenant, VisitorEvent, VisitorFrame};
+use shared::engine::{ConversationEvent, Customer, Participant, VisitorStatus};
+use shared::ids::{AgentId, ConversationId, TenantId};
+use shared::protocol::{encode, AgentChatFrame, AgentServerFrame, VisitorEvent, VisitorFrame};
 use shared::ratelimit::RateLimiter;
-use shared::transcript::{Message, Transcript};
-use std::cell::RefCell;
+use shared::rpc::{
+    self, ConversationReport, Deliver, Delivered, Done, Initialised, Report, ToConversation,
+    TranscriptReply,
+};
+use shared::transcript::{Appended, Author, Message, Transcript};
+use std::cell::{Cell, RefCell};
 use worker::{
     durable_object, DurableObject, Env, Request, Response, State, WebSocket,
     WebSocketIncomingMessage, WebSocketPair,
 };
 
-/// What the object keeps besides messages.
+/// What the object keeps besides messages (one row, written on lifecycle changes only).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Meta {
     pub tenant: TenantId,
@@ -34,12 +51,41 @@ pub struct Meta {
     pub token_hash: String,
     pub allowed_origins: Vec<String>,
     pub status: VisitorStatus,
+    /// The latest access list from the tenant, and its version.
+    #[serde(default)]
+    pub access_version: u32,
+    #[serde(default)]
+    pub access: Vec<Participant>,
+    #[serde(default = "default_inactivity")]
+    pub inactivity_secs: u32,
+    /// When the chat last became active (the inactivity clock starts here).
+    #[serde(default)]
+    pub active_since: Option<DateTime<Utc>>,
+}
+
+fn default_inactivity() -> u32 {
+    shared::config::DEFAULT_INACTIVITY_TIMEOUT_SECS
 }
 
 struct Loaded {
     meta: Meta,
     transcript: Transcript,
+    /// Last customer message or activation, whichever is later.
+    last_activity: DateTime<Utc>,
 }
+
+/// What an agent's chat socket remembers across hibernation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AgentSock {
+    agent: AgentId,
+    name: String,
+    can_write: bool,
+    /// The access version the socket was admitted under.
+    version: u32,
+}
+
+const VISITOR_TAG: &str = "v";
+const AGENT_TAG: &str = "a";
 
 #[durable_object]
 pub struct ConversationObject {
@@ -47,11 +93,17 @@ pub struct ConversationObject {
     env: Env,
     loaded: RefCell<Option<Loaded>>,
     limiter: RefCell<RateLimiter>,
+    faults: Faults,
+    delivering: Cell<bool>,
 }
 
 #[derive(Deserialize)]
 struct ValueRow {
     value: String,
+}
+
+fn unknown() -> ApiError {
+    ApiError::not_found("unknown_conversation", "unknown conversation")
 }
 
 impl ConversationObject {
@@ -72,6 +124,8 @@ impl ConversationObject {
             "CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, value TEXT NOT NULL)",
             None,
         )?;
+        Outbox { sql: &sql }.ensure()?;
+        Applied { sql: &sql }.ensure()?;
         let rows: Vec<ValueRow> = sql
             .exec("SELECT value FROM meta WHERE key = 'meta'", None)?
             .to_array()?;
@@ -87,7 +141,22 @@ impl ConversationObject {
             .map(|r| serde_json::from_str(&r.value))
             .collect::<Result<_, _>>()?;
         let transcript = Transcript::from_messages(msgs).map_err(ApiError::internal)?;
-        *self.loaded.borrow_mut() = Some(Loaded { meta, transcript });
+        let last_customer = transcript
+            .messages()
+            .iter()
+            .rev()
+            .find(|m| matches!(m.author, Author::Customer { .. }))
+            .map(|m| m.at);
+        let last_activity = last_customer
+            .into_iter()
+            .chain(meta.active_since)
+            .max()
+            .unwrap_or_else(now);
+        *self.loaded.borrow_mut() = Some(Loaded {
+            meta,
+            transcript,
+            last_activity,
+        });
         Ok(true)
     }
 
@@ -95,10 +164,7 @@ impl ConversationObject {
         if self.load()? {
             Ok(())
         } else {
-            Err(ApiError::not_found(
-                "unknown_conversation",
-                "unknown conversation",
-            ))
+            Err(unknown())
         }
     }
 
@@ -118,12 +184,13 @@ impl ConversationObject {
         Ok(())
     }
 
+    fn with<R>(&self, f: impl FnOnce(&mut Loaded) -> R) -> ApiResult<R> {
+        let mut l = self.loaded.borrow_mut();
+        Ok(f(l.as_mut().ok_or_else(unknown)?))
+    }
+
     fn meta(&self) -> ApiResult<Meta> {
-        self.loaded
-            .borrow()
-            .as_ref()
-            .map(|l| l.meta.clone())
-            .ok_or_else(|| ApiError::not_found("unknown_conversation", "unknown conversation"))
+        self.with(|l| l.meta.clone())
     }
 
     /// Checks token, origin and rate limit of a visitor request.
@@ -158,191 +225,292 @@ impl ConversationObject {
             .map_err(ApiError::rate_limited)
     }
 
-    fn visitors(&self) -> Vec<WebSocket> {
-        self.state.get_websockets()
-    }
-
-    fn broadcast(&self, ev: &VisitorEvent) {
-        let s = encode(ev);
-        for ws in self.visitors() {
-            let _ = ws.send_with_str(&s);
+    fn send_tag(&self, tag: &str, text: &str) {
+        for ws in self.state.get_websockets_with_tag(tag) {
+            let _ = ws.send_with_str(text);
         }
     }
 
-    /// Applies engine events; returns the system lines appended.
-    fn apply_events(&self, events: Vec<ConversationEvent>) -> ApiResult<Vec<Message>> {
-        let mut appended = vec![];
-        for e in events {
-            match e {
-                ConversationEvent::Note(note) => {
-                    let m = {
-                        let mut l = self.loaded.borrow_mut();
-                        let l = l.as_mut().ok_or_else(|| ApiError::internal("not loaded"))?;
-                        l.transcript.append_note(note, now())
-                    };
-                    self.save_message(&m)?;
-                    self.broadcast(&VisitorEvent::Message { message: m.clone() });
-                    appended.push(m);
-                }
-                ConversationEvent::Status(status) => {
-                    let meta = {
-                        let mut l = self.loaded.borrow_mut();
-                        let l = l.as_mut().ok_or_else(|| ApiError::internal("not loaded"))?;
+    /// Sends a stored message to everyone in the chat, each encoding done once.
+    fn broadcast_message(&self, conversation: &ConversationId, m: &Message) {
+        self.send_tag(
+            VISITOR_TAG,
+            &encode(&VisitorEvent::Message { message: m.clone() }),
+        );
+        self.send_tag(
+            AGENT_TAG,
+            &encode(&AgentServerFrame::Message {
+                conversation: conversation.clone(),
+                message: m.clone(),
+            }),
+        );
+    }
+
+    // ------------------------------------------------------------ tenant → here
+
+    fn init(&self, i: rpc::Init) -> ApiResult<Initialised> {
+        if self.load()? {
+            return Err(ApiError::new(
+                409,
+                "duplicate_conversation",
+                format!("conversation {} exists", i.conversation),
+            ));
+        }
+        let at = now();
+        let mut transcript = Transcript::default();
+        let first = transcript.append_customer(&i.customer.name, i.client_id, &i.text, at)?;
+        let meta = Meta {
+            tenant: i.tenant,
+            conversation: i.conversation,
+            customer: i.customer,
+            token_hash: i.token_hash,
+            allowed_origins: i.allowed_origins,
+            status: VisitorStatus::Queued { position: 1 },
+            access_version: 0,
+            access: vec![],
+            inactivity_secs: default_inactivity(),
+            active_since: None,
+        };
+        self.save_meta(&meta)?;
+        self.save_message(first.message())?;
+        let seq = first.message().seq;
+        *self.loaded.borrow_mut() = Some(Loaded {
+            meta,
+            transcript,
+            last_activity: at,
+        });
+        Ok(Initialised { seq })
+    }
+
+    /// Applies the tenant's events once per key; then sends what they mean.
+    async fn deliver(&self, d: Deliver) -> ApiResult<Delivered> {
+        self.require()?;
+        let sql = self.sql();
+        if (Applied { sql: &sql }).seen(&d.key)? {
+            return Ok(Delivered { duplicate: true });
+        }
+        let at = now();
+        let mut notes = Vec::new();
+        let mut statuses = Vec::new();
+        let mut access_changed = false;
+        // One synchronous run: state, rows and the applied key commit together.
+        let meta = self.with(|l| {
+            for e in d.events {
+                match e {
+                    ConversationEvent::Note(note) => {
+                        notes.push(l.transcript.append_note(note, at));
+                    }
+                    ConversationEvent::Status(status) => {
+                        let was_active = matches!(l.meta.status, VisitorStatus::Active { .. });
+                        if matches!(status, VisitorStatus::Active { .. }) && !was_active {
+                            l.meta.active_since = Some(at);
+                            l.last_activity = at;
+                        }
                         l.meta.status = status.clone();
-                        l.meta.clone()
-                    };
-                    self.save_meta(&meta)?;
-                    self.broadcast(&VisitorEvent::Status { status });
-                }
-            }
-        }
-        Ok(appended)
-    }
-
-    async fn handle_internal(&self, path: &str, text: &str) -> ApiResult<serde_json::Value> {
-        match path {
-            "/internal" => {
-                let cmd: ToConversation = serde_json::from_str(text)?;
-                match cmd {
-                    ToConversation::Init {
-                        tenant,
-                        conversation,
-                        customer,
-                        token_hash,
-                        client_id,
-                        text,
-                        allowed_origins,
-                        queue: _,
+                        statuses.push(status);
+                    }
+                    ConversationEvent::Access {
+                        version,
+                        agents,
+                        inactivity_secs,
                     } => {
-                        if self.load()? {
-                            return Err(ApiError::new(
-                                409,
-                                "duplicate_conversation",
-                                format!("conversation {conversation} exists"),
-                            ));
+                        if version > l.meta.access_version {
+                            l.meta.access_version = version;
+                            l.meta.access = agents;
+                            l.meta.inactivity_secs = inactivity_secs;
+                            access_changed = true;
                         }
-                        let mut transcript = Transcript::default();
-                        let first =
-                            transcript.append_customer(&customer.name, client_id, &text, now())?;
-                        let meta = Meta {
-                            tenant,
-                            conversation,
-                            customer,
-                            token_hash,
-                            allowed_origins,
-                            status: VisitorStatus::Queued { position: 1 },
-                        };
-                        self.save_meta(&meta)?;
-                        self.save_message(first.message())?;
-                        *self.loaded.borrow_mut() = Some(Loaded { meta, transcript });
-                        Ok(serde_json::json!({ "seq": first.message().seq }))
-                    }
-                    ToConversation::Events { events } => {
-                        self.require()?;
-                        Ok(serde_json::to_value(self.apply_events(events)?)?)
-                    }
-                    ToConversation::AgentSend {
-                        agent,
-                        name,
-                        client_id,
-                        text,
-                    } => {
-                        self.require()?;
-                        let r = {
-                            let mut l = self.loaded.borrow_mut();
-                            let l = l.as_mut().ok_or_else(|| ApiError::internal("not loaded"))?;
-                            l.transcript
-                                .append_agent(agent, &name, client_id, &text, now())?
-                        };
-                        let duplicate = matches!(r, shared::transcript::Appended::Duplicate(_));
-                        if !duplicate {
-                            self.save_message(r.message())?;
-                            self.broadcast(&VisitorEvent::Message {
-                                message: r.message().clone(),
-                            });
-                        }
-                        Ok(serde_json::to_value(Appended {
-                            message: r.message().clone(),
-                            duplicate,
-                        })?)
-                    }
-                    ToConversation::AgentTyping { name, typing } => {
-                        self.broadcast(&VisitorEvent::Typing { typing, name });
-                        Ok(serde_json::json!({}))
-                    }
-                    ToConversation::Read { after } => {
-                        self.require()?;
-                        let l = self.loaded.borrow();
-                        let msgs = l
-                            .as_ref()
-                            .map(|l| l.transcript.after(after).to_vec())
-                            .unwrap_or_default();
-                        Ok(serde_json::to_value(msgs)?)
                     }
                 }
             }
-            "/transcript" => {
-                let w: WithCaller<String> = serde_json::from_str(text)?;
-                let meta = self.check_visitor(&w.body, &w.caller)?;
-                let l = self.loaded.borrow();
-                let msgs = l
-                    .as_ref()
-                    .map(|l| l.transcript.messages().to_vec())
-                    .unwrap_or_default();
-                Ok(
-                    serde_json::json!({ "conversation": meta.conversation, "customer_name": meta.customer.name, "status": meta.status, "messages": msgs }),
-                )
+            l.meta.clone()
+        })?;
+        for m in &notes {
+            self.save_message(m)?;
+        }
+        self.save_meta(&meta)?;
+        Applied { sql: &sql }.record(&d.key, at.timestamp_millis())?;
+        // Delivered to sockets only after it is stored.
+        for m in &notes {
+            self.broadcast_message(&meta.conversation, m);
+        }
+        for status in statuses {
+            self.send_tag(VISITOR_TAG, &encode(&VisitorEvent::Status { status }));
+        }
+        if access_changed {
+            self.apply_access(&meta);
+        }
+        self.schedule().await?;
+        Ok(Delivered { duplicate: false })
+    }
+
+    /// Closes the sockets of agents who left; updates write rights of the others.
+    fn apply_access(&self, meta: &Meta) {
+        for ws in self.state.get_websockets_with_tag(AGENT_TAG) {
+            let Some(s) = ws.deserialize_attachment::<AgentSock>().ok().flatten() else {
+                let _ = ws.close(Some(4001), Some("unknown socket"));
+                continue;
+            };
+            if s.version > meta.access_version {
+                continue; // Admitted by a newer ticket than this list.
             }
-            "/end" => {
-                let w: WithCaller<String> = serde_json::from_str(text)?;
-                let meta = self.check_visitor(&w.body, &w.caller)?;
-                let _: serde_json::Value = call(
-                    &stub(&self.env, "TENANTS", meta.tenant.as_str())?,
-                    "/notify",
-                    &ToTenant::CustomerEnd {
-                        conversation: meta.conversation,
-                    },
-                )
-                .await?;
-                Ok(serde_json::json!({ "ok": true }))
+            match meta.access.iter().find(|p| p.agent == s.agent) {
+                None => {
+                    let _ = ws.close(Some(4003), Some("you left this conversation"));
+                }
+                Some(p) if p.can_write != s.can_write => {
+                    let _ = ws.serialize_attachment(AgentSock {
+                        can_write: p.can_write,
+                        version: meta.access_version,
+                        ..s
+                    });
+                }
+                Some(_) => {}
             }
-            _ => Err(ApiError::not_found("no_such_route", path.to_owned())),
         }
     }
 
-    fn accept_visitor(&self, req: &Request) -> ApiResult<Response> {
-        let q = |k: &str| {
-            req.url()
-                .ok()
-                .and_then(|u| {
-                    u.query_pairs()
-                        .find(|(x, _)| x == k)
-                        .map(|(_, v)| v.into_owned())
-                })
-                .unwrap_or_default()
+    // ------------------------------------------------------------ here → tenant
+
+    /// Writes a report to the outbox (idempotent by key) and delivers it.
+    async fn report(&self, report: ConversationReport) -> ApiResult<()> {
+        let meta = self.meta()?;
+        let key = match report {
+            ConversationReport::CustomerEnded => format!("{}:customer_end", meta.conversation),
+            ConversationReport::Inactive => {
+                format!("{}:inactive:{}", meta.conversation, meta.access_version)
+            }
         };
-        let caller = Caller {
-            ip: q("ip"),
-            origin: Some(q("origin")).filter(|s| !s.is_empty()),
-            self_origin: q("self"),
-        };
-        let meta = self.check_visitor(&q("token"), &caller)?;
-        let after: u64 = match q("after").as_str() {
-            "" => 0,
+        let body = serde_json::to_string(&Report {
+            key: key.clone(),
+            conversation: meta.conversation.clone(),
+            report,
+        })?;
+        let sql = self.sql();
+        Outbox { sql: &sql }.push(&key, meta.tenant.as_str(), &body, now().timestamp_millis())?;
+        self.schedule().await?;
+        self.deliver_outbox().await;
+        Ok(())
+    }
+
+    async fn deliver_outbox(&self) {
+        if self.delivering.replace(true) {
+            return;
+        }
+        if let Err(e) = self.deliver_rows().await {
+            worker::console_error!("outbox: {e}");
+        }
+        self.delivering.set(false);
+    }
+
+    async fn deliver_rows(&self) -> ApiResult<()> {
+        let tenant = self.meta()?.tenant;
+        let sql = self.sql();
+        let outbox = Outbox { sql: &sql };
+        loop {
+            let rows = outbox.pending(tenant.as_str())?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            for row in rows {
+                let sent = if self.faults.fail_now() {
+                    Err(ApiError::internal("delivery failed (TEST_FAIL_DELIVERIES)"))
+                } else {
+                    let body: Report = serde_json::from_str(&row.body)?;
+                    match stub(&self.env, "TENANTS", tenant.as_str()) {
+                        Ok(s) => call(&s, body).await.map(|_| ()),
+                        Err(e) => Err(e),
+                    }
+                };
+                match sent {
+                    Ok(()) => outbox.delivered(&row.key)?,
+                    Err(e) => {
+                        worker::console_log!("report to {tenant}: {e}; retrying later");
+                        outbox.failed(&row, now().timestamp_millis())?;
+                        self.schedule().await?;
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// The alarm: inactivity check while active, and outbox retries.
+    async fn schedule(&self) -> ApiResult<()> {
+        let inactivity = self.with(|l| {
+            matches!(l.meta.status, VisitorStatus::Active { .. }).then(|| {
+                (l.last_activity + Duration::seconds(i64::from(l.meta.inactivity_secs)))
+                    .timestamp_millis()
+            })
+        })?;
+        let sql = self.sql();
+        let retry = Outbox { sql: &sql }.next_due()?;
+        let next = inactivity.into_iter().chain(retry).min();
+        let storage = self.state.storage();
+        match next {
+            Some(n) => {
+                storage
+                    .set_alarm(crate::at_ms(n.max(now().timestamp_millis() + 1)))
+                    .await?
+            }
+            None => storage.delete_alarm().await?,
+        }
+        Ok(())
+    }
+
+    async fn on_alarm(&self) -> ApiResult<()> {
+        if !self.load()? {
+            return Ok(());
+        }
+        let inactive = self.with(|l| {
+            matches!(l.meta.status, VisitorStatus::Active { .. })
+                && l.last_activity + Duration::seconds(i64::from(l.meta.inactivity_secs)) <= now()
+        })?;
+        if inactive {
+            self.report(ConversationReport::Inactive).await?;
+        }
+        self.deliver_outbox().await;
+        self.schedule().await
+    }
+
+    // ------------------------------------------------------------ sockets
+
+    fn query(req: &Request, k: &str) -> String {
+        req.url()
+            .ok()
+            .and_then(|u| {
+                u.query_pairs()
+                    .find(|(x, _)| x == k)
+                    .map(|(_, v)| v.into_owned())
+            })
+            .unwrap_or_default()
+    }
+
+    fn after(req: &Request) -> ApiResult<u64> {
+        match Self::query(req, "after").as_str() {
+            "" => Ok(0),
             s => s.parse().map_err(|_| {
                 ApiError::bad_request(
                     "invalid_after",
                     format!("after={s:?} is not a sequence number"),
                 )
-            })?,
+            }),
+        }
+    }
+
+    fn accept_visitor(&self, req: &Request) -> ApiResult<Response> {
+        let caller = Caller {
+            ip: Self::query(req, "ip"),
+            origin: Some(Self::query(req, "origin")).filter(|s| !s.is_empty()),
+            self_origin: Self::query(req, "self"),
         };
+        let meta = self.check_visitor(&Self::query(req, "token"), &caller)?;
+        let after = Self::after(req)?;
         let pair = WebSocketPair::new()?;
-        self.state.accept_web_socket(&pair.server);
-        let (last, missed) = {
-            let l = self.loaded.borrow();
-            let l = l.as_ref().ok_or_else(|| ApiError::internal("not loaded"))?;
-            (l.transcript.last_seq(), l.transcript.after(after).to_vec())
-        };
+        self.state
+            .accept_websocket_with_tags(&pair.server, &[VISITOR_TAG]);
+        let (last, missed) =
+            self.with(|l| (l.transcript.last_seq(), l.transcript.after(after).to_vec()))?;
         let _ = pair.server.send_with_str(encode(&VisitorEvent::Welcome {
             conversation: meta.conversation,
             status: meta.status,
@@ -356,91 +524,245 @@ impl ConversationObject {
         Ok(Response::from_websocket(pair.client)?)
     }
 
-    async fn on_frame(&self, ws: &WebSocket, text: &str) -> ApiResult<()> {
+    fn accept_agent(&self, req: &Request) -> ApiResult<Response> {
+        self.require()?;
+        let t = auth::verify_ticket(
+            &session_secret(&self.env)?,
+            &Self::query(req, "ticket"),
+            now(),
+        )
+        .map_err(|e| {
+            ApiError::unauthorized(format!(
+                "the chat ticket is not valid ({e}); ask the console for a new one"
+            ))
+        })?;
+        let meta = self.meta()?;
+        if t.conversation != meta.conversation || t.tenant != meta.tenant {
+            return Err(ApiError::forbidden(
+                "not_participant",
+                "this ticket is for another conversation",
+            ));
+        }
+        let sock = if t.version > meta.access_version {
+            AgentSock {
+                agent: t.agent.clone(),
+                name: t.name.clone(),
+                can_write: t.can_write,
+                version: t.version,
+            }
+        } else {
+            let p = meta
+                .access
+                .iter()
+                .find(|p| p.agent == t.agent)
+                .ok_or_else(|| {
+                    ApiError::forbidden(
+                        "not_participant",
+                        format!(
+                            "you are no longer a participant of conversation {}",
+                            meta.conversation
+                        ),
+                    )
+                })?;
+            AgentSock {
+                agent: p.agent.clone(),
+                name: p.name.clone(),
+                can_write: p.can_write,
+                version: meta.access_version,
+            }
+        };
+        let after = Self::after(req)?;
+        let pair = WebSocketPair::new()?;
+        let agent_tag = format!("agent:{}", sock.agent);
+        self.state
+            .accept_websocket_with_tags(&pair.server, &[AGENT_TAG, &agent_tag]);
+        let can_write = sock.can_write;
+        pair.server.serialize_attachment(sock)?;
+        let (last, missed) =
+            self.with(|l| (l.transcript.last_seq(), l.transcript.after(after).to_vec()))?;
+        let _ = pair
+            .server
+            .send_with_str(encode(&AgentServerFrame::Welcome {
+                conversation: meta.conversation.clone(),
+                last_seq: last,
+                can_write,
+            }));
+        for m in missed {
+            let _ = pair
+                .server
+                .send_with_str(encode(&AgentServerFrame::Message {
+                    conversation: meta.conversation.clone(),
+                    message: m,
+                }));
+        }
+        Ok(Response::from_websocket(pair.client)?)
+    }
+
+    async fn on_visitor_frame(&self, ws: &WebSocket, text: &str) -> ApiResult<()> {
         let frame: VisitorFrame = shared::protocol::decode(text)?;
         self.require()?;
         if !matches!(frame, VisitorFrame::Ping | VisitorFrame::Typing { .. }) {
             self.rate()?;
         }
-        let meta = self.meta()?;
-        let tenant = || stub(&self.env, "TENANTS", meta.tenant.as_str());
         match frame {
             VisitorFrame::Ping => {
                 let _ = ws.send_with_str(encode(&VisitorEvent::Pong));
             }
             VisitorFrame::Send { client_id, text } => {
-                let r = {
-                    let mut l = self.loaded.borrow_mut();
-                    let l = l.as_mut().ok_or_else(|| ApiError::internal("not loaded"))?;
-                    l.transcript.append_customer(
-                        &meta.customer.name,
+                let at = now();
+                let (r, conversation) = self.with(|l| {
+                    let r = l.transcript.append_customer(
+                        &l.meta.customer.name,
+                        client_id.clone(),
+                        &text,
+                        at,
+                    );
+                    if matches!(r, Ok(Appended::New(_))) {
+                        l.last_activity = at;
+                    }
+                    (r, l.meta.conversation.clone())
+                })?;
+                let r = r?;
+                let m = r.message();
+                if let Appended::New(_) = r {
+                    self.save_message(m)?;
+                    self.broadcast_message(&conversation, m);
+                }
+                let _ = ws.send_with_str(encode(&VisitorEvent::Ack {
+                    client_id,
+                    seq: m.seq,
+                }));
+            }
+            VisitorFrame::Typing { typing } => {
+                let (conversation, name) =
+                    self.with(|l| (l.meta.conversation.clone(), l.meta.customer.name.clone()))?;
+                self.send_tag(
+                    AGENT_TAG,
+                    &encode(&AgentServerFrame::Typing {
+                        conversation,
+                        typing,
+                        name,
+                    }),
+                );
+            }
+            VisitorFrame::End => self.report(ConversationReport::CustomerEnded).await?,
+        }
+        Ok(())
+    }
+
+    fn on_agent_frame(&self, ws: &WebSocket, sock: &AgentSock, text: &str) -> ApiResult<()> {
+        let frame: AgentChatFrame = shared::protocol::decode(text)?;
+        self.require()?;
+        let conversation = self.with(|l| l.meta.conversation.clone())?;
+        match frame {
+            AgentChatFrame::Ping => {
+                let _ = ws.send_with_str(encode(&AgentServerFrame::Pong));
+            }
+            AgentChatFrame::Send { client_id, text } => {
+                if !sock.can_write {
+                    return Err(ApiError::forbidden(
+                        "not_participant",
+                        format!("you can only read conversation {conversation} now"),
+                    ));
+                }
+                let r = self.with(|l| {
+                    l.transcript.append_agent(
+                        sock.agent.clone(),
+                        &sock.name,
                         client_id.clone(),
                         &text,
                         now(),
-                    )?
-                };
-                let m = r.message().clone();
-                if let shared::transcript::Appended::New(_) = r {
-                    self.save_message(&m)?;
-                    self.broadcast(&VisitorEvent::Message { message: m.clone() });
-                    let _ = ws.send_with_str(encode(&VisitorEvent::Ack {
-                        client_id,
-                        seq: m.seq,
-                    }));
-                    let r: ApiResult<serde_json::Value> = call(
-                        &tenant()?,
-                        "/notify",
-                        &ToTenant::CustomerMessage {
-                            conversation: meta.conversation.clone(),
-                            message: m,
-                        },
                     )
-                    .await;
-                    if let Err(e) = r {
-                        worker::console_error!("notify tenant: {e}");
-                    }
-                } else {
-                    let _ = ws.send_with_str(encode(&VisitorEvent::Ack {
-                        client_id,
-                        seq: m.seq,
-                    }));
+                })??;
+                let m = r.message();
+                if let Appended::New(_) = r {
+                    self.save_message(m)?;
+                    self.broadcast_message(&conversation, m);
                 }
+                let _ = ws.send_with_str(encode(&AgentServerFrame::Ack {
+                    conversation,
+                    client_id,
+                    seq: m.seq,
+                }));
             }
-            VisitorFrame::Typing { typing } => {
-                let _: serde_json::Value = call(
-                    &tenant()?,
-                    "/notify",
-                    &ToTenant::CustomerTyping {
-                        conversation: meta.conversation.clone(),
+            AgentChatFrame::Typing { typing } => {
+                if !sock.can_write {
+                    return Ok(());
+                }
+                self.send_tag(
+                    VISITOR_TAG,
+                    &encode(&VisitorEvent::Typing {
                         typing,
-                        name: meta.customer.name.clone(),
-                    },
-                )
-                .await?;
-            }
-            VisitorFrame::End => {
-                let _: serde_json::Value = call(
-                    &tenant()?,
-                    "/notify",
-                    &ToTenant::CustomerEnd {
-                        conversation: meta.conversation.clone(),
-                    },
-                )
-                .await?;
+                        name: sock.name.clone(),
+                    }),
+                );
+                let frame = encode(&AgentServerFrame::Typing {
+                    conversation,
+                    typing,
+                    name: sock.name.clone(),
+                });
+                for other in self.state.get_websockets_with_tag(AGENT_TAG) {
+                    let same = other
+                        .deserialize_attachment::<AgentSock>()
+                        .ok()
+                        .flatten()
+                        .is_some_and(|o| o.agent == sock.agent);
+                    if !same {
+                        let _ = other.send_with_str(&frame);
+                    }
+                }
             }
         }
         Ok(())
+    }
+
+    fn visitor_transcript(&self, w: rpc::WithCaller<String>) -> ApiResult<TranscriptReply> {
+        let meta = self.check_visitor(&w.body, &w.caller)?;
+        let messages = self.with(|l| l.transcript.messages().to_vec())?;
+        Ok(TranscriptReply {
+            conversation: meta.conversation,
+            customer_name: meta.customer.name,
+            status: meta.status,
+            messages,
+        })
+    }
+
+    async fn rpc(&self, req: ToConversation) -> worker::Result<Response> {
+        match req {
+            ToConversation::Init(i) => answer::<rpc::Init>(self.init(i)),
+            ToConversation::Deliver(d) => answer::<Deliver>(self.deliver(d).await),
+            ToConversation::Read(r) => answer::<rpc::ReadTranscript>(
+                self.require()
+                    .and_then(|()| self.with(|l| l.transcript.after(r.after).to_vec())),
+            ),
+            ToConversation::VisitorTranscript(rpc::VisitorTranscript(w)) => {
+                answer::<rpc::VisitorTranscript>(self.visitor_transcript(w))
+            }
+            ToConversation::VisitorEnd(rpc::VisitorEnd(w)) => {
+                let r = match self.check_visitor(&w.body, &w.caller) {
+                    Ok(_) => self
+                        .report(ConversationReport::CustomerEnded)
+                        .await
+                        .map(|()| Done {}),
+                    Err(e) => Err(e),
+                };
+                answer::<rpc::VisitorEnd>(r)
+            }
+        }
     }
 }
 
 impl DurableObject for ConversationObject {
     fn new(state: State, env: Env) -> Self {
         let limit = env_u32(&env, "RATE_VISITOR_PER_MINUTE", 60);
+        let faults = Faults::from_env(&env);
         Self {
             state,
             env,
             loaded: RefCell::new(None),
             limiter: RefCell::new(RateLimiter::new(limit, 60)),
+            faults,
+            delivering: Cell::new(false),
         }
     }
 
@@ -452,8 +774,24 @@ impl DurableObject for ConversationObject {
                 Err(e) => e.to_response(),
             };
         }
+        if path == "/agent-ws" {
+            return match self.accept_agent(&req) {
+                Ok(r) => Ok(r),
+                Err(e) => e.to_response(),
+            };
+        }
         let text = req.text().await.unwrap_or_default();
-        respond(self.handle_internal(&path, &text).await)
+        match serde_json::from_str::<ToConversation>(&text) {
+            Ok(c) => self.rpc(c).await,
+            Err(e) => ApiError::bad_request("invalid_call", e.to_string()).to_response(),
+        }
+    }
+
+    async fn alarm(&self) -> worker::Result<Response> {
+        if let Err(e) = self.on_alarm().await {
+            worker::console_error!("alarm: {e}");
+        }
+        Response::ok("ok")
     }
 
     async fn websocket_message(
@@ -461,21 +799,27 @@ impl DurableObject for ConversationObject {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> worker::Result<()> {
+        let agent = ws.deserialize_attachment::<AgentSock>().ok().flatten();
+        let error = |code: String, message: String| match agent {
+            Some(_) => encode(&AgentServerFrame::Error { code, message }),
+            None => encode(&VisitorEvent::Error { code, message }),
+        };
         let text = match message {
             WebSocketIncomingMessage::String(s) => s,
             WebSocketIncomingMessage::Binary(_) => {
-                let _ = ws.send_with_str(encode(&VisitorEvent::Error {
-                    code: "invalid_frame".into(),
-                    message: "binary frames are not supported; send JSON text".into(),
-                }));
+                let _ = ws.send_with_str(error(
+                    "invalid_frame".into(),
+                    "binary frames are not supported; send JSON text".into(),
+                ));
                 return Ok(());
             }
         };
-        if let Err(e) = self.on_frame(&ws, &text).await {
-            let _ = ws.send_with_str(encode(&VisitorEvent::Error {
-                code: e.code,
-                message: e.message,
-            }));
+        let r = match &agent {
+            Some(sock) => self.on_agent_frame(&ws, sock, &text),
+            None => self.on_visitor_frame(&ws, &text).await,
+        };
+        if let Err(e) = r {
+            let _ = ws.send_with_str(error(e.code, e.message));
         }
         Ok(())
     }

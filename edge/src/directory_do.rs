@@ -6,17 +6,11 @@
 //! With `DEMO_SEED = "true"` the demo tenant's sites are registered on first use.
 
 use crate::error::{ApiError, ApiResult};
-use crate::{env_string, respond};
-use serde::{Deserialize, Serialize};
+use crate::{answer, env_string};
+use serde::Deserialize;
 use shared::ids::{SiteKey, TenantId};
+use shared::rpc::{Claim, Done, ToDirectory};
 use worker::{durable_object, DurableObject, Env, Request, Response, State};
-
-/// Body of `/claim`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Claim {
-    pub tenant: TenantId,
-    pub sites: Vec<SiteKey>,
-}
 
 #[durable_object]
 pub struct DirectoryObject {
@@ -66,7 +60,7 @@ impl DirectoryObject {
         Ok(TenantId::new(row.tenant)?)
     }
 
-    fn claim(&self, c: Claim) -> ApiResult<serde_json::Value> {
+    fn claim(&self, c: Claim) -> ApiResult<Done> {
         for s in &c.sites {
             if let Ok(t) = self.lookup(s) {
                 if t != c.tenant {
@@ -88,7 +82,7 @@ impl DirectoryObject {
                 vec![s.as_str().into(), c.tenant.as_str().into()],
             )?;
         }
-        Ok(serde_json::json!({"ok": true}))
+        Ok(Done {})
     }
 }
 
@@ -98,18 +92,14 @@ impl DurableObject for DirectoryObject {
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-        let path = req.path();
         let text = req.text().await.unwrap_or_default();
-        let r: ApiResult<serde_json::Value> = (|| {
-            self.ensure()?;
-            match path.as_str() {
-                "/lookup" => Ok(serde_json::to_value(
-                    self.lookup(&serde_json::from_str(&text)?)?,
-                )?),
-                "/claim" => self.claim(serde_json::from_str(&text)?),
-                _ => Err(ApiError::not_found("no_such_route", path.clone())),
-            }
-        })();
-        respond(r)
+        if let Err(e) = self.ensure() {
+            return e.to_response();
+        }
+        match serde_json::from_str::<ToDirectory>(&text) {
+            Ok(ToDirectory::Lookup(l)) => answer::<shared::rpc::Lookup>(self.lookup(&l.site)),
+            Ok(ToDirectory::Claim(c)) => answer::<Claim>(self.claim(c)),
+            Err(e) => ApiError::bad_request("invalid_call", e.to_string()).to_response(),
+        }
     }
 }

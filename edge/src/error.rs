@@ -93,7 +93,7 @@ impl From<EngineError> for ApiError {
                 400
             }
             NotOwner(_) | NotParticipant(_) => 403,
-            QueueClosed(_) | NoAgentsSignedIn(_) => 503,
+            QueueClosed(_) | NoAgentsSignedIn(_) | QueueFull { .. } | TenantFull(_) => 503,
             _ => 409,
         };
         Self::new(status, e.code(), e.to_string())
@@ -111,6 +111,12 @@ impl From<TranscriptError> for ApiError {
             400
         };
         Self::new(status, e.code(), e.to_string())
+    }
+}
+
+impl From<shared::intake::IntakeError> for ApiError {
+    fn from(e: shared::intake::IntakeError) -> Self {
+        Self::bad_request(e.code(), e.to_string())
     }
 }
 

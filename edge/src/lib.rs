@@ -4,23 +4,31 @@
 //! requests and socket frames, feeds them to the rules in `shared`, persists what
 //! they decide in Durable Object SQLite storage, and delivers what they say.
 //!
-//! Three Durable Object classes:
-//! - [`tenant_do::TenantObject`], one per tenant: the [`shared::engine::Tenant`]
-//!   engine (agents, queues, offers, RONA, transfer, conference, wrap-up), agent
-//!   sign-in, agent WebSockets (hibernating), the alarm for the earliest deadline,
-//!   closed conversations, and the admin API.
-//! - [`conversation_do::ConversationObject`], one per conversation: the transcript
-//!   ([`shared::transcript::Transcript`]), the visitor token hash, visitor WebSockets.
+//! Three Durable Object classes (and a relay for benchmarks):
+//! - [`tenant_do::TenantObject`], one per tenant, **routes**: the
+//!   [`shared::engine::Tenant`] engine (agents, queues, offers, RONA, transfer,
+//!   conference, wrap-up) stored as rows, agent sign-in, the agents' control
+//!   sockets, the alarm for the earliest deadline, closed conversations, the admin API.
+//!   It is never on a chat message's path.
+//! - [`conversation_do::ConversationObject`], one per conversation, **carries the
+//!   chat**: transcript, visitor token hash, and the sockets of everyone in the chat
+//!   (visitor and agents, who join with a ticket from the tenant). Its alarm measures
+//!   inactivity and reports only the resulting end to the tenant.
 //! - [`directory_do::DirectoryObject`], one in all: which tenant a site key belongs to.
+//!
+//! Decisions crossing objects go through a durable [`outbox`] with idempotency keys.
+//! Calls between objects are the typed requests of [`shared::rpc`] on one internal
+//! endpoint ([`call`]); their errors are [`error::ApiError`]s.
 //!
 //! The Worker entry here routes `/api/v1/...` (the static UIs, the loader script and
 //! the demo page are served by Workers static assets before the Worker runs).
-//! The API is listed in `docs/API.md`.
 
 pub mod auth;
 pub mod conversation_do;
 pub mod directory_do;
 pub mod error;
+pub mod outbox;
+pub mod relay_do;
 pub mod tenant_do;
 
 use chrono::{DateTime, Utc};
@@ -29,6 +37,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shared::ids::{ConversationId, SiteKey, TenantId};
 use shared::protocol::{AdminConfig, LeaveMessageRequest, SignInRequest, StartRequest};
+use shared::rpc::{self, Call, Caller, WithCaller};
 use worker::{event, Context, Env, Headers, Method, Request, RequestInit, Response, Stub};
 
 /// The demo tenant loaded when `DEMO_SEED` is "true" (local runs).
@@ -38,6 +47,12 @@ pub const DEMO_TENANT: &str = include_str!("../demo-tenant.json");
 pub fn now() -> DateTime<Utc> {
     let ms = worker::Date::now().as_millis();
     DateTime::<Utc>::from_timestamp_millis(i64::try_from(ms).unwrap_or(0)).unwrap_or_default()
+}
+
+/// A point in time from milliseconds since the epoch (alarms take a `DateTime`;
+/// a bare integer would be read as an offset from now).
+pub fn at_ms(ms: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default()
 }
 
 /// A string from a var or secret binding.
@@ -83,20 +98,17 @@ pub fn stub(env: &Env, binding: &str, name: &str) -> ApiResult<Obj> {
     })
 }
 
-/// Calls another object with a JSON body and decodes its JSON answer.
-pub async fn call<B: Serialize, R: DeserializeOwned>(
-    obj: &Obj,
-    path: &str,
-    body: &B,
-) -> ApiResult<R> {
+/// Calls another object with one typed request and decodes its typed reply.
+pub async fn call<C: Call>(obj: &Obj, req: C) -> ApiResult<C::Reply> {
+    let envelope: C::Envelope = req.into();
     let headers = Headers::new();
     headers.set(OBJECT_NAME_HEADER, &obj.name)?;
     headers.set("Content-Type", "application/json")?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_headers(headers)
-        .with_body(Some(serde_json::to_string(body)?.into()));
-    let req = Request::new_with_init(&format!("https://internal{path}"), &init)?;
+        .with_body(Some(serde_json::to_string(&envelope)?.into()));
+    let req = Request::new_with_init("https://internal/rpc", &init)?;
     let mut resp = obj.stub.fetch_with_request(req).await?;
     let text = resp.text().await?;
     if resp.status_code() >= 400 {
@@ -110,6 +122,11 @@ pub async fn call<B: Serialize, R: DeserializeOwned>(
         return Err(e);
     }
     Ok(serde_json::from_str(&text)?)
+}
+
+/// Turns a handler's typed reply into the response of an internal call.
+pub fn answer<C: Call>(r: ApiResult<C::Reply>) -> worker::Result<Response> {
+    respond(r)
 }
 
 /// Reads a JSON body, naming the field on error.
@@ -164,16 +181,6 @@ fn client_ip(req: &Request) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Context a visitor request carries to the objects: who asks, from where.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct Caller {
-    pub ip: String,
-    /// The `Origin` header, if any.
-    pub origin: Option<String>,
-    /// This service's own origin.
-    pub self_origin: String,
-}
-
 fn caller(req: &Request) -> Caller {
     Caller {
         ip: client_ip(req),
@@ -191,15 +198,19 @@ pub fn origin_allowed(caller: &Caller, allowed: &[String]) -> bool {
     shared::config::origin_allowed(caller.origin.as_deref(), &caller.self_origin, allowed)
 }
 
-/// Wraps a request body with the caller.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct WithCaller<T> {
-    pub caller: Caller,
-    pub body: T,
+async fn tenant_of_site(env: &Env, site: &SiteKey) -> ApiResult<TenantId> {
+    call(
+        &stub(env, "DIRECTORY", "directory")?,
+        rpc::Lookup { site: site.clone() },
+    )
+    .await
 }
 
-async fn tenant_of_site(env: &Env, site: &SiteKey) -> ApiResult<TenantId> {
-    call(&stub(env, "DIRECTORY", "directory")?, "/lookup", site).await
+fn with_caller<T>(req: &Request, body: T) -> WithCaller<T> {
+    WithCaller {
+        caller: caller(req),
+        body,
+    }
 }
 
 fn admin_check(env: &Env, req: &Request) -> ApiResult<()> {
@@ -267,13 +278,9 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
             (Method::Get, ["api", "v1", "sites", site]) => {
                 let site = SiteKey::new(*site)?;
                 let t = tenant_of_site(&env, &site).await?;
-                let info: shared::protocol::SiteInfo = call(
+                let info = call(
                     &stub(&env, "TENANTS", t.as_str())?,
-                    "/site",
-                    &WithCaller {
-                        caller: caller(&req),
-                        body: site,
-                    },
+                    rpc::Site(with_caller(&req, site)),
                 )
                 .await?;
                 Ok(Response::from_json(&info)?)
@@ -281,13 +288,9 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
             (Method::Post, ["api", "v1", "conversations"]) => {
                 let body: StartRequest = json_body(&mut req).await?;
                 let t = tenant_of_site(&env, &body.site).await?;
-                let r: shared::protocol::StartResponse = call(
+                let r = call(
                     &stub(&env, "TENANTS", t.as_str())?,
-                    "/start",
-                    &WithCaller {
-                        caller: caller(&req),
-                        body,
-                    },
+                    rpc::Start(with_caller(&req, body)),
                 )
                 .await?;
                 Ok(Response::from_json(&r)?.with_status(201))
@@ -295,13 +298,9 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
             (Method::Post, ["api", "v1", "messages"]) => {
                 let body: LeaveMessageRequest = json_body(&mut req).await?;
                 let t = tenant_of_site(&env, &body.site).await?;
-                let r: serde_json::Value = call(
+                let r = call(
                     &stub(&env, "TENANTS", t.as_str())?,
-                    "/leave-message",
-                    &WithCaller {
-                        caller: caller(&req),
-                        body,
-                    },
+                    rpc::LeaveMessage(with_caller(&req, body)),
                 )
                 .await?;
                 Ok(Response::from_json(&r)?.with_status(201))
@@ -321,6 +320,17 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
                     forward_upgrade(&req, &stub(&env, "CONVERSATIONS", id.as_str())?, &url).await?,
                 );
             }
+            (Method::Get, ["api", "v1", "conversations", id, "agent-ws"]) => {
+                let id = ConversationId::new(*id)?;
+                let url = format!(
+                    "https://internal/agent-ws?ticket={}&after={}",
+                    enc(&query(&req, "ticket")),
+                    enc(&query(&req, "after")),
+                );
+                return Ok(
+                    forward_upgrade(&req, &stub(&env, "CONVERSATIONS", id.as_str())?, &url).await?,
+                );
+            }
             (Method::Get, ["api", "v1", "conversations", id, "transcript"]) => {
                 let id = ConversationId::new(*id)?;
                 let token = if bearer(&req).is_empty() {
@@ -328,39 +338,27 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
                 } else {
                     bearer(&req)
                 };
-                let r: serde_json::Value = call(
+                let r = call(
                     &stub(&env, "CONVERSATIONS", id.as_str())?,
-                    "/transcript",
-                    &WithCaller {
-                        caller: caller(&req),
-                        body: token,
-                    },
+                    rpc::VisitorTranscript(with_caller(&req, token)),
                 )
                 .await?;
                 Ok(Response::from_json(&r)?)
             }
             (Method::Post, ["api", "v1", "conversations", id, "end"]) => {
                 let id = ConversationId::new(*id)?;
-                let r: serde_json::Value = call(
+                call(
                     &stub(&env, "CONVERSATIONS", id.as_str())?,
-                    "/end",
-                    &WithCaller {
-                        caller: caller(&req),
-                        body: bearer(&req),
-                    },
+                    rpc::VisitorEnd(with_caller(&req, bearer(&req))),
                 )
                 .await?;
-                Ok(Response::from_json(&r)?)
+                Ok(Response::from_json(&serde_json::json!({ "ok": true }))?)
             }
             (Method::Post, ["api", "v1", "agent", "sign-in"]) => {
                 let body: SignInRequest = json_body(&mut req).await?;
-                let r: shared::protocol::SignInResponse = call(
+                let r = call(
                     &stub(&env, "TENANTS", body.tenant.as_str())?,
-                    "/sign-in",
-                    &WithCaller {
-                        caller: caller(&req),
-                        body,
-                    },
+                    rpc::SignIn(with_caller(&req, body)),
                 )
                 .await?;
                 Ok(Response::from_json(&r)?)
@@ -377,44 +375,34 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
             (Method::Get, ["api", "v1", "admin", "tenants", t, "config"]) => {
                 admin_check(&env, &req)?;
                 let t = TenantId::new(*t)?;
-                let r: serde_json::Value = call(
-                    &stub(&env, "TENANTS", t.as_str())?,
-                    "/admin/get-config",
-                    &(),
-                )
-                .await?;
+                let r = call(&stub(&env, "TENANTS", t.as_str())?, rpc::GetConfig {}).await?;
                 Ok(Response::from_json(&r)?)
             }
             (Method::Put, ["api", "v1", "admin", "tenants", t, "config"]) => {
                 admin_check(&env, &req)?;
                 let t = TenantId::new(*t)?;
                 let body: AdminConfig = json_body(&mut req).await?;
-                let r: serde_json::Value = call(
-                    &stub(&env, "TENANTS", t.as_str())?,
-                    "/admin/put-config",
-                    &body,
-                )
-                .await?;
-                Ok(Response::from_json(&r)?)
+                call(&stub(&env, "TENANTS", t.as_str())?, rpc::PutConfig(body)).await?;
+                Ok(Response::from_json(&serde_json::json!({ "ok": true }))?)
             }
             (Method::Get, ["api", "v1", "admin", "tenants", t, "conversations"]) => {
                 admin_check(&env, &req)?;
                 let t = TenantId::new(*t)?;
-                let r: serde_json::Value =
-                    call(&stub(&env, "TENANTS", t.as_str())?, "/admin/closed", &()).await?;
+                let r = call(&stub(&env, "TENANTS", t.as_str())?, rpc::ListClosed {}).await?;
                 Ok(Response::from_json(&r)?)
             }
             (Method::Get, ["api", "v1", "admin", "tenants", t, "conversations", id]) => {
                 admin_check(&env, &req)?;
                 let t = TenantId::new(*t)?;
                 let id = ConversationId::new(*id)?;
-                let r: serde_json::Value = call(
-                    &stub(&env, "TENANTS", t.as_str())?,
-                    "/admin/closed-one",
-                    &id,
-                )
-                .await?;
+                let r = call(&stub(&env, "TENANTS", t.as_str())?, rpc::GetClosed { id }).await?;
                 Ok(Response::from_json(&r)?)
+            }
+            (Method::Get, ["bench", "relay", conv, "ws"])
+                if env_string(&env, "BENCH_RELAY").as_deref() == Some("true") =>
+            {
+                let conv = (*conv).to_owned();
+                return Ok(relay_do::route(req, &env, &conv).await?);
             }
             (_, ["api", ..]) => Err(ApiError::not_found(
                 "no_such_route",

@@ -1,49 +1,73 @@
-//! One Durable Object per tenant: the routing engine, agents and their sockets.
+//! One Durable Object per tenant: it **routes** — agents, queues, offers, the
+//! transfer and conference handshakes, wrap-up — and is never on a message's path.
 //!
 //! Rules:
-//! - Every state change is decided by [`shared::engine::Tenant::handle`]. After each
-//!   command the whole engine and any closed conversations are written to SQLite
-//!   (synchronously, before anything is acknowledged or delivered), then the alarm
-//!   is set to the engine's earliest deadline, then the effects are delivered.
-//! - The alarm feeds [`Command::Tick`]; it survives restarts, so offer timeouts,
-//!   conference timeouts and inactivity ends happen after a restart too.
-//! - Agents authenticate with a password (stored as a PBKDF2 hash) and get a signed,
-//!   expiring session token; the agent socket checks expiry on every frame.
-//! - Agent messages are checked here (participant of the chat) and stored by the
-//!   conversation object (text rules), then delivered to every participant.
+//! - Every state change is decided by [`shared::engine::Tenant::handle`] and goes
+//!   through [`TenantObject::commit`]: in one synchronous run (which Durable Objects
+//!   commit atomically) it writes the rows the command changed (`agents`,
+//!   `conversations`), the closed records, and one outbox row per conversation that
+//!   must hear about it. It returns an [`Outcome`] that must be delivered: agent
+//!   events to the agents' control sockets here, outbox rows to the conversations.
+//! - Storage is rows: `kv` (name, schema version, configuration, password hashes,
+//!   site secrets), `agents`, `conversations`, `closed`, `outbox`, `applied`. A command
+//!   writes only its rows. [`SCHEMA_VERSION`] is stored; [`TenantObject::migrate`]
+//!   brings older layouts forward (version 1 kept the whole engine in one value).
+//! - The alarm runs the engine's deadlines ([`Command::Tick`]) and retries the outbox.
+//! - Reports from conversations (customer ended, inactive) carry a key that is
+//!   applied once, in the same transaction as the state change.
+//! - Agents authenticate with a password (PBKDF2) and get a signed, expiring session
+//!   token; their control socket checks expiry on every frame. Chat sockets are opened
+//!   on the conversation with a ticket issued here for the agent's current access.
 //! - Sign-in attempts and conversation starts are rate limited per IP.
 
-use crate::auth::{self, PasswordHash, Session};
+use crate::auth::{self, PasswordHash, Session, Ticket};
 use crate::error::{ApiError, ApiResult};
+use crate::outbox::{Applied, Faults, Outbox};
 use crate::{
-    call, env_string, env_u32, now, respond, session_secret, stub, Caller, WithCaller,
-    OBJECT_NAME_HEADER,
+    answer, at_ms, call, env_string, env_u32, now, session_secret, stub, OBJECT_NAME_HEADER,
 };
 use serde::{Deserialize, Serialize};
 use shared::engine::{
-    AgentEvent, Availability, ClosedConversation, Command, ConversationEvent, Customer, Effect,
-    Tenant,
+    AgentEvent, AgentRuntime, ClosedConversation, Command, Conversation, ConversationEvent,
+    Customer, Effect, Tenant,
 };
-use shared::ids::{AgentId, ClientMsgId, ConversationId, SiteKey, TenantId};
+use shared::ids::{AgentId, ConversationId, SiteKey, TenantId};
+use shared::intake::Identity;
 use shared::protocol::{
-    encode, AdminConfig, AgentFrame, AgentServerFrame, Appended, LeaveMessageRequest, ReasonInfo,
-    SignInRequest, SignInResponse, SiteInfo, StartRequest, StartResponse, TemplateInfo,
-    ToConversation, ToTenant,
+    encode, AdminConfig, AgentFrame, AgentServerFrame, ReasonInfo, SignInRequest, SignInResponse,
+    SiteInfo, StartResponse, TemplateInfo,
 };
 use shared::ratelimit::RateLimiter;
+use shared::rpc::{
+    self, Caller, ClosedReply, ConfigReply, ConversationReport, Deliver, Delivered, Done,
+    MessageLeft, ReadTranscript, Report, ToTenant, WithCaller,
+};
 use shared::transcript::Message;
-use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
 use worker::{
     durable_object, DurableObject, Env, Request, Response, State, WebSocket,
     WebSocketIncomingMessage, WebSocketPair,
 };
 
-/// What an agent socket remembers across hibernation.
+/// Layout of this object's storage. 1: one `engine` value; 2: rows.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Outbox rows give up after this many failed attempts (about 20 minutes).
+const MAX_ATTEMPTS: i64 = 25;
+
+/// What an agent control socket remembers across hibernation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SocketInfo {
     agent: AgentId,
     exp: i64,
+}
+
+/// What a committed command leaves to do.
+#[must_use = "a committed outcome must be delivered with TenantObject::finish"]
+pub struct Outcome {
+    agent_events: Vec<(AgentId, AgentEvent)>,
+    targets: Vec<ConversationId>,
 }
 
 #[durable_object]
@@ -54,6 +78,11 @@ pub struct TenantObject {
     name: RefCell<Option<TenantId>>,
     start_limiter: RefCell<RateLimiter>,
     sign_in_limiter: RefCell<RateLimiter>,
+    faults: Faults,
+    /// Conversations a delivery loop runs for now.
+    delivering: RefCell<BTreeSet<String>>,
+    /// The alarm time last set (ms), to skip needless writes.
+    alarm_at: Cell<Option<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -61,8 +90,18 @@ struct ValueRow {
     value: String,
 }
 
+#[derive(Deserialize)]
+struct IdValueRow {
+    id: String,
+    value: String,
+}
+
 fn not_loaded() -> ApiError {
     ApiError::not_found("unknown_tenant", "this tenant has no configuration")
+}
+
+fn now_ms() -> i64 {
+    now().timestamp_millis()
 }
 
 impl TenantObject {
@@ -86,17 +125,27 @@ impl TenantObject {
         Ok(())
     }
 
-    /// Loads the engine (seeding the demo tenant on first use when enabled).
+    fn ensure_tables(&self) -> ApiResult<()> {
+        let sql = self.sql();
+        for ddl in [
+            "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS closed (id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, value TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS conversations (id TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        ] {
+            sql.exec(ddl, None)?;
+        }
+        Outbox { sql: &sql }.ensure()?;
+        Applied { sql: &sql }.ensure()?;
+        Ok(())
+    }
+
+    /// Loads the engine from its rows (seeding the demo tenant on first use when enabled).
     fn load(&self, req_name: Option<String>) -> ApiResult<()> {
         if self.engine.borrow().is_some() {
             return Ok(());
         }
-        let sql = self.sql();
-        sql.exec(
-            "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-            None,
-        )?;
-        sql.exec("CREATE TABLE IF NOT EXISTS closed (id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, value TEXT NOT NULL)", None)?;
+        self.ensure_tables()?;
         let name = match self.kv_get("name")? {
             Some(n) => Some(n),
             None => {
@@ -110,8 +159,28 @@ impl TenantObject {
             return Err(not_loaded());
         };
         *self.name.borrow_mut() = Some(TenantId::new(name.clone())?);
-        if let Some(json) = self.kv_get("engine")? {
-            *self.engine.borrow_mut() = Some(serde_json::from_str(&json)?);
+        self.migrate()?;
+        if let Some(cfg) = self.kv_get("config")? {
+            let config = serde_json::from_str(&cfg)?;
+            let agents: Vec<IdValueRow> = self
+                .sql()
+                .exec("SELECT id, value FROM agents", None)?
+                .to_array()?;
+            let agents = agents
+                .into_iter()
+                .map(|r| -> ApiResult<(AgentId, AgentRuntime)> {
+                    Ok((AgentId::new(r.id)?, serde_json::from_str(&r.value)?))
+                })
+                .collect::<ApiResult<Vec<_>>>()?;
+            let convs: Vec<ValueRow> = self
+                .sql()
+                .exec("SELECT value FROM conversations", None)?
+                .to_array()?;
+            let convs = convs
+                .iter()
+                .map(|r| serde_json::from_str::<Conversation>(&r.value))
+                .collect::<Result<Vec<_>, _>>()?;
+            *self.engine.borrow_mut() = Some(Tenant::restore(config, agents, convs)?);
             return Ok(());
         }
         if name == "demo" && env_string(&self.env, "DEMO_SEED").as_deref() == Some("true") {
@@ -120,6 +189,57 @@ impl TenantObject {
             return Ok(());
         }
         Err(not_loaded())
+    }
+
+    /// Brings stored data to [`SCHEMA_VERSION`]. Each step runs in one synchronous
+    /// run, so a crash leaves either the old or the new layout.
+    fn migrate(&self) -> ApiResult<()> {
+        let version: i64 = self
+            .kv_get("schema_version")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        if version < 2 {
+            // Version 1: the whole engine as one JSON value under `engine`.
+            if let Some(json) = self.kv_get("engine")? {
+                let mut t: Tenant = serde_json::from_str(&json)?;
+                t.assign_queue_keys();
+                t.mark_all_changed();
+                self.kv_put("config", &serde_json::to_string(t.config())?)?;
+                let ch = t.take_changes();
+                self.write_rows(&t, &ch)?;
+                self.sql()
+                    .exec("DELETE FROM kv WHERE key = 'engine'", None)?;
+            }
+            self.kv_put("schema_version", "2")?;
+        }
+        Ok(())
+    }
+
+    /// Writes the changed rows of `t` (present rows upserted, absent ones deleted).
+    fn write_rows(&self, t: &Tenant, ch: &shared::engine::Changes) -> ApiResult<()> {
+        let sql = self.sql();
+        for a in &ch.agents {
+            match t.agent(a) {
+                Some(rt) => sql.exec(
+                    "INSERT OR REPLACE INTO agents (id, value) VALUES (?, ?)",
+                    vec![a.as_str().into(), serde_json::to_string(rt)?.into()],
+                )?,
+                None => sql.exec("DELETE FROM agents WHERE id = ?", vec![a.as_str().into()])?,
+            };
+        }
+        for c in &ch.conversations {
+            match t.conversation(c) {
+                Some(conv) => sql.exec(
+                    "INSERT OR REPLACE INTO conversations (id, value) VALUES (?, ?)",
+                    vec![c.as_str().into(), serde_json::to_string(conv)?.into()],
+                )?,
+                None => sql.exec(
+                    "DELETE FROM conversations WHERE id = ?",
+                    vec![c.as_str().into()],
+                )?,
+            };
+        }
+        Ok(())
     }
 
     /// Validates and stores a configuration with passwords and site secrets.
@@ -158,16 +278,27 @@ impl TenantObject {
                 ));
             }
         }
-        // All checks passed: write.
-        for (a, pw) in &admin.passwords {
-            let h = auth::hash_password(pw).map_err(ApiError::internal)?;
-            self.kv_put(&format!("pw:{a}"), &serde_json::to_string(&h)?)?;
+        // Hash first (slow), then write everything in one synchronous run.
+        let hashes = admin
+            .passwords
+            .iter()
+            .map(|(a, pw)| {
+                auth::hash_password(pw)
+                    .map_err(ApiError::internal)
+                    .and_then(|h| Ok((a.clone(), serde_json::to_string(&h)?)))
+            })
+            .collect::<ApiResult<Vec<_>>>()?;
+        for (a, h) in hashes {
+            self.kv_put(&format!("pw:{a}"), &h)?;
         }
         for (s, secret) in &admin.site_secrets {
             self.kv_put(&format!("secret:{s}"), secret)?;
         }
-        let _ = engine.handle(now(), Command::Tick);
-        self.kv_put("engine", &serde_json::to_string(&engine)?)?;
+        self.kv_put("config", &serde_json::to_string(engine.config())?)?;
+        self.kv_put("schema_version", &SCHEMA_VERSION.to_string())?;
+        engine.mark_all_changed();
+        let ch = engine.take_changes();
+        self.write_rows(&engine, &ch)?;
         *self.engine.borrow_mut() = Some(engine);
         Ok(())
     }
@@ -181,46 +312,187 @@ impl TenantObject {
         Ok(f(e.as_ref().ok_or_else(not_loaded)?))
     }
 
-    /// Runs a command and persists its outcome. Nothing is delivered yet.
-    fn run(&self, cmd: Command) -> ApiResult<Vec<Effect>> {
-        let (fx, json) = {
-            let mut e = self.engine.borrow_mut();
-            let t = e.as_mut().ok_or_else(not_loaded)?;
-            let fx = t.handle(now(), cmd)?;
-            (fx, serde_json::to_string(&*t)?)
-        };
-        self.kv_put("engine", &json)?;
-        for e in &fx {
-            if let Effect::Closed(c) = e {
-                self.sql().exec(
-                    "INSERT OR REPLACE INTO closed (id, created_at, value) VALUES (?, ?, ?)",
-                    vec![
-                        c.id.as_str().into(),
-                        c.created_at.timestamp().into(),
-                        serde_json::to_string(c)?.into(),
-                    ],
-                )?;
-            }
-        }
-        Ok(fx)
+    /// Runs one command and, in the same synchronous run, writes its rows, its closed
+    /// records and its outbox. Nothing is delivered yet: see [`Self::finish`].
+    fn commit(&self, cmd: Command) -> ApiResult<Outcome> {
+        self.commit_with(cmd, None)
     }
 
-    async fn schedule(&self) -> ApiResult<()> {
-        let next = self.with_engine(|t| t.next_deadline())?;
-        let storage = self.state.storage();
-        match next {
-            Some(d) => storage.set_alarm(d).await?,
-            None => storage.delete_alarm().await?,
+    /// [`Self::commit`], also recording an applied idempotency key.
+    fn commit_with(&self, cmd: Command, applied_key: Option<&str>) -> ApiResult<Outcome> {
+        let at = now();
+        let mut e = self.engine.borrow_mut();
+        let t = e.as_mut().ok_or_else(not_loaded)?;
+        let fx = t.handle(at, cmd)?;
+        let ch = t.take_changes();
+        let written = self.write_effects(t, &ch, fx, applied_key, at.timestamp_millis());
+        if written.is_err() {
+            // Storage and memory may differ now: reload from storage next time.
+            *e = None;
         }
-        Ok(())
+        written
+    }
+
+    fn write_effects(
+        &self,
+        t: &Tenant,
+        ch: &shared::engine::Changes,
+        fx: Vec<Effect>,
+        applied_key: Option<&str>,
+        at_ms: i64,
+    ) -> ApiResult<Outcome> {
+        self.write_rows(t, ch)?;
+        let sql = self.sql();
+        let mut agent_events = Vec::new();
+        let mut batches: Vec<(ConversationId, Vec<ConversationEvent>)> = Vec::new();
+        for e in fx {
+            match e {
+                Effect::Agent { agent, event } => agent_events.push((agent, event)),
+                Effect::Conversation {
+                    conversation,
+                    event,
+                } => match batches.iter_mut().find(|(c, _)| c == &conversation) {
+                    Some((_, v)) => v.push(event),
+                    None => batches.push((conversation, vec![event])),
+                },
+                Effect::Closed(c) => {
+                    sql.exec(
+                        "INSERT OR REPLACE INTO closed (id, created_at, value) VALUES (?, ?, ?)",
+                        vec![
+                            c.id.as_str().into(),
+                            c.created_at.timestamp().into(),
+                            serde_json::to_string(&c)?.into(),
+                        ],
+                    )?;
+                }
+            }
+        }
+        let outbox = Outbox { sql: &sql };
+        let tenant = self.tenant_name()?;
+        let mut targets = Vec::new();
+        for (c, events) in batches {
+            let key = format!(
+                "{tenant}:{}",
+                auth::random_id().map_err(ApiError::internal)?
+            );
+            let body = serde_json::to_string(&Deliver {
+                key: key.clone(),
+                events,
+            })?;
+            outbox.push(&key, c.as_str(), &body, at_ms)?;
+            targets.push(c);
+        }
+        if let Some(k) = applied_key {
+            Applied { sql: &sql }.record(k, at_ms)?;
+        }
+        Ok(Outcome {
+            agent_events,
+            targets,
+        })
+    }
+
+    /// Delivers an outcome: agent events to control sockets (with chat tickets),
+    /// then sets the alarm, then delivers the outbox rows to their conversations.
+    async fn finish(&self, o: Outcome) {
+        self.send_agent_events(o.agent_events).await;
+        if let Err(e) = self.schedule().await {
+            worker::console_error!("schedule: {e}");
+        }
+        self.deliver_all(o.targets.iter().map(|c| c.to_string()).collect())
+            .await;
     }
 
     /// Runs, persists, schedules and delivers.
     async fn exec(&self, cmd: Command) -> ApiResult<()> {
-        let fx = self.run(cmd)?;
-        self.schedule().await?;
-        self.deliver(fx).await;
+        let o = self.commit(cmd)?;
+        self.finish(o).await;
         Ok(())
+    }
+
+    /// Sets the alarm to the earliest engine deadline or outbox retry.
+    async fn schedule(&self) -> ApiResult<()> {
+        let engine_next = self.with_engine(|t| t.next_deadline())?;
+        let sql = self.sql();
+        let outbox_next = Outbox { sql: &sql }.next_due()?;
+        let next = engine_next
+            .map(|d| d.timestamp_millis())
+            .into_iter()
+            .chain(outbox_next)
+            .min();
+        let storage = self.state.storage();
+        let current = self.alarm_at.get();
+        match next {
+            Some(n) => {
+                let stale = current.is_none_or(|c| n < c || c <= now_ms());
+                if stale {
+                    storage.set_alarm(at_ms(n.max(now_ms() + 1))).await?;
+                    self.alarm_at.set(Some(n));
+                }
+            }
+            None => {
+                if current.is_some() {
+                    storage.delete_alarm().await?;
+                    self.alarm_at.set(None);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers the outbox rows of each target, targets concurrently.
+    async fn deliver_all(&self, targets: Vec<String>) {
+        let mut seen = BTreeSet::new();
+        let futs: Vec<_> = targets
+            .into_iter()
+            .filter(|t| seen.insert(t.clone()))
+            .map(|t| self.deliver_target(t))
+            .collect();
+        futures::future::join_all(futs).await;
+    }
+
+    /// Delivers one conversation's rows in order; stops at the first failure.
+    async fn deliver_target(&self, target: String) {
+        if !self.delivering.borrow_mut().insert(target.clone()) {
+            return; // The running loop re-reads the rows.
+        }
+        if let Err(e) = self.deliver_rows(&target).await {
+            worker::console_error!("outbox to {target}: {e}");
+        }
+        self.delivering.borrow_mut().remove(&target);
+    }
+
+    async fn deliver_rows(&self, target: &str) -> ApiResult<()> {
+        let sql = self.sql();
+        let outbox = Outbox { sql: &sql };
+        loop {
+            let rows = outbox.pending(target)?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            for row in rows {
+                let sent = if self.faults.fail_now() {
+                    Err(ApiError::internal("delivery failed (TEST_FAIL_DELIVERIES)"))
+                } else {
+                    let body: Deliver = serde_json::from_str(&row.body)?;
+                    match stub(&self.env, "CONVERSATIONS", target) {
+                        Ok(s) => call(&s, body).await.map(|_| ()),
+                        Err(e) => Err(e),
+                    }
+                };
+                match sent {
+                    Ok(()) => outbox.delivered(&row.key)?,
+                    Err(e) if row.attempts + 1 >= MAX_ATTEMPTS => {
+                        worker::console_error!("outbox to {target}: giving up on {}: {e}", row.key);
+                        outbox.delivered(&row.key)?;
+                    }
+                    Err(e) => {
+                        worker::console_log!("outbox to {target}: {e}; retrying later");
+                        outbox.failed(&row, now_ms())?;
+                        return Ok(());
+                    }
+                }
+            }
+        }
     }
 
     fn sockets_of(&self, agent: &AgentId) -> Vec<WebSocket> {
@@ -236,53 +508,48 @@ impl TenantObject {
 
     async fn read(&self, conversation: &ConversationId) -> Vec<Message> {
         match stub(&self.env, "CONVERSATIONS", conversation.as_str()) {
-            Ok(s) => call(&s, "/internal", &ToConversation::Read { after: 0 })
+            Ok(s) => call(&s, ReadTranscript { after: 0 })
                 .await
                 .unwrap_or_default(),
             Err(_) => vec![],
         }
     }
 
-    async fn deliver(&self, fx: Vec<Effect>) {
-        let mut batches: Vec<(ConversationId, Vec<ConversationEvent>)> = Vec::new();
-        let mut agent_events = Vec::new();
-        for e in fx {
-            match e {
-                Effect::Conversation {
-                    conversation,
-                    event,
-                } => match batches.iter_mut().find(|(c, _)| c == &conversation) {
-                    Some((_, v)) => v.push(event),
-                    None => batches.push((conversation, vec![event])),
-                },
-                Effect::Agent { agent, event } => agent_events.push((agent, event)),
-                Effect::Closed(_) => {}
-            }
-        }
-        // The conversation object answers with the system lines it appended.
-        let mut notes: Vec<(ConversationId, Vec<Message>)> = Vec::new();
-        for (c, events) in batches {
-            let r: ApiResult<Vec<Message>> = match stub(&self.env, "CONVERSATIONS", c.as_str()) {
-                Ok(s) => call(&s, "/internal", &ToConversation::Events { events }).await,
-                Err(e) => Err(e),
-            };
-            match r {
-                Ok(appended) => notes.push((c, appended)),
-                Err(e) => worker::console_error!("deliver to {c}: {e}"),
-            }
-        }
-        let concerned: Vec<(AgentId, ConversationId)> = agent_events
-            .iter()
-            .filter_map(|(a, e)| match e {
-                AgentEvent::WrapUpRequired { conversation }
-                | AgentEvent::Left { conversation }
-                | AgentEvent::Status { conversation, .. } => {
-                    Some((a.clone(), conversation.clone()))
-                }
-                _ => None,
-            })
-            .collect();
-        for (agent, event) in agent_events {
+    /// A ticket for `agent` to open `conversation`'s socket with its current access.
+    fn ticket_for(&self, agent: &AgentId, conversation: &ConversationId) -> ApiResult<String> {
+        let (version, access) = self
+            .with_engine(|t| {
+                t.conversation(conversation)
+                    .map(|c| (c.access_version, c.announced_access.clone()))
+            })?
+            .ok_or_else(|| {
+                ApiError::not_found(
+                    "unknown_conversation",
+                    format!("unknown conversation {conversation}"),
+                )
+            })?;
+        let p = access.iter().find(|p| &p.agent == agent).ok_or_else(|| {
+            ApiError::forbidden(
+                "not_participant",
+                format!("you are not a participant of conversation {conversation}"),
+            )
+        })?;
+        Ok(auth::sign_ticket(
+            &session_secret(&self.env)?,
+            &Ticket {
+                tenant: self.tenant_name()?,
+                agent: agent.clone(),
+                name: p.name.clone(),
+                conversation: conversation.clone(),
+                version,
+                can_write: p.can_write,
+                exp: now().timestamp() + auth::TICKET_SECS,
+            },
+        ))
+    }
+
+    async fn send_agent_events(&self, events: Vec<(AgentId, AgentEvent)>) {
+        for (agent, event) in events {
             match event {
                 AgentEvent::Offer(offer) => {
                     let thread = self.read(&offer.conversation).await;
@@ -296,51 +563,20 @@ impl TenantObject {
                             event: AgentEvent::Joined(summary),
                         },
                     );
-                    let messages = self.read(&c).await;
-                    self.send_agent(
-                        &agent,
-                        &AgentServerFrame::Transcript {
-                            conversation: c,
-                            messages,
-                        },
-                    );
+                    match self.ticket_for(&agent, &c) {
+                        Ok(ticket) => self.send_agent(
+                            &agent,
+                            &AgentServerFrame::Ticket {
+                                conversation: c,
+                                ticket,
+                            },
+                        ),
+                        Err(e) => worker::console_error!("ticket for {agent} in {c}: {e}"),
+                    }
                 }
                 event => self.send_agent(&agent, &AgentServerFrame::Event { event }),
             }
         }
-        // New system lines go to the current participants and to every agent this
-        // command concerned for that conversation (e.g. the owner of a chat that just ended).
-        for (c, msgs) in notes {
-            let mut participants = self
-                .with_engine(|t| t.participants(&c).unwrap_or_default())
-                .unwrap_or_default();
-            for a in concerned.iter().filter(|(_, x)| x == &c).map(|(a, _)| a) {
-                if !participants.contains(a) {
-                    participants.push(a.clone());
-                }
-            }
-            for message in msgs {
-                self.send_to(
-                    &participants,
-                    &AgentServerFrame::Message {
-                        conversation: c.clone(),
-                        message,
-                    },
-                );
-            }
-        }
-    }
-
-    /// Sends one frame to every session of each agent in `agents`.
-    fn send_to(&self, agents: &[AgentId], frame: &AgentServerFrame) {
-        for a in agents {
-            self.send_agent(a, frame);
-        }
-    }
-
-    /// The agents who receive a conversation's messages now (owner and joined guest).
-    fn participants(&self, c: &ConversationId) -> ApiResult<Vec<AgentId>> {
-        self.with_engine(|t| t.participants(c).unwrap_or_default())
     }
 
     fn check_origin(&self, caller: &Caller, site: &SiteKey) -> ApiResult<Vec<String>> {
@@ -360,97 +596,66 @@ impl TenantObject {
         Ok(allowed)
     }
 
-    async fn start(&self, w: WithCaller<StartRequest>) -> ApiResult<StartResponse> {
+    async fn start(
+        &self,
+        w: WithCaller<shared::protocol::StartRequest>,
+    ) -> ApiResult<StartResponse> {
         self.start_limiter
             .borrow_mut()
             .hit(&w.caller.ip, now())
             .map_err(ApiError::rate_limited)?;
         let b = w.body;
         let allowed = self.check_origin(&w.caller, &b.site)?;
-        let verified_user_id = match (&b.user_id, &b.user_hash) {
-            (None, None) => None,
-            (Some(uid), Some(h)) => {
+        let intake = shared::intake::check_start(&b)?;
+        let verified_user_id = match intake.identity {
+            Identity::Anonymous => None,
+            Identity::Claimed { user_id, user_hash } => {
                 let secret = self.kv_get(&format!("secret:{}", b.site))?.ok_or_else(|| {
                     ApiError::bad_request(
                         "identity_not_configured",
                         format!("site {} has no identity secret", b.site),
                     )
                 })?;
-                if !auth::check_user_hash(&secret, uid, h) {
+                if !auth::check_user_hash(&secret, &user_id, &user_hash) {
                     return Err(ApiError::forbidden(
                         "identity_invalid",
                         "user_hash does not match user_id",
                     ));
                 }
-                Some(uid.clone())
-            }
-            _ => {
-                return Err(ApiError::bad_request(
-                    "invalid_body",
-                    "user_id and user_hash go together",
-                ))
+                Some(user_id)
             }
         };
-        let name = shared::text::validate_name(&b.name)
-            .map_err(|e| ApiError::bad_request(e.code(), format!("name: {e}")))?;
-        shared::text::MessageText::new(&b.text, shared::text::Writer::Visitor)?;
-        let email = shared::text::validate_email(b.email.as_deref())?;
-        let (avail, queue) = self.with_engine(|t| {
-            (
-                t.availability(&b.site, now()),
-                t.config().site(&b.site).map(|s| s.queue.clone()),
-            )
-        })?;
-        match avail? {
-            Availability::Open { .. } => {}
-            Availability::Closed { queue_name } => {
-                return Err(ApiError::new(
-                    503,
-                    "queue_closed",
-                    format!("{queue_name} is closed now; leave a message instead"),
-                ))
-            }
-            Availability::NoAgents { queue_name } => {
-                return Err(ApiError::new(
-                    503,
-                    "no_agents_signed_in",
-                    format!("nobody in {queue_name} is signed in; leave a message instead"),
-                ))
-            }
-        }
-        let queue = queue.ok_or_else(|| ApiError::not_found("unknown_site", "unknown site"))?;
+        // Refuse before creating anything (hours, agents, queue and tenant limits).
+        self.with_engine(|t| t.check_start(&b.site, now()))??;
         let id = ConversationId::new(auth::random_id().map_err(ApiError::internal)?)?;
         let token = auth::new_visitor_token().map_err(ApiError::internal)?;
         let customer = Customer {
-            name,
-            email,
+            name: intake.name,
+            email: intake.email,
             verified_user_id,
         };
-        let init = ToConversation::Init {
-            tenant: self.tenant_name()?,
-            conversation: id.clone(),
-            customer: customer.clone(),
-            token_hash: auth::sha256_hex(&token),
-            client_id: b.client_id.clone(),
-            text: b.text.clone(),
-            allowed_origins: allowed,
-            queue,
-        };
-        let _: serde_json::Value = call(
+        call(
             &stub(&self.env, "CONVERSATIONS", id.as_str())?,
-            "/internal",
-            &init,
+            rpc::Init {
+                tenant: self.tenant_name()?,
+                conversation: id.clone(),
+                customer: customer.clone(),
+                token_hash: auth::sha256_hex(&token),
+                client_id: b.client_id.clone(),
+                text: b.text.clone(),
+                allowed_origins: allowed,
+            },
         )
         .await?;
-        self.exec(Command::Start {
+        let o = self.commit(Command::Start {
             conversation: id.clone(),
             site: b.site.clone(),
             customer,
-        })
-        .await?;
+        })?;
         let status = self
             .with_engine(|t| t.visitor_status(&id))?
             .unwrap_or(shared::engine::VisitorStatus::Ended);
+        self.finish(o).await;
         Ok(StartResponse {
             conversation: id,
             token,
@@ -458,7 +663,35 @@ impl TenantObject {
         })
     }
 
-    fn sign_in(&self, w: WithCaller<SignInRequest>) -> ApiResult<(SignInResponse, Vec<Effect>)> {
+    async fn leave_message(
+        &self,
+        w: WithCaller<shared::protocol::LeaveMessageRequest>,
+    ) -> ApiResult<MessageLeft> {
+        self.start_limiter
+            .borrow_mut()
+            .hit(&w.caller.ip, now())
+            .map_err(ApiError::rate_limited)?;
+        self.check_origin(&w.caller, &w.body.site)?;
+        let name = shared::text::validate_name(&w.body.name)
+            .map_err(|e| ApiError::bad_request(e.code(), format!("name: {e}")))?;
+        let email = shared::text::validate_email(w.body.email.as_deref())?;
+        let id = ConversationId::new(auth::random_id().map_err(ApiError::internal)?)?;
+        let customer = Customer {
+            name,
+            email,
+            verified_user_id: None,
+        };
+        self.exec(Command::LeaveMessage {
+            conversation: id.clone(),
+            site: w.body.site,
+            customer,
+            text: w.body.text,
+        })
+        .await?;
+        Ok(MessageLeft { id })
+    }
+
+    fn sign_in(&self, w: WithCaller<SignInRequest>) -> ApiResult<(SignInResponse, Outcome)> {
         self.sign_in_limiter
             .borrow_mut()
             .hit(&w.caller.ip, now())
@@ -475,7 +708,7 @@ impl TenantObject {
         let name = self
             .with_engine(|t| t.config().agent(&b.agent).map(|a| a.name.clone()))?
             .ok_or_else(refused)?;
-        let fx = self.run(Command::SignIn {
+        let o = self.commit(Command::SignIn {
             agent: b.agent.clone(),
         })?;
         let exp = now().timestamp() + auth::SESSION_SECS;
@@ -495,7 +728,7 @@ impl TenantObject {
                 agent: b.agent,
                 name,
             },
-            fx,
+            o,
         ))
     }
 
@@ -503,15 +736,15 @@ impl TenantObject {
         let (snapshot, cfg) = self.with_engine(|t| (t.snapshot(agent), t.config().clone()))?;
         let snapshot = snapshot?;
         let mut transcripts = BTreeMap::new();
-        let ids = snapshot
-            .chats
-            .iter()
-            .chain(snapshot.wrap_ups.iter())
-            .map(|c| c.conversation.clone())
-            .chain(snapshot.offer.iter().map(|o| o.conversation.clone()));
-        for c in ids.collect::<Vec<_>>() {
-            let m = self.read(&c).await;
-            transcripts.insert(c, m);
+        if let Some(o) = &snapshot.offer {
+            let m = self.read(&o.conversation).await;
+            transcripts.insert(o.conversation.clone(), m);
+        }
+        let mut tickets = BTreeMap::new();
+        for c in snapshot.chats.iter().chain(snapshot.wrap_ups.iter()) {
+            if let Ok(t) = self.ticket_for(agent, &c.conversation) {
+                tickets.insert(c.conversation.clone(), t);
+            }
         }
         let reasons = |v: &[shared::config::Reason]| {
             v.iter()
@@ -525,6 +758,7 @@ impl TenantObject {
         Ok(AgentServerFrame::Snapshot {
             snapshot,
             transcripts,
+            tickets,
             idle_reasons: reasons(&cfg.idle_reasons),
             wrap_up_reasons: reasons(&cfg.wrap_up_reasons),
             templates: cfg
@@ -552,7 +786,6 @@ impl TenantObject {
         };
         let agent = AgentId::new(q("agent"))?;
         let exp: i64 = q("exp").parse().unwrap_or(0);
-        let frame = self.snapshot_frame(&agent).await?;
         let signed_in =
             self.with_engine(|t| t.agent(&agent).is_some_and(|a| a.state.is_signed_in()))?;
         if !signed_in {
@@ -560,6 +793,7 @@ impl TenantObject {
                 "this session was signed out; sign in again",
             ));
         }
+        let frame = self.snapshot_frame(&agent).await?;
         let pair = WebSocketPair::new()?;
         self.state
             .accept_websocket_with_tags(&pair.server, &[agent.as_str()]);
@@ -569,47 +803,37 @@ impl TenantObject {
         Ok(Response::from_websocket(pair.client)?)
     }
 
-    async fn notify(&self, n: ToTenant) -> ApiResult<serde_json::Value> {
-        match n {
-            ToTenant::CustomerMessage {
-                conversation,
-                message,
-            } => {
-                if self
-                    .run(Command::CustomerActivity {
-                        conversation: conversation.clone(),
-                    })
-                    .is_ok()
-                {
-                    self.schedule().await?;
-                }
-                self.send_to(
-                    &self.participants(&conversation)?,
-                    &AgentServerFrame::Message {
-                        conversation: conversation.clone(),
-                        message: message.clone(),
-                    },
-                );
-            }
-            ToTenant::CustomerTyping {
-                conversation,
-                typing,
-                name,
-            } => {
-                self.send_to(
-                    &self.participants(&conversation)?,
-                    &AgentServerFrame::Typing {
-                        conversation: conversation.clone(),
-                        typing,
-                        name: name.clone(),
-                    },
-                );
-            }
-            ToTenant::CustomerEnd { conversation } => {
-                self.exec(Command::CustomerEnd { conversation }).await?
-            }
+    /// A conversation's report, applied once per key.
+    async fn on_report(&self, r: Report) -> ApiResult<Delivered> {
+        let sql = self.sql();
+        if (Applied { sql: &sql }).seen(&r.key)? {
+            return Ok(Delivered { duplicate: true });
         }
-        Ok(serde_json::json!({ "ok": true }))
+        let cmd = match r.report {
+            ConversationReport::CustomerEnded => Command::CustomerEnd {
+                conversation: r.conversation.clone(),
+            },
+            ConversationReport::Inactive => Command::Inactive {
+                conversation: r.conversation.clone(),
+            },
+        };
+        match self.commit_with(cmd, Some(&r.key)) {
+            Ok(o) => {
+                self.finish(o).await;
+                Ok(Delivered { duplicate: false })
+            }
+            // Already over (e.g. the agent ended it first): the report is moot, and applied.
+            Err(e)
+                if matches!(
+                    e.code.as_str(),
+                    "already_ended" | "not_active" | "unknown_conversation"
+                ) =>
+            {
+                Applied { sql: &sql }.record(&r.key, now_ms())?;
+                Ok(Delivered { duplicate: false })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn on_agent_frame(&self, ws: &WebSocket, info: &SocketInfo, text: &str) -> ApiResult<()> {
@@ -633,6 +857,13 @@ impl TenantObject {
                     conversation,
                 })
                 .await?
+            }
+            AgentFrame::Ticket { conversation } => {
+                let ticket = self.ticket_for(&agent, &conversation)?;
+                reply(&AgentServerFrame::Ticket {
+                    conversation,
+                    ticket,
+                });
             }
             AgentFrame::Transfer {
                 conversation,
@@ -693,12 +924,9 @@ impl TenantObject {
                 }
             }
             AgentFrame::LeftMessages => {
-                let messages = self
-                    .closed_list()?
-                    .into_iter()
-                    .filter(|c| c.kind == shared::engine::ConversationKind::LeftMessage)
-                    .take(100)
-                    .collect();
+                let closed = self.closed_list()?;
+                let mut messages = self.with_engine(|t| t.left_messages_for(&agent, &closed))?;
+                messages.truncate(100);
                 reply(&AgentServerFrame::LeftMessages { messages });
             }
             AgentFrame::Targets => {
@@ -714,93 +942,6 @@ impl TenantObject {
                 })??;
                 reply(&AgentServerFrame::Template { conversation, text });
             }
-            AgentFrame::Typing {
-                conversation,
-                typing,
-            } => {
-                self.with_engine(|t| t.can_write(&agent, &conversation))??;
-                let name = self.with_engine(|t| {
-                    t.config()
-                        .agent(&agent)
-                        .map(|a| a.name.clone())
-                        .unwrap_or_default()
-                })?;
-                let _: serde_json::Value = call(
-                    &stub(&self.env, "CONVERSATIONS", conversation.as_str())?,
-                    "/internal",
-                    &ToConversation::AgentTyping {
-                        name: name.clone(),
-                        typing,
-                    },
-                )
-                .await?;
-                let others: Vec<AgentId> = self
-                    .participants(&conversation)?
-                    .into_iter()
-                    .filter(|p| p != &agent)
-                    .collect();
-                self.send_to(
-                    &others,
-                    &AgentServerFrame::Typing {
-                        conversation: conversation.clone(),
-                        typing,
-                        name: name.clone(),
-                    },
-                );
-            }
-            AgentFrame::Send {
-                conversation,
-                client_id,
-                text,
-            } => {
-                self.agent_send(ws, agent, conversation, client_id, text)
-                    .await?
-            }
-        }
-        Ok(())
-    }
-
-    async fn agent_send(
-        &self,
-        ws: &WebSocket,
-        agent: AgentId,
-        conversation: ConversationId,
-        client_id: ClientMsgId,
-        text: String,
-    ) -> ApiResult<()> {
-        self.with_engine(|t| t.can_write(&agent, &conversation))??;
-        // Explain the text rules before any call.
-        shared::text::MessageText::new(&text, shared::text::Writer::Agent)?;
-        let name = self.with_engine(|t| {
-            t.config()
-                .agent(&agent)
-                .map(|a| a.name.clone())
-                .unwrap_or_default()
-        })?;
-        let r: Appended = call(
-            &stub(&self.env, "CONVERSATIONS", conversation.as_str())?,
-            "/internal",
-            &ToConversation::AgentSend {
-                agent: agent.clone(),
-                name,
-                client_id: client_id.clone(),
-                text,
-            },
-        )
-        .await?;
-        let _ = ws.send_with_str(encode(&AgentServerFrame::Ack {
-            conversation: conversation.clone(),
-            client_id,
-            seq: r.message.seq,
-        }));
-        if !r.duplicate {
-            self.send_to(
-                &self.participants(&conversation)?,
-                &AgentServerFrame::Message {
-                    conversation: conversation.clone(),
-                    message: r.message.clone(),
-                },
-            );
         }
         Ok(())
     }
@@ -819,94 +960,88 @@ impl TenantObject {
             .collect::<Result<_, _>>()?)
     }
 
-    async fn route(&self, path: &str, text: &str) -> ApiResult<serde_json::Value> {
-        match path {
-            "/site" => {
-                let w: WithCaller<SiteKey> = serde_json::from_str(text)?;
-                self.check_origin(&w.caller, &w.body)?;
-                let info = self.with_engine(|t| -> ApiResult<SiteInfo> {
-                    let s = t.config().site(&w.body).ok_or_else(|| {
-                        ApiError::not_found("unknown_site", format!("unknown site {}", w.body))
-                    })?;
-                    Ok(SiteInfo {
-                        site: s.key.clone(),
-                        name: s.name.clone(),
-                        language: s.language.clone(),
-                        availability: t.availability(&s.key, now())?,
-                    })
-                })??;
-                Ok(serde_json::to_value(info)?)
+    fn closed_one(&self, id: &ConversationId) -> ApiResult<ClosedConversation> {
+        let rows: Vec<ValueRow> = self
+            .sql()
+            .exec(
+                "SELECT value FROM closed WHERE id = ?",
+                vec![id.as_str().into()],
+            )?
+            .to_array()?;
+        let row = rows.into_iter().next().ok_or_else(|| {
+            ApiError::not_found(
+                "unknown_conversation",
+                format!("unknown closed conversation {id}"),
+            )
+        })?;
+        Ok(serde_json::from_str(&row.value)?)
+    }
+
+    fn site_info(&self, w: WithCaller<SiteKey>) -> ApiResult<SiteInfo> {
+        self.check_origin(&w.caller, &w.body)?;
+        self.with_engine(|t| -> ApiResult<SiteInfo> {
+            let s = t.config().site(&w.body).ok_or_else(|| {
+                ApiError::not_found("unknown_site", format!("unknown site {}", w.body))
+            })?;
+            Ok(SiteInfo {
+                site: s.key.clone(),
+                name: s.name.clone(),
+                language: s.language.clone(),
+                availability: t.availability(&s.key, now())?,
+            })
+        })?
+    }
+
+    async fn put_config(&self, admin: AdminConfig) -> ApiResult<Done> {
+        let sites = admin.config.sites.iter().map(|s| s.key.clone()).collect();
+        call(
+            &stub(&self.env, "DIRECTORY", "directory")?,
+            rpc::Claim {
+                tenant: self.tenant_name()?,
+                sites,
+            },
+        )
+        .await?;
+        self.install_config(admin)?;
+        self.exec(Command::Tick).await?;
+        Ok(Done {})
+    }
+
+    async fn rpc(&self, req: ToTenant) -> worker::Result<Response> {
+        match req {
+            ToTenant::Site(rpc::Site(w)) => answer::<rpc::Site>(self.site_info(w)),
+            ToTenant::Start(rpc::Start(w)) => answer::<rpc::Start>(self.start(w).await),
+            ToTenant::LeaveMessage(rpc::LeaveMessage(w)) => {
+                answer::<rpc::LeaveMessage>(self.leave_message(w).await)
             }
-            "/start" => Ok(serde_json::to_value(
-                self.start(serde_json::from_str(text)?).await?,
-            )?),
-            "/leave-message" => {
-                let w: WithCaller<LeaveMessageRequest> = serde_json::from_str(text)?;
-                self.start_limiter
-                    .borrow_mut()
-                    .hit(&w.caller.ip, now())
-                    .map_err(ApiError::rate_limited)?;
-                self.check_origin(&w.caller, &w.body.site)?;
-                let name = shared::text::validate_name(&w.body.name)
-                    .map_err(|e| ApiError::bad_request(e.code(), format!("name: {e}")))?;
-                let id = ConversationId::new(auth::random_id().map_err(ApiError::internal)?)?;
-                let customer = Customer {
-                    name,
-                    email: w.body.email.filter(|e| !e.is_empty()),
-                    verified_user_id: None,
+            ToTenant::SignIn(rpc::SignIn(w)) => {
+                let r = match self.sign_in(w) {
+                    Ok((r, o)) => {
+                        self.finish(o).await;
+                        Ok(r)
+                    }
+                    Err(e) => Err(e),
                 };
-                self.exec(Command::LeaveMessage {
-                    conversation: id.clone(),
-                    site: w.body.site,
-                    customer,
-                    text: w.body.text,
-                })
-                .await?;
-                Ok(serde_json::json!({ "id": id }))
+                answer::<rpc::SignIn>(r)
             }
-            "/sign-in" => {
-                let (r, fx) = self.sign_in(serde_json::from_str(text)?)?;
-                self.schedule().await?;
-                self.deliver(fx).await;
-                Ok(serde_json::to_value(r)?)
+            ToTenant::GetConfig(_) => answer::<rpc::GetConfig>(self.with_engine(|t| ConfigReply {
+                config: t.config().clone(),
+            })),
+            ToTenant::PutConfig(rpc::PutConfig(admin)) => {
+                answer::<rpc::PutConfig>(self.put_config(admin).await)
             }
-            "/notify" => self.notify(serde_json::from_str(text)?).await,
-            "/admin/get-config" => {
-                Ok(serde_json::json!({ "config": self.with_engine(|t| t.config().clone())? }))
+            ToTenant::ListClosed(_) => answer::<rpc::ListClosed>(self.closed_list()),
+            ToTenant::GetClosed(g) => {
+                let r = match self.closed_one(&g.id) {
+                    Ok(conversation) => Ok(ClosedReply {
+                        transcript: self.read(&g.id).await,
+                        conversation,
+                    }),
+                    Err(e) => Err(e),
+                };
+                answer::<rpc::GetClosed>(r)
             }
-            "/admin/put-config" => {
-                let admin: AdminConfig = serde_json::from_str(text)?;
-                let sites = admin.config.sites.iter().map(|s| s.key.clone()).collect();
-                let _: serde_json::Value = call(
-                    &stub(&self.env, "DIRECTORY", "directory")?,
-                    "/claim",
-                    &crate::directory_do::Claim {
-                        tenant: self.tenant_name()?,
-                        sites,
-                    },
-                )
-                .await?;
-                self.install_config(admin)?;
-                self.exec(Command::Tick).await?;
-                Ok(serde_json::json!({ "ok": true }))
-            }
-            "/admin/closed" => Ok(serde_json::to_value(self.closed_list()?)?),
-            "/admin/closed-one" => {
-                let id: ConversationId = serde_json::from_str(text)?;
-                let rec = self
-                    .closed_list()?
-                    .into_iter()
-                    .find(|c| c.id == id)
-                    .ok_or_else(|| {
-                        ApiError::not_found(
-                            "unknown_conversation",
-                            format!("unknown closed conversation {id}"),
-                        )
-                    })?;
-                let transcript = self.read(&id).await;
-                Ok(serde_json::json!({ "conversation": rec, "transcript": transcript }))
-            }
-            _ => Err(ApiError::not_found("no_such_route", path.to_owned())),
+            ToTenant::Report(r) => answer::<Report>(self.on_report(r).await),
         }
     }
 }
@@ -915,6 +1050,7 @@ impl DurableObject for TenantObject {
     fn new(state: State, env: Env) -> Self {
         let start = env_u32(&env, "RATE_START_PER_MINUTE", 30);
         let sign_in = env_u32(&env, "RATE_SIGN_IN_PER_MINUTE", 30);
+        let faults = Faults::from_env(&env);
         Self {
             state,
             env,
@@ -922,32 +1058,58 @@ impl DurableObject for TenantObject {
             name: RefCell::new(None),
             start_limiter: RefCell::new(RateLimiter::new(start, 60)),
             sign_in_limiter: RefCell::new(RateLimiter::new(sign_in, 60)),
+            faults,
+            delivering: RefCell::new(BTreeSet::new()),
+            alarm_at: Cell::new(None),
         }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
         let name = req.headers().get(OBJECT_NAME_HEADER).ok().flatten();
-        if let Err(e) = self.load(name) {
-            // A tenant without configuration may still be configured by an admin.
-            if req.path() != "/admin/put-config" {
-                return e.to_response();
-            }
-        }
         let path = req.path();
         if path == "/agent-ws" {
+            if let Err(e) = self.load(name) {
+                return e.to_response();
+            }
             return match self.accept_agent(&req).await {
                 Ok(r) => Ok(r),
                 Err(e) => e.to_response(),
             };
         }
         let text = req.text().await.unwrap_or_default();
-        respond(self.route(&path, &text).await)
+        let call: ToTenant = match serde_json::from_str(&text) {
+            Ok(c) => c,
+            Err(e) => return ApiError::bad_request("invalid_call", e.to_string()).to_response(),
+        };
+        if let Err(e) = self.load(name) {
+            // A tenant without configuration may still be configured by an admin.
+            if !matches!(call, ToTenant::PutConfig(_)) {
+                return e.to_response();
+            }
+            if let Err(e) = self.ensure_tables() {
+                return e.to_response();
+            }
+        }
+        self.rpc(call).await
     }
 
     async fn alarm(&self) -> worker::Result<Response> {
+        self.alarm_at.set(None);
         if self.load(None).is_ok() {
             if let Err(e) = self.exec(Command::Tick).await {
                 worker::console_error!("alarm: {e}");
+            }
+            let sql = self.sql();
+            let due = Outbox { sql: &sql }
+                .due_targets(now_ms())
+                .unwrap_or_default();
+            self.deliver_all(due).await;
+            let week = 7 * 24 * 3600 * 1000;
+            if let Err(e) = (Applied { sql: &sql }).prune(now_ms() - week) {
+                worker::console_error!("prune: {e}");
+            }
+            if let Err(e) = self.schedule().await {
+                worker::console_error!("schedule: {e}");
             }
         }
         Response::ok("ok")

@@ -202,10 +202,7 @@ impl TenantConfig {
                 ));
             }
             if !(1..=86_400).contains(&q.max_wait_secs) {
-                return e(format!(
-                    "queue {}: max_wait_secs must be 1 to 86400",
-                    q.id
-                ));
+                return e(format!("queue {}: max_wait_secs must be 1 to 86400", q.id));
             }
             if !(1..=10_000).contains(&q.max_queue_length) {
                 return e(format!(

@@ -12,8 +12,10 @@
 //! - [`agent`]: agent states (Signed out, Idle, Available, RONA).
 //! - [`engine`]: the tenant engine: queues, offers, RONA, accept, transfer,
 //!   conference, end, wrap-up; inputs in, effects out, next deadline polled.
+//! - [`intake`]: what a visitor's start request must hold (name, text, email, identity pair).
 //! - [`transcript`]: one conversation's messages: sequence numbers, client ids accepted once, resume.
-//! - [`protocol`]: versioned JSON frames between visitor, agent, admin and edge, and between Durable Objects.
+//! - [`protocol`]: versioned JSON frames between visitor, agent, admin and edge.
+//! - [`rpc`]: typed calls between the Worker and the Durable Objects, with idempotency keys.
 //! - [`hours`]: business hours of a queue.
 //! - [`ratelimit`]: fixed-window rate limits per IP or visitor token.
 
@@ -22,8 +24,10 @@ pub mod config;
 pub mod engine;
 pub mod hours;
 pub mod ids;
+pub mod intake;
 pub mod protocol;
 pub mod ratelimit;
+pub mod rpc;
 pub mod template;
 pub mod text;
 pub mod transcript;

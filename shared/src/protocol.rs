@@ -6,21 +6,21 @@
 //!   version, names an unknown type, or lacks or mistypes a field; the error names
 //!   the field and the problem. Nothing is acted on unless the whole frame decodes.
 //! - Socket frames: visitor → edge [`VisitorFrame`], edge → visitor [`VisitorEvent`],
-//!   agent → edge [`AgentFrame`], edge → agent [`AgentServerFrame`].
+//!   agent → tenant [`AgentFrame`] (state, offers, routing), agent → one chat
+//!   [`AgentChatFrame`] (messages, typing), edge → agent [`AgentServerFrame`].
+//! - An agent's messages travel only on a chat socket, opened on the conversation
+//!   itself with a short-lived ticket ([`AgentServerFrame::Ticket`]).
 //! - HTTP bodies: [`StartRequest`], [`StartResponse`], [`SignInRequest`],
 //!   [`SignInResponse`], [`ErrorBody`], admin bodies.
-//! - Between Durable Objects: [`ToConversation`] (tenant → conversation object) and
-//!   [`ToTenant`] (conversation object → tenant).
+//! - Calls between Durable Objects are in [`crate::rpc`].
 
 use crate::agent::RequestedState;
 use crate::config::TenantConfig;
 use crate::engine::{
-    AgentEvent, AgentSnapshot, Availability, ConversationEvent, Customer, Offer, TargetAgent,
-    TargetQueue, TransferTarget, VisitorStatus,
+    AgentEvent, AgentSnapshot, Availability, Offer, TargetAgent, TargetQueue, TransferTarget,
+    VisitorStatus,
 };
-use crate::ids::{
-    AgentId, ClientMsgId, ConversationId, QueueId, ReasonId, SiteKey, TemplateId, TenantId,
-};
+use crate::ids::{AgentId, ClientMsgId, ConversationId, ReasonId, SiteKey, TemplateId, TenantId};
 use crate::transcript::Message;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -127,14 +127,9 @@ pub enum AgentFrame {
     Accept {
         conversation: ConversationId,
     },
-    Send {
+    /// A fresh ticket for a chat socket (the last one expired before reconnecting).
+    Ticket {
         conversation: ConversationId,
-        client_id: ClientMsgId,
-        text: String,
-    },
-    Typing {
-        conversation: ConversationId,
-        typing: bool,
     },
     Transfer {
         conversation: ConversationId,
@@ -168,6 +163,20 @@ pub enum AgentFrame {
     Ping,
 }
 
+/// Agent → one conversation, on its chat socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AgentChatFrame {
+    Send {
+        client_id: ClientMsgId,
+        text: String,
+    },
+    Typing {
+        typing: bool,
+    },
+    Ping,
+}
+
 /// A template as listed in the picker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TemplateInfo {
@@ -191,8 +200,11 @@ pub enum AgentServerFrame {
     /// First frame after connecting: everything the console shows.
     Snapshot {
         snapshot: AgentSnapshot,
-        /// Transcripts of the agent's chats, wrap-ups and offer.
+        /// The thread of the pending offer, if any (chats load on their own sockets).
         transcripts: BTreeMap<ConversationId, Vec<Message>>,
+        /// Chat-socket tickets for the agent's chats and wrap-ups.
+        #[serde(default)]
+        tickets: BTreeMap<ConversationId, String>,
         idle_reasons: Vec<ReasonInfo>,
         wrap_up_reasons: Vec<ReasonInfo>,
         templates: Vec<TemplateInfo>,
@@ -205,6 +217,18 @@ pub enum AgentServerFrame {
     /// Any other engine event.
     Event {
         event: AgentEvent,
+    },
+    /// A ticket to open (or reopen) the chat socket of `conversation`; valid 30 s.
+    Ticket {
+        conversation: ConversationId,
+        ticket: String,
+    },
+    /// First frame on a chat socket; the missed messages follow as `message` frames.
+    Welcome {
+        conversation: ConversationId,
+        last_seq: u64,
+        /// Whether this agent may write (owner or guest) or only read (wrap-up).
+        can_write: bool,
     },
     /// The full thread of a chat the agent just joined.
     Transcript {
@@ -329,71 +353,11 @@ pub struct AdminConfig {
     pub site_secrets: BTreeMap<SiteKey, String>,
 }
 
-/// Tenant object → conversation object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ToConversation {
-    /// Create the conversation with its visitor token hash and first message.
-    Init {
-        tenant: TenantId,
-        conversation: ConversationId,
-        customer: Customer,
-        token_hash: String,
-        client_id: ClientMsgId,
-        text: String,
-        allowed_origins: Vec<String>,
-        queue: QueueId,
-    },
-    /// Apply engine events (system lines, visitor status); answered with the system lines appended.
-    Events {
-        events: Vec<ConversationEvent>,
-    },
-    /// An agent's message (authorised by the tenant already).
-    AgentSend {
-        agent: AgentId,
-        name: String,
-        client_id: ClientMsgId,
-        text: String,
-    },
-    AgentTyping {
-        name: String,
-        typing: bool,
-    },
-    /// Read messages after `after`.
-    Read {
-        after: u64,
-    },
-}
-
-/// Answer of the conversation object to [`ToConversation::AgentSend`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Appended {
-    pub message: Message,
-    pub duplicate: bool,
-}
-
-/// Conversation object → tenant object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ToTenant {
-    CustomerMessage {
-        conversation: ConversationId,
-        message: Message,
-    },
-    CustomerTyping {
-        conversation: ConversationId,
-        typing: bool,
-        name: String,
-    },
-    CustomerEnd {
-        conversation: ConversationId,
-    },
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::{EndedBy, SystemNote};
+    use crate::ids::QueueId;
     use crate::transcript::Author;
     use chrono::DateTime;
 
@@ -470,14 +434,8 @@ mod tests {
             AgentFrame::Accept {
                 conversation: cid(),
             },
-            AgentFrame::Send {
+            AgentFrame::Ticket {
                 conversation: cid(),
-                client_id: ClientMsgId::new("m").unwrap(),
-                text: "t".into(),
-            },
-            AgentFrame::Typing {
-                conversation: cid(),
-                typing: true,
             },
             AgentFrame::Transfer {
                 conversation: cid(),
@@ -538,13 +496,25 @@ mod tests {
             code: "c".into(),
             message: "m".into(),
         });
-        roundtrip(ToTenant::CustomerEnd {
+        roundtrip(AgentServerFrame::Ticket {
             conversation: cid(),
+            ticket: "t".into(),
         });
-        roundtrip(ToConversation::Read { after: 3 });
-        roundtrip(ToConversation::Events {
-            events: vec![ConversationEvent::Status(VisitorStatus::Connecting)],
+        roundtrip(AgentServerFrame::Welcome {
+            conversation: cid(),
+            last_seq: 4,
+            can_write: true,
         });
+        for f in [
+            AgentChatFrame::Send {
+                client_id: ClientMsgId::new("m").unwrap(),
+                text: "t".into(),
+            },
+            AgentChatFrame::Typing { typing: true },
+            AgentChatFrame::Ping,
+        ] {
+            assert_eq!(decode::<AgentChatFrame>(&encode(&f)).unwrap(), f);
+        }
     }
 
     #[test]

@@ -10,12 +10,15 @@
 //!   [`SystemNote`]s and are stored like any other message.
 //! - Once the "ended" note is stored, nobody can write any more.
 //! - Resume: [`Transcript::after`] gives exactly the messages after a sequence number.
+//! - Appending costs the same at any length: client ids are indexed and the
+//!   "ended" state is kept, so nothing scans the messages.
 
 use crate::engine::SystemNote;
 use crate::ids::{AgentId, ClientMsgId};
 use crate::text::{MessageText, TextError, Writer};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Who wrote a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,8 +85,35 @@ impl Appended {
 
 /// The messages of one conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(from = "StoredTranscript", into = "StoredTranscript")]
 pub struct Transcript {
     messages: Vec<Message>,
+    /// Position of each client id's message.
+    by_client: BTreeMap<ClientMsgId, usize>,
+    ended: bool,
+}
+
+/// The stored form: the messages alone.
+#[derive(Serialize, Deserialize)]
+struct StoredTranscript {
+    messages: Vec<Message>,
+}
+
+impl From<StoredTranscript> for Transcript {
+    fn from(s: StoredTranscript) -> Self {
+        let mut t = Transcript::default();
+        for m in s.messages {
+            t.push(m);
+        }
+        t
+    }
+}
+impl From<Transcript> for StoredTranscript {
+    fn from(t: Transcript) -> Self {
+        StoredTranscript {
+            messages: t.messages,
+        }
+    }
 }
 
 impl Transcript {
@@ -98,7 +128,17 @@ impl Transcript {
                 ));
             }
         }
-        Ok(Self { messages })
+        Ok(StoredTranscript { messages }.into())
+    }
+
+    fn push(&mut self, m: Message) {
+        if let Some(c) = &m.client_id {
+            self.by_client.insert(c.clone(), self.messages.len());
+        }
+        if matches!(m.note, Some(SystemNote::Ended { .. })) {
+            self.ended = true;
+        }
+        self.messages.push(m);
     }
     /// All messages.
     pub fn messages(&self) -> &[Message] {
@@ -117,9 +157,7 @@ impl Transcript {
     }
     /// Whether the conversation has ended.
     pub fn is_ended(&self) -> bool {
-        self.messages
-            .iter()
-            .any(|m| matches!(m.note, Some(SystemNote::Ended { .. })))
+        self.ended
     }
 
     /// A visitor's message.
@@ -171,9 +209,9 @@ impl Transcript {
         now: DateTime<Utc>,
     ) -> Result<Appended, TranscriptError> {
         if let Some(m) = self
-            .messages
-            .iter()
-            .find(|m| m.client_id.as_ref() == Some(&client_id))
+            .by_client
+            .get(&client_id)
+            .and_then(|i| self.messages.get(*i))
         {
             let same = match (&m.author, &author) {
                 (Author::Customer { .. }, Author::Customer { .. }) => true,
@@ -198,7 +236,7 @@ impl Transcript {
             note: None,
             at: now,
         };
-        self.messages.push(m.clone());
+        self.push(m.clone());
         Ok(Appended::New(m))
     }
 
@@ -212,7 +250,7 @@ impl Transcript {
             note: Some(note),
             at: now,
         };
-        self.messages.push(m.clone());
+        self.push(m.clone());
         m
     }
 }

@@ -892,14 +892,19 @@ fn queued_chat_past_its_maximum_wait_ends_and_may_leave_a_message() {
     assert!(w.advance(599).is_empty());
     assert_eq!(w.place("c1"), Place::Queued);
     let fx = w.advance(1);
-    assert!(w.t.conversation(&c("c1")).is_none(), "ended and closed at once");
+    assert!(
+        w.t.conversation(&c("c1")).is_none(),
+        "ended and closed at once"
+    );
     assert!(fx.contains(&Effect::Conversation {
         conversation: c("c1"),
         event: ConversationEvent::Note(SystemNote::Ended {
             by: EndedBy::MaxWait
         })
     }));
-    assert!(fx.iter().any(|e| matches!(e, Effect::Closed(cc) if cc.ended_by == Some(EndedBy::MaxWait))));
+    assert!(fx
+        .iter()
+        .any(|e| matches!(e, Effect::Closed(cc) if cc.ended_by == Some(EndedBy::MaxWait))));
 }
 
 #[test]
@@ -965,20 +970,22 @@ fn access_list_follows_owner_guest_and_wrap_up() {
     let mut w = World::new();
     active_with(&mut w, "anna", "c1");
     let access = |fx: &[Effect]| {
-        fx.iter()
-            .find_map(|e| match e {
-                Effect::Conversation {
-                    event: ConversationEvent::Access { version, agents, .. },
-                    ..
-                } => Some((
-                    *version,
-                    agents
-                        .iter()
-                        .map(|p| (p.agent.to_string(), p.can_write))
-                        .collect::<Vec<_>>(),
-                )),
-                _ => None,
-            })
+        fx.iter().find_map(|e| match e {
+            Effect::Conversation {
+                event:
+                    ConversationEvent::Access {
+                        version, agents, ..
+                    },
+                ..
+            } => Some((
+                *version,
+                agents
+                    .iter()
+                    .map(|p| (p.agent.to_string(), p.can_write))
+                    .collect::<Vec<_>>(),
+            )),
+            _ => None,
+        })
     };
     let v1 = w.t.conversation(&c("c1")).unwrap().access_version;
     w.available("ben");

@@ -59,7 +59,11 @@ fn make_tenant(
 struct Agent {
     id: String,
     token: String,
+    /// The control socket (state, offers, routing).
     sock: Socket,
+    /// One chat socket per joined conversation (the message path).
+    chats: std::collections::HashMap<String, Socket>,
+    ws: String,
 }
 
 fn sign_in(ctx: &Ctx, tenant: &str, id: &str) -> String {
@@ -93,7 +97,19 @@ fn agent(ctx: &Ctx, tenant: &str, id: &str) -> Agent {
         id: id.into(),
         token,
         sock,
+        chats: Default::default(),
+        ws: ctx.ws.clone(),
     }
+}
+
+/// Opens a chat socket with a ticket, after `after`.
+fn chat_ws(ws_base: &str, conv: &str, ticket: &str, after: u64) -> Result<Socket, (u16, String)> {
+    let mut s = open_ws(
+        &format!("{ws_base}/api/v1/conversations/{conv}/agent-ws?ticket={ticket}&after={after}"),
+        None,
+    )?;
+    s.wait_for("chat welcome", T, |v| ty(v) == "welcome");
+    Ok(s)
 }
 
 impl Agent {
@@ -120,9 +136,29 @@ impl Agent {
         self.sock.wait_for("joined", T, |v| {
             ev(v) == "joined" && v["event"]["conversation"] == conv
         });
+        self.open_chat(conv, 0);
+    }
+    /// Waits for a ticket for `conv` on the control socket and opens the chat socket.
+    fn open_chat(&mut self, conv: &str, after: u64) {
+        let t = self.sock.wait_for("ticket", T, |v| {
+            ty(v) == "ticket" && v["conversation"] == conv
+        });
+        let ticket = t["ticket"].as_str().expect("ticket").to_owned();
+        let s = chat_ws(&self.ws, conv, &ticket, after).expect("chat socket");
+        self.chats.insert(conv.to_owned(), s);
+    }
+    /// The chat socket of `conv`.
+    fn chat(&mut self, conv: &str) -> &mut Socket {
+        self.chats.get_mut(conv).expect("chat socket open")
     }
     fn say(&mut self, conv: &str, cid: &str, text: &str) {
-        self.send(json!({ "type": "send", "conversation": conv, "client_id": cid, "text": text }));
+        self.chat(conv)
+            .send(json!({ "type": "send", "client_id": cid, "text": text }));
+    }
+    fn chat_error(&mut self, conv: &str, code: &str) -> Value {
+        self.chat(conv).wait_for(&format!("error {code}"), T, |v| {
+            ty(v) == "error" && v["code"] == code
+        })
     }
     fn error(&mut self, code: &str) -> Value {
         self.sock.wait_for(&format!("error {code}"), T, |v| {
@@ -220,20 +256,21 @@ fn walking_skeleton_demo(ctx: &Ctx) {
             && f["status"]["agent_name"] == "Anna Schmidt"
     });
     anna.say(&conv, "a1", "Guten Tag!");
-    anna.sock
+    anna.chat(&conv)
         .wait_for("ack", T, |f| ty(f) == "ack" && f["client_id"] == "a1");
     v.wait_text("Guten Tag!");
     // Typing indicators both ways.
     v.sock.send(json!({ "type": "typing", "typing": true }));
-    anna.sock.wait_for("visitor typing", T, |f| {
+    anna.chat(&conv).wait_for("visitor typing", T, |f| {
         ty(f) == "typing" && f["typing"] == true && f["name"] == "Eva"
     });
-    anna.send(json!({ "type": "typing", "conversation": conv, "typing": true }));
+    anna.chat(&conv)
+        .send(json!({ "type": "typing", "typing": true }));
     v.sock.wait_for("agent typing", T, |f| {
         ty(f) == "typing" && f["typing"] == true && f["name"] == "Anna Schmidt"
     });
     v.say("v1", "Danke");
-    anna.sock.wait_for("customer message", T, |f| {
+    anna.chat(&conv).wait_for("customer message", T, |f| {
         ty(f) == "message" && f["message"]["text"] == "Danke"
     });
     // End and wrap up so the browser test later finds the demo agents free.
@@ -448,14 +485,14 @@ fn conference(ctx: &Ctx) {
     });
     // All three see all messages.
     v.say("v-c1", "to both");
-    o.sock.wait_for("owner sees", T, |f| {
+    o.chat(&c).wait_for("owner sees", T, |f| {
         ty(f) == "message" && f["message"]["text"] == "to both"
     });
-    g.sock.wait_for("guest sees", T, |f| {
+    g.chat(&c).wait_for("guest sees", T, |f| {
         ty(f) == "message" && f["message"]["text"] == "to both"
     });
     g.say(&c, "g1", "guest here");
-    o.sock.wait_for("owner sees guest", T, |f| {
+    o.chat(&c).wait_for("owner sees guest", T, |f| {
         ty(f) == "message" && f["message"]["text"] == "guest here"
     });
     v.wait_text("guest here");
@@ -465,7 +502,10 @@ fn conference(ctx: &Ctx) {
     o.sock.wait_for("back to active", T, |f| {
         ev(f) == "status" && f["event"]["status"]["status"] == "active"
     });
-    g.say(&c, "g2", "still here?");
+    // The conversation closes the guest's chat socket, and no new ticket is issued.
+    let (code, _) = g.chat(&c).wait_closed("guest chat socket", T);
+    assert_eq!(code, 4003);
+    g.send(json!({ "type": "ticket", "conversation": c }));
     g.error("not_participant");
     // A second request that is not accepted in time: discarded, guest RONA.
     o.send(json!({ "type": "conference", "conversation": c, "guest": "g" }));
@@ -521,18 +561,18 @@ fn message_rules_and_templates(ctx: &Ctx) {
     let c = a.wait_offer();
     a.accept(&c);
     a.say(&c, "r1", "a <b> c");
-    let e = a.error("message_reserved_chars");
+    let e = a.chat_error(&c, "message_reserved_chars");
     assert!(e["message"]
         .as_str()
         .is_some_and(|m| m.contains("reserved for template parameters")));
     a.say(&c, "r2", &"x".repeat(1001));
-    a.error("message_too_long");
+    a.chat_error(&c, "message_too_long");
     a.say(&c, "r3", &"ä".repeat(1000));
-    a.sock.wait_for("1000 chars accepted", T, |f| {
+    a.chat(&c).wait_for("1000 chars accepted", T, |f| {
         ty(f) == "ack" && f["client_id"] == "r3"
     });
     a.say(&c, "r4", "   ");
-    a.error("message_empty");
+    a.chat_error(&c, "message_empty");
     // The visitor may use < and > (shown as plain text), but not empty text.
     v.sock
         .send(json!({ "type": "send", "client_id": "v<1", "text": "x" }));
@@ -578,9 +618,9 @@ fn message_rules_and_templates(ctx: &Ctx) {
     // Malformed frames get a clear error and the socket stays open.
     a.sock.send_raw("not json");
     a.error("invalid_frame");
-    a.sock
-        .send_raw(r#"{"v":1,"type":"send","conversation":"x"}"#);
-    let e = a.error("invalid_frame");
+    a.chat(&c)
+        .send_raw(r#"{"v":1,"type":"send","client_id":"x"}"#);
+    let e = a.chat_error(&c, "invalid_frame");
     assert!(
         e["message"]
             .as_str()
@@ -615,10 +655,10 @@ fn resume_and_dedup(ctx: &Ctx) {
         .max(s1);
     v.sock.close();
     a.say(&c, "x1", "while away 1");
-    a.sock
+    a.chat(&c)
         .wait_for("ack x1", T, |f| ty(f) == "ack" && f["client_id"] == "x1");
     a.say(&c, "x2", "while away 2");
-    a.sock
+    a.chat(&c)
         .wait_for("ack x2", T, |f| ty(f) == "ack" && f["client_id"] == "x2");
     let mut s = visitor_ws(ctx, &v.conv, &v.token, last_seen);
     let m1 = s.wait_for("missed 1", T, |f| ty(f) == "message");
@@ -654,7 +694,7 @@ fn double_accept_race(ctx: &Ctx) {
     let mut b = agent_ws(ctx, &token2);
     a.available();
     for i in 0..15 {
-        let v = visitor(ctx, "t-race-site", &format!("R{i}"), "race");
+        let mut v = visitor(ctx, "t-race-site", &format!("R{i}"), "race");
         let c = a.wait_offer();
         assert_eq!(c, v.conv);
         // Both sessions click Accept at once.
@@ -678,6 +718,9 @@ fn double_accept_race(ctx: &Ctx) {
             let _ = b.next(Duration::from_millis(50));
         }
         // The server's record: exactly one agent joined.
+        v.sock.wait_for("joined note", T, |f| {
+            ty(f) == "message" && f["message"]["note"]["note"] == "joined"
+        });
         let tr = http(
             "GET",
             &format!(
@@ -827,8 +870,17 @@ fn security(ctx: &Ctx) {
     let mut o = agent(ctx, "t-other", "o");
     o.send(json!({ "type": "accept", "conversation": c }));
     o.error("unknown_conversation");
-    o.send(json!({ "type": "send", "conversation": c, "client_id": "z", "text": "hi" }));
+    o.send(json!({ "type": "ticket", "conversation": c }));
     o.error("unknown_conversation");
+    // Chat sockets need a ticket signed for this conversation: none, forged, or
+    // another conversation's ticket are refused.
+    for t in ["", "abc", "eyJ0ZW5hbnQiOiJ0LXNlYyJ9.00"] {
+        let r = open_ws(
+            &format!("{}/api/v1/conversations/{c}/agent-ws?ticket={t}", ctx.ws),
+            None,
+        );
+        assert_eq!(r.err().map(|e| e.0), Some(401), "ticket {t:?}");
+    }
     // Identity verification.
     let good = tests_user_hash("s3cret", "user-42");
     let body = json!({ "site": "t-sec-site", "name": "Id", "text": "hi", "client_id": "i1", "user_id": "user-42", "user_hash": good });
@@ -965,7 +1017,7 @@ fn restart(server: &mut Server, ctx: &Ctx) {
     k.accept(&c);
     let s = v.say("b1", "acknowledged before the kill");
     k.say(&c, "k1", "agent before the kill");
-    k.sock
+    k.chat(&c)
         .wait_for("ack", T, |f| ty(f) == "ack" && f["client_id"] == "k1");
     // A second chat has a pending offer to p whose deadline passes while the service is down.
     let mut p = agent(ctx, "t-rst", "p");
@@ -1001,7 +1053,7 @@ fn restart(server: &mut Server, ctx: &Ctx) {
         "{texts:?}"
     );
     // The agent reconnects with the same session: the chat is still theirs.
-    let mut ks = agent_ws(ctx, &k.token);
+    let ks = agent_ws(ctx, &k.token);
     let snap = ks.seen[0].clone();
     assert!(
         snap["snapshot"]["chats"]
@@ -1019,9 +1071,12 @@ fn restart(server: &mut Server, ctx: &Ctx) {
             ev(f) == "state" && f["event"]["state"]["state"] == "rona"
         });
     }
-    ks.send(
-        json!({ "type": "send", "conversation": c, "client_id": "k2", "text": "after restart" }),
-    );
+    let ticket = snap["tickets"][c.as_str()]
+        .as_str()
+        .expect("snapshot carries a chat ticket")
+        .to_owned();
+    let mut kc = chat_ws(&ctx.ws, &c, &ticket, 0).expect("chat socket after restart");
+    kc.send(json!({ "type": "send", "client_id": "k2", "text": "after restart" }));
     vs.wait_for("live again", T, |f| {
         ty(f) == "message" && f["message"]["text"] == "after restart"
     });

@@ -219,6 +219,8 @@ pub struct Socket {
     pub seen: Vec<Value>,
     /// Indexes of `seen` already returned by [`Socket::wait_for`].
     used: Vec<bool>,
+    /// The server closed the socket (code and reason).
+    pub closed: Option<(u16, String)>,
 }
 
 /// Opens a WebSocket; `Err(status)` when the upgrade is refused.
@@ -234,6 +236,7 @@ pub fn open_ws(url: &str, origin: Option<&str>) -> Result<Socket, (u16, String)>
             ws,
             seen: vec![],
             used: vec![],
+            closed: None,
         }),
         Err(tungstenite::Error::Http(r)) => {
             let body = r
@@ -279,14 +282,23 @@ impl Socket {
                     self.used.push(false);
                     return Some(v);
                 }
-                Ok(WsMessage::Close(_)) => return None,
+                Ok(WsMessage::Close(f)) => {
+                    self.closed = Some(
+                        f.map(|f| (u16::from(f.code), f.reason.to_string()))
+                            .unwrap_or((1005, String::new())),
+                    );
+                    return None;
+                }
                 Ok(_) => continue,
                 Err(tungstenite::Error::Io(e))
                     if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
                 {
                     return None
                 }
-                Err(_) => return None,
+                Err(_) => {
+                    self.closed.get_or_insert((1006, String::new()));
+                    return None;
+                }
             }
         }
     }
@@ -333,6 +345,20 @@ impl Socket {
                 assert!(!pred(&v), "unexpected frame {v}");
             }
         }
+    }
+
+    /// Waits until the server closes the socket (deadline `timeout`); gives code and reason.
+    pub fn wait_closed(&mut self, what: &str, timeout: Duration) -> (u16, String) {
+        let deadline = Instant::now() + timeout;
+        while self.closed.is_none() {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            let _ = self.next(left);
+        }
+        self.closed
+            .clone()
+            .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what} to close"))
     }
 
     /// Forgets every frame received so far.

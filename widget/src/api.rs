@@ -347,6 +347,12 @@ pub fn new_chat(w: Widget) {
     });
 }
 
+/// After a chat nobody took in time: the leave-a-message form, keeping name and email.
+pub fn leave_message_instead(w: Widget) {
+    new_chat(w);
+    w.phase.set(Phase::LeaveMessage);
+}
+
 /// Asks the host page to collapse the chat panel.
 pub fn close_panel() {
     if let Some(parent) = web_sys::window().and_then(|w| w.parent().ok().flatten()) {

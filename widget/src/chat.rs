@@ -159,6 +159,9 @@ pub fn ChatView() -> impl IntoView {
                             copied.set(true);
                         }
                     } data-testid="copy">{move || if copied.get() { t.copied } else { t.copy }}</button>
+                    <Show when=move || waited_out(w)>
+                        <button type="button" class="primary" data-testid="leave-after-wait" on:click=move |_| api::leave_message_instead(w)>{t.leave}</button>
+                    </Show>
                     <button type="button" class="primary" on:click=move |_| api::new_chat(w)>{t.new_chat}</button>
                 </div>
             }>
@@ -180,4 +183,18 @@ pub fn ChatView() -> impl IntoView {
             </Show>
         </div>
     }
+}
+
+/// Whether the chat ended because nobody took it within the queue's maximum wait.
+fn waited_out(w: Widget) -> bool {
+    w.messages.with(|v| {
+        v.iter().any(|m| {
+            matches!(
+                m.note,
+                Some(shared::engine::SystemNote::Ended {
+                    by: shared::engine::EndedBy::MaxWait
+                })
+            )
+        })
+    })
 }

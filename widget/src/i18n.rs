@@ -170,6 +170,14 @@ impl Lang {
                 (EndedBy::Inactivity, true) => "Der Chat wurde wegen Inaktivität beendet".into(),
                 (EndedBy::Agent(_), false) => "The agent ended the chat".into(),
                 (EndedBy::Agent(_), true) => "Der Chat wurde beendet".into(),
+                (EndedBy::MaxWait, false) => {
+                    "Sorry, no agent could take your chat in time. You can leave a message instead."
+                        .into()
+                }
+                (EndedBy::MaxWait, true) => {
+                    "Leider konnte Sie niemand rechtzeitig annehmen. Sie können uns eine Nachricht hinterlassen."
+                        .into()
+                }
             },
         }
     }

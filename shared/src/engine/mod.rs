@@ -712,7 +712,10 @@ impl Tenant {
                 t.agents.insert(id, rt);
             }
         }
-        t.conversations = conversations.into_iter().map(|c| (c.id.clone(), c)).collect();
+        t.conversations = conversations
+            .into_iter()
+            .map(|c| (c.id.clone(), c))
+            .collect();
         t.rebuild_derived();
         t.agents.begin();
         t.agents.take_dirty();
@@ -947,7 +950,13 @@ impl Tenant {
         }
         let key = neighbour
             .and_then(|n| self.conversations.get(&n))
-            .map_or(0, |n| if front { n.queue_key - 1 } else { n.queue_key + 1 });
+            .map_or(0, |n| {
+                if front {
+                    n.queue_key - 1
+                } else {
+                    n.queue_key + 1
+                }
+            });
         if let Some(c) = self.conversations.get_mut(id) {
             c.queue_key = key;
         }
@@ -1587,40 +1596,7 @@ impl Tenant {
         }
         let name = crate::text::validate_name(&customer.name)
             .map_err(|e| EngineError::Text(format!("name: {e}")))?;
-        match self.availability(&site, now)? {
-            Availability::Open { .. } => {}
-            Availability::Closed { .. } | Availability::NoAgents { .. } => {
-                let q = self
-                    .config
-                    .site(&site)
-                    .map(|s| s.queue.clone())
-                    .ok_or(EngineError::UnknownSite(site.clone()))?;
-                return Err(
-                    if matches!(self.availability(&site, now)?, Availability::Closed { .. }) {
-                        EngineError::QueueClosed(q)
-                    } else {
-                        EngineError::NoAgentsSignedIn(q)
-                    },
-                );
-            }
-        }
-        let queue = self
-            .config
-            .site(&site)
-            .map(|s| s.queue.clone())
-            .ok_or(EngineError::UnknownSite(site.clone()))?;
-        let limit = self
-            .config
-            .queue(&queue)
-            .map_or(crate::config::DEFAULT_MAX_QUEUE_LENGTH, |q| {
-                q.max_queue_length
-            });
-        if self.queues.get(&queue).map_or(0, VecDeque::len) >= limit as usize {
-            return Err(EngineError::QueueFull { queue, limit });
-        }
-        if self.conversations.len() >= self.config.max_open_conversations as usize {
-            return Err(EngineError::TenantFull(self.config.max_open_conversations));
-        }
+        let queue = self.check_start(&site, now)?;
         let conv = Conversation {
             id: id.clone(),
             site,
@@ -2304,6 +2280,54 @@ impl Tenant {
                 .collect(),
             _ => vec![],
         }
+    }
+
+    /// Left messages `agent` may see: those left on a site whose queue the agent serves.
+    pub fn left_messages_for<'a>(
+        &self,
+        agent: &AgentId,
+        closed: impl IntoIterator<Item = &'a ClosedConversation>,
+    ) -> Vec<ClosedConversation> {
+        let Some(cfg) = self.config.agent(agent) else {
+            return vec![];
+        };
+        closed
+            .into_iter()
+            .filter(|c| c.kind == ConversationKind::LeftMessage)
+            .filter(|c| {
+                c.queue_history
+                    .first()
+                    .is_some_and(|v| cfg.queues.contains(&v.queue))
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Checks that a chat may start on `site` now (hours, agents, limits); gives its queue.
+    pub fn check_start(&self, site: &SiteKey, now: DateTime<Utc>) -> Result<QueueId, EngineError> {
+        let queue = self
+            .config
+            .site(site)
+            .map(|s| s.queue.clone())
+            .ok_or(EngineError::UnknownSite(site.clone()))?;
+        match self.availability(site, now)? {
+            Availability::Open { .. } => {}
+            Availability::Closed { .. } => return Err(EngineError::QueueClosed(queue)),
+            Availability::NoAgents { .. } => return Err(EngineError::NoAgentsSignedIn(queue)),
+        }
+        let limit = self
+            .config
+            .queue(&queue)
+            .map_or(crate::config::DEFAULT_MAX_QUEUE_LENGTH, |q| {
+                q.max_queue_length
+            });
+        if self.queues.get(&queue).map_or(0, VecDeque::len) >= limit as usize {
+            return Err(EngineError::QueueFull { queue, limit });
+        }
+        if self.conversations.len() >= self.config.max_open_conversations as usize {
+            return Err(EngineError::TenantFull(self.config.max_open_conversations));
+        }
+        Ok(queue)
     }
 
     /// The access version of a live conversation (for tickets).

@@ -1,0 +1,218 @@
+//! The durable outbox: decisions one object owes another.
+//!
+//! Rules:
+//! - A row is written by the same synchronous run of code that writes the decision
+//!   it carries (Durable Objects commit every write made without an intervening
+//!   `await` atomically), so a decision and its outbox row exist together or not at all.
+//! - Rows are delivered at once, in order per target, and deleted only when the
+//!   receiver answered. A failed row waits [`backoff_ms`] and is retried by the alarm;
+//!   later rows of the same target wait behind it so a receiver sees them in order.
+//! - A new row is due a few seconds after it was written, so that an object that
+//!   dies between deciding and delivering delivers from its alarm after a restart.
+//! - Receivers apply each row's key once (see [`Applied`]).
+//! - The variable `TEST_FAIL_DELIVERIES=N` (tests only) makes the first N deliveries
+//!   of this object instance fail before they are sent.
+
+use crate::error::ApiResult;
+use serde::Deserialize;
+use std::cell::Cell;
+use worker::SqlStorage;
+
+/// When a freshly written row is retried if its immediate delivery never finished.
+pub const FIRST_RETRY_MS: i64 = 3_000;
+
+/// Wait before retry `attempts` (1, 2, …): 0.5 s doubling up to 60 s.
+pub fn backoff_ms(attempts: i64) -> i64 {
+    let exp = attempts.clamp(1, 8) - 1;
+    (500_i64 << exp).min(60_000)
+}
+
+/// One undelivered row.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Row {
+    pub key: String,
+    pub target: String,
+    pub body: String,
+    pub attempts: i64,
+}
+
+#[derive(Deserialize)]
+struct TargetRow {
+    target: String,
+}
+
+#[derive(Deserialize)]
+struct NextRow {
+    next_at: Option<f64>,
+}
+
+/// The outbox table of one object.
+pub struct Outbox<'a> {
+    pub sql: &'a SqlStorage,
+}
+
+impl Outbox<'_> {
+    pub fn ensure(&self) -> ApiResult<()> {
+        self.sql.exec(
+            "CREATE TABLE IF NOT EXISTS outbox (key TEXT PRIMARY KEY, target TEXT NOT NULL, body TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL)",
+            None,
+        )?;
+        self.sql.exec(
+            "CREATE INDEX IF NOT EXISTS outbox_target ON outbox (target)",
+            None,
+        )?;
+        Ok(())
+    }
+
+    /// Adds a row (call it in the same synchronous run as the decision).
+    pub fn push(&self, key: &str, target: &str, body: &str, now_ms: i64) -> ApiResult<()> {
+        self.sql.exec(
+            "INSERT OR IGNORE INTO outbox (key, target, body, attempts, next_at) VALUES (?, ?, ?, 0, ?)",
+            vec![
+                key.into(),
+                target.into(),
+                body.into(),
+                (now_ms + FIRST_RETRY_MS).into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Undelivered rows for `target`, oldest first.
+    pub fn pending(&self, target: &str) -> ApiResult<Vec<Row>> {
+        Ok(self
+            .sql
+            .exec(
+                "SELECT key, target, body, attempts FROM outbox WHERE target = ? ORDER BY rowid",
+                vec![target.into()],
+            )?
+            .to_array()?)
+    }
+
+    /// The receiver answered.
+    pub fn delivered(&self, key: &str) -> ApiResult<()> {
+        self.sql
+            .exec("DELETE FROM outbox WHERE key = ?", vec![key.into()])?;
+        Ok(())
+    }
+
+    /// The delivery failed: back off.
+    pub fn failed(&self, row: &Row, now_ms: i64) -> ApiResult<()> {
+        let attempts = row.attempts + 1;
+        self.sql.exec(
+            "UPDATE outbox SET attempts = ?, next_at = ? WHERE key = ?",
+            vec![
+                attempts.into(),
+                (now_ms + backoff_ms(attempts)).into(),
+                row.key.as_str().into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Targets with a row due at `now_ms`.
+    pub fn due_targets(&self, now_ms: i64) -> ApiResult<Vec<String>> {
+        let rows: Vec<TargetRow> = self
+            .sql
+            .exec(
+                "SELECT DISTINCT target FROM outbox WHERE next_at <= ?",
+                vec![now_ms.into()],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().map(|r| r.target).collect())
+    }
+
+    /// When the next row is due, in ms since the epoch.
+    pub fn next_due(&self) -> ApiResult<Option<i64>> {
+        let rows: Vec<NextRow> = self
+            .sql
+            .exec("SELECT min(next_at) AS next_at FROM outbox", None)?
+            .to_array()?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .and_then(|r| r.next_at)
+            .map(|v| v as i64))
+    }
+}
+
+/// Keys a receiver has applied.
+pub struct Applied<'a> {
+    pub sql: &'a SqlStorage,
+}
+
+#[derive(Deserialize)]
+struct CountRow {
+    n: f64,
+}
+
+impl Applied<'_> {
+    pub fn ensure(&self) -> ApiResult<()> {
+        self.sql.exec(
+            "CREATE TABLE IF NOT EXISTS applied (key TEXT PRIMARY KEY, at INTEGER NOT NULL)",
+            None,
+        )?;
+        Ok(())
+    }
+    /// Whether `key` was applied before.
+    pub fn seen(&self, key: &str) -> ApiResult<bool> {
+        let rows: Vec<CountRow> = self
+            .sql
+            .exec(
+                "SELECT count(*) AS n FROM applied WHERE key = ?",
+                vec![key.into()],
+            )?
+            .to_array()?;
+        Ok(rows.first().is_some_and(|r| r.n > 0.0))
+    }
+    /// Records `key` (in the same synchronous run as applying it).
+    pub fn record(&self, key: &str, now_ms: i64) -> ApiResult<()> {
+        self.sql.exec(
+            "INSERT OR IGNORE INTO applied (key, at) VALUES (?, ?)",
+            vec![key.into(), now_ms.into()],
+        )?;
+        Ok(())
+    }
+    /// Forgets keys older than `before_ms` (senders give up long before).
+    pub fn prune(&self, before_ms: i64) -> ApiResult<()> {
+        self.sql
+            .exec("DELETE FROM applied WHERE at < ?", vec![before_ms.into()])?;
+        Ok(())
+    }
+}
+
+/// Test-only fault injection: the first N deliveries fail.
+pub struct Faults {
+    left: Cell<u32>,
+}
+
+impl Faults {
+    pub fn from_env(env: &worker::Env) -> Self {
+        Self {
+            left: Cell::new(crate::env_u32(env, "TEST_FAIL_DELIVERIES", 0)),
+        }
+    }
+    /// Whether this delivery is to fail (counts down).
+    pub fn fail_now(&self) -> bool {
+        let n = self.left.get();
+        if n > 0 {
+            self.left.set(n - 1);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff_ms;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff_ms(1), 500);
+        assert_eq!(backoff_ms(2), 1_000);
+        assert_eq!(backoff_ms(4), 4_000);
+        assert_eq!(backoff_ms(30), 60_000);
+    }
+}
