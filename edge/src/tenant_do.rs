@@ -10,8 +10,10 @@
 //!   events to the agents' control sockets here, outbox rows to the conversations.
 //! - Storage is rows: `kv` (name, schema version, configuration, password hashes,
 //!   site secrets), `agents`, `conversations`, `closed`, `outbox`, `applied`. A command
-//!   writes only its rows. [`SCHEMA_VERSION`] is stored; [`TenantObject::migrate`]
-//!   brings older layouts forward (version 1 kept the whole engine in one value).
+//!   writes only its rows, in their stored form ([`StoredAgent`],
+//!   [`StoredConversation`]), never the engine's internal types. [`SCHEMA_VERSION`] is
+//!   stored; [`TenantObject::migrate`] brings older layouts forward (version 1 kept the
+//!   whole engine in one value).
 //! - The alarm runs the engine's deadlines ([`Command::Tick`]) and retries the outbox.
 //! - Reports from conversations (customer ended, inactive) carry a key that is
 //!   applied once, in the same transaction as the state change.
@@ -29,7 +31,7 @@ use crate::{
 use serde::{Deserialize, Serialize};
 use shared::engine::{
     AgentEvent, AgentRuntime, ClosedConversation, Command, Conversation, ConversationEvent,
-    Customer, Effect, Tenant,
+    Customer, Effect, StoredAgent, StoredConversation, Tenant,
 };
 use shared::ids::{AgentId, ConversationId, SiteKey, TenantId};
 use shared::intake::Identity;
@@ -169,7 +171,8 @@ impl TenantObject {
             let agents = agents
                 .into_iter()
                 .map(|r| -> ApiResult<(AgentId, AgentRuntime)> {
-                    Ok((AgentId::new(r.id)?, serde_json::from_str(&r.value)?))
+                    let stored: StoredAgent = serde_json::from_str(&r.value)?;
+                    Ok((AgentId::new(r.id)?, stored.into()))
                 })
                 .collect::<ApiResult<Vec<_>>>()?;
             let convs: Vec<ValueRow> = self
@@ -178,7 +181,9 @@ impl TenantObject {
                 .to_array()?;
             let convs = convs
                 .iter()
-                .map(|r| serde_json::from_str::<Conversation>(&r.value))
+                .map(|r| {
+                    serde_json::from_str::<StoredConversation>(&r.value).map(Conversation::from)
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             *self.engine.borrow_mut() = Some(Tenant::restore(config, agents, convs)?);
             return Ok(());
@@ -222,7 +227,10 @@ impl TenantObject {
             match t.agent(a) {
                 Some(rt) => sql.exec(
                     "INSERT OR REPLACE INTO agents (id, value) VALUES (?, ?)",
-                    vec![a.as_str().into(), serde_json::to_string(rt)?.into()],
+                    vec![
+                        a.as_str().into(),
+                        serde_json::to_string(&StoredAgent::from(rt))?.into(),
+                    ],
                 )?,
                 None => sql.exec("DELETE FROM agents WHERE id = ?", vec![a.as_str().into()])?,
             };
@@ -231,7 +239,10 @@ impl TenantObject {
             match t.conversation(c) {
                 Some(conv) => sql.exec(
                     "INSERT OR REPLACE INTO conversations (id, value) VALUES (?, ?)",
-                    vec![c.as_str().into(), serde_json::to_string(conv)?.into()],
+                    vec![
+                        c.as_str().into(),
+                        serde_json::to_string(&StoredConversation::from(conv))?.into(),
+                    ],
                 )?,
                 None => sql.exec(
                     "DELETE FROM conversations WHERE id = ?",

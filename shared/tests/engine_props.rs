@@ -286,12 +286,27 @@ proptest! {
             if let Err(msg) = t.check_invariants() {
                 return Err(TestCaseError::fail(format!("step {step} {op:?}: {msg}")));
             }
+            // Rows go through their stored form as JSON, as the edge writes them.
             let ch = t.take_changes();
             for a in ch.agents {
-                match t.agent(&a) { Some(rt) => { stored_agents.insert(a, rt.clone()); } None => { stored_agents.remove(&a); } }
+                match t.agent(&a) {
+                    Some(rt) => {
+                        let row = serde_json::to_string(&StoredAgent::from(rt)).unwrap();
+                        let back: StoredAgent = serde_json::from_str(&row).unwrap();
+                        stored_agents.insert(a, back.into());
+                    }
+                    None => { stored_agents.remove(&a); }
+                }
             }
             for c in ch.conversations {
-                match t.conversation(&c) { Some(x) => { stored_convs.insert(c, x.clone()); } None => { stored_convs.remove(&c); } }
+                match t.conversation(&c) {
+                    Some(x) => {
+                        let row = serde_json::to_string(&StoredConversation::from(x)).unwrap();
+                        let back: StoredConversation = serde_json::from_str(&row).unwrap();
+                        stored_convs.insert(c, back.into());
+                    }
+                    None => { stored_convs.remove(&c); }
+                }
             }
             let restored = Tenant::restore(config(), stored_agents.clone(), stored_convs.values().cloned()).unwrap();
             prop_assert_eq!(&restored, &t, "state rebuilt from the changed rows differs at step {} {:?}", step, op);

@@ -1015,3 +1015,65 @@ fn access_list_follows_owner_guest_and_wrap_up() {
     });
     assert_eq!(access(&fx), Some((v1 + 3, vec![])));
 }
+
+#[test]
+fn schema_1_value_migrates_to_rows_keeping_queue_order() {
+    let mut w = World::new();
+    w.ok(Command::SignIn { agent: a("anna") });
+    for id in ["c1", "c2", "c3"] {
+        w.start(id);
+    }
+    // Schema 1 stored the whole engine as one JSON value.
+    let blob = serde_json::to_string(&w.t).unwrap();
+    let mut old: Tenant = serde_json::from_str(&blob).unwrap();
+    old.assign_queue_keys();
+    old.mark_all_changed();
+    let ch = old.take_changes();
+    assert_eq!(ch.conversations.len(), 3);
+    let rows: Vec<String> = ch
+        .conversations
+        .iter()
+        .map(|c| {
+            serde_json::to_string(&StoredConversation::from(old.conversation(c).unwrap())).unwrap()
+        })
+        .collect();
+    let convs = rows
+        .iter()
+        .map(|r| Conversation::from(serde_json::from_str::<StoredConversation>(r).unwrap()));
+    let agents = ["anna", "ben", "cleo"]
+        .iter()
+        .map(|x| (a(x), old.agent(&a(x)).unwrap().clone()));
+    let t = Tenant::restore(config(), agents, convs).unwrap();
+    t.check_invariants().unwrap();
+    assert_eq!(
+        t.queue(&q("support"))
+            .unwrap()
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>(),
+        vec![c("c1"), c("c2"), c("c3")]
+    );
+}
+
+/// Shrunk from a property-test failure: an offer that expires at the very moment the
+/// maximum wait runs out must not leave a due deadline behind.
+#[test]
+fn offer_expiring_at_the_maximum_wait_ends_the_chat_in_the_same_tick() {
+    let mut w = World::new();
+    let mut cfg = config();
+    cfg.queues[0].max_wait_secs = 60;
+    w.t.set_config(cfg).unwrap();
+    w.ok(Command::SignIn { agent: a("anna") });
+    w.start("c1");
+    w.advance(30);
+    w.ok(Command::SetState {
+        agent: a("anna"),
+        state: RequestedState::Available,
+    });
+    // Offer timeout is 30 s: it expires at 60 s, exactly at the maximum wait.
+    let fx = w.advance(30);
+    assert!(fx
+        .iter()
+        .any(|e| matches!(e, Effect::Closed(cc) if cc.ended_by == Some(EndedBy::MaxWait))));
+    assert!(w.t.next_deadline().is_none_or(|d| d > w.now));
+}

@@ -10,6 +10,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 use tests::{ev, http, open_ws, ty, Server, Socket, ADMIN_TOKEN};
 
+mod delivery;
+
 const T: Duration = Duration::from_secs(20);
 const PW: &str = "password-123";
 
@@ -30,7 +32,19 @@ fn make_tenant(
     inactivity_secs: u32,
     agents: &[(&str, u32)],
 ) {
-    let cfg = json!({
+    make_tenant_with(ctx, tenant, offer_secs, inactivity_secs, agents, |_| {});
+}
+
+/// [`make_tenant`], with a last edit of the configuration body.
+fn make_tenant_with(
+    ctx: &Ctx,
+    tenant: &str,
+    offer_secs: u32,
+    inactivity_secs: u32,
+    agents: &[(&str, u32)],
+    edit: impl FnOnce(&mut Value),
+) {
+    let mut cfg = json!({
         "config": {
             "name": tenant,
             "sites": [{ "key": format!("{tenant}-site"), "name": "Site", "allowed_origins": ["https://shop.example"], "queue": "q1" }],
@@ -46,6 +60,7 @@ fn make_tenant(
         "passwords": agents.iter().map(|(id, _)| (id.to_string(), json!(PW))).collect::<serde_json::Map<_, _>>(),
         "site_secrets": { format!("{tenant}-site"): "s3cret" }
     });
+    edit(&mut cfg);
     let h = admin(ctx);
     let a = http(
         "PUT",
@@ -1162,6 +1177,14 @@ fn main() {
         visitor_rate_limit(&ctx, visitor_limit)
     });
     run(
+        "agent chat socket closed: every message once, in order; outbox resend stored once",
+        &|| delivery::agent_socket_closed(&ctx),
+    );
+    run(
+        "maximum wait ends a queued chat; leave a message; full queue refused",
+        &|| delivery::maximum_wait(&ctx),
+    );
+    run(
         "browser: demo page ↔ agent console in headless Chromium",
         &|| {
             let out = tests::root().join("tests/out");
@@ -1198,6 +1221,7 @@ fn main() {
     };
     run_restart();
     drop(server);
+    delivery::run_all(&mut failed);
     if failed.is_empty() {
         println!("e2e: all scenarios passed");
     } else {

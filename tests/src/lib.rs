@@ -165,6 +165,16 @@ impl Server {
         self.spawn();
     }
 
+    /// Kill and start again on the same port and state with other `--var`s.
+    pub fn restart_with(&mut self, vars: &[(&str, &str)]) {
+        self.kill();
+        self.vars = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.spawn();
+    }
+
     pub fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }

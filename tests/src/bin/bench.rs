@@ -77,7 +77,7 @@ const OURS: usize = 1;
 
 // ---------------------------------------------------------------- configuration
 
-const USAGE: &str = "usage: bench [--smoke] [--rounds N] [--port PORT]";
+const USAGE: &str = "usage: bench [--smoke] [--rounds N] [--port PORT] [--phases 1,3,4]";
 
 #[derive(Debug, Clone)]
 struct Cfg {
@@ -103,6 +103,14 @@ struct Cfg {
     others: Vec<usize>,
     /// Idle conversations of phase 6 (one of `others`).
     idle: usize,
+    /// Phases to run (`--phases 1,3`); all when empty.
+    only: Vec<u8>,
+}
+
+impl Cfg {
+    fn runs(&self, phase: u8) -> bool {
+        self.only.is_empty() || self.only.contains(&phase)
+    }
 }
 
 impl Cfg {
@@ -110,6 +118,7 @@ impl Cfg {
         let mut smoke = false;
         let mut rounds = 1;
         let mut port = None;
+        let mut only: Vec<u8> = vec![];
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
             match a.as_str() {
@@ -127,6 +136,12 @@ impl Cfg {
                             .and_then(|n| n.parse().ok())
                             .ok_or("--port needs a port number")?,
                     );
+                }
+                "--phases" => {
+                    only = args
+                        .next()
+                        .map(|l| l.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+                        .ok_or("--phases needs a list like 1,3")?;
                 }
                 "-h" | "--help" => return Err(USAGE.into()),
                 other => return Err(format!("unknown argument {other:?}; {USAGE}")),
@@ -148,6 +163,7 @@ impl Cfg {
                 start_phase: s(1),
                 others: vec![0, 10],
                 idle: 10,
+                only: only.clone(),
             }
         } else {
             Cfg {
@@ -164,6 +180,7 @@ impl Cfg {
                 start_phase: s(5),
                 others: vec![0, 1000, 2000],
                 idle: 1000,
+                only,
             }
         })
     }
@@ -1661,52 +1678,56 @@ async fn run_all(ctx: Arc<Ctx>) -> Report {
         eprintln!("bench: round {} of {}", round + 1, cfg.rounds);
 
         // Phases 1 and 3 share their conversations.
-        eprintln!(
-            "bench: phase 1: setting up {} conversations per system",
-            cfg.convs
-        );
-        let setups = [
-            relay_setup(&ctx, cfg.convs).await,
-            ours_setup(&ctx, cfg.convs, 1).await,
-        ];
-        for &s in &order {
-            let r = match &setups[s] {
-                Ok(st) => Ok(drive(&ctx, &st.pairs, cfg.rate, cfg.phase).await),
-                Err(e) => Err(e.clone()),
-            };
-            log_msg("phase 1", s, &r);
-            rep.p1[s].add(r);
+        if cfg.runs(1) || cfg.runs(3) {
+            eprintln!(
+                "bench: phase 1: setting up {} conversations per system",
+                cfg.convs
+            );
+            let setups = [
+                relay_setup(&ctx, cfg.convs).await,
+                ours_setup(&ctx, cfg.convs, 1).await,
+            ];
+            for &s in order.iter().filter(|_| cfg.runs(1)) {
+                let r = match &setups[s] {
+                    Ok(st) => Ok(drive(&ctx, &st.pairs, cfg.rate, cfg.phase).await),
+                    Err(e) => Err(e.clone()),
+                };
+                log_msg("phase 1", s, &r);
+                rep.p1[s].add(r);
+            }
+            let per_conv = cfg.cap_rate / cfg.convs.max(1) as f64;
+            for &s in order.iter().filter(|_| cfg.runs(3)) {
+                let r = match &setups[s] {
+                    Ok(st) => Ok(drive(&ctx, &st.pairs, per_conv, cfg.cap_phase).await),
+                    Err(e) => Err(e.clone()),
+                };
+                log_msg("phase 3", s, &r);
+                rep.p3[s].add(r);
+            }
+            drop(setups);
         }
-        let per_conv = cfg.cap_rate / cfg.convs.max(1) as f64;
-        for &s in &order {
-            let r = match &setups[s] {
-                Ok(st) => Ok(drive(&ctx, &st.pairs, per_conv, cfg.cap_phase).await),
-                Err(e) => Err(e.clone()),
-            };
-            log_msg("phase 3", s, &r);
-            rep.p3[s].add(r);
-        }
-        drop(setups);
 
-        eprintln!(
-            "bench: phase 2: setting up {} conversations over {} tenants",
-            cfg.convs, cfg.tenants
-        );
-        let setups = [
-            relay_setup(&ctx, cfg.convs).await,
-            ours_setup(&ctx, cfg.convs, cfg.tenants).await,
-        ];
-        for &s in &order {
-            let r = match &setups[s] {
-                Ok(st) => Ok(drive(&ctx, &st.pairs, cfg.rate, cfg.phase).await),
-                Err(e) => Err(e.clone()),
-            };
-            log_msg("phase 2", s, &r);
-            rep.p2[s].add(r);
+        if cfg.runs(2) {
+            eprintln!(
+                "bench: phase 2: setting up {} conversations over {} tenants",
+                cfg.convs, cfg.tenants
+            );
+            let setups = [
+                relay_setup(&ctx, cfg.convs).await,
+                ours_setup(&ctx, cfg.convs, cfg.tenants).await,
+            ];
+            for &s in &order {
+                let r = match &setups[s] {
+                    Ok(st) => Ok(drive(&ctx, &st.pairs, cfg.rate, cfg.phase).await),
+                    Err(e) => Err(e.clone()),
+                };
+                log_msg("phase 2", s, &r);
+                rep.p2[s].add(r);
+            }
+            drop(setups);
         }
-        drop(setups);
 
-        for &s in &order {
+        for &s in order.iter().filter(|_| cfg.runs(4)) {
             eprintln!("bench: phase 4 {}", SYS[s]);
             let r = if s == RELAY {
                 relay_starts(&ctx).await
@@ -1726,7 +1747,7 @@ async fn run_all(ctx: Arc<Ctx>) -> Report {
             rep.p4[s].add(r);
         }
 
-        for &s in &order {
+        for &s in order.iter().filter(|_| cfg.runs(5) || cfg.runs(6)) {
             eprintln!("bench: phases 5 and 6 {}", SYS[s]);
             let r = if s == RELAY {
                 relay_scale(&ctx).await

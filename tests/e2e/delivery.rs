@@ -1,0 +1,341 @@
+//! Scenarios of the data path: one hop per message, decisions that cross objects
+//! arrive exactly once (failed deliveries, a kill between deciding and delivering),
+//! agents who lose their chat socket lose nothing, a flood of starts leaves the
+//! tenant working, and the bounds (maximum wait) hold.
+
+use super::*;
+use std::time::Instant;
+
+/// Texts and notes of a conversation's transcript, via the visitor's token.
+fn transcript(ctx: &Ctx, v: &Visitor) -> Vec<Value> {
+    let tr = http(
+        "GET",
+        &format!(
+            "{}/api/v1/conversations/{}/transcript?token={}",
+            ctx.base, v.conv, v.token
+        ),
+        None,
+        &[],
+    );
+    assert_eq!(tr.status, 200, "{:?}", tr.body);
+    tr.body["messages"].as_array().cloned().unwrap_or_default()
+}
+
+fn notes(msgs: &[Value], note: &str) -> usize {
+    msgs.iter().filter(|m| m["note"]["note"] == note).count()
+}
+
+/// Runs on a server started with `TEST_FAIL_DELIVERIES=3`: every object's first
+/// three deliveries to another object fail. Every decision still arrives, once.
+pub fn failed_deliveries(ctx: &Ctx) {
+    make_tenant(ctx, "t-fail", 30, 600, &[("f", 3)]);
+    let mut a = agent(ctx, "t-fail", "f");
+    a.available();
+    let mut v = visitor(ctx, "t-fail-site", "Flaky", "hello");
+    let c = a.wait_offer();
+    a.accept(&c);
+    // The tenant's first deliveries to this conversation failed; its alarm retries.
+    v.sock.wait_for("queued note (retried)", T, |f| {
+        ty(f) == "message" && f["message"]["note"]["note"] == "queued"
+    });
+    v.sock.wait_for("joined note (retried)", T, |f| {
+        ty(f) == "message" && f["message"]["note"]["note"] == "joined"
+    });
+    v.sock.wait_for("active status (retried)", T, |f| {
+        ty(f) == "status" && f["status"]["status"] == "active"
+    });
+    // Messages never depend on the tenant: they flow at once.
+    v.say("f1", "are you there?");
+    a.chat(&c).wait_for("visitor message", T, |f| {
+        ty(f) == "message" && f["message"]["text"] == "are you there?"
+    });
+    a.say(&c, "f2", "yes");
+    v.wait_text("yes");
+    // The customer ends: the conversation's first reports to the tenant fail too.
+    v.sock.send(json!({ "type": "end" }));
+    a.sock.wait_for("wrap-up after the retried report", T, |f| {
+        ev(f) == "wrap_up_required" && f["event"]["conversation"] == c.as_str()
+    });
+    v.sock.wait_for("ended status", T, |f| {
+        ty(f) == "status" && f["status"]["status"] == "ended"
+    });
+    a.send(json!({ "type": "wrap_up", "conversation": c, "reason": "solved", "next": { "state": "available" } }));
+    a.sock
+        .wait_for("wrap-up done", T, |f| ev(f) == "wrap_up_done");
+    // Exactly once: one note of each kind, in order, sequence numbers 1..n.
+    let msgs = transcript(ctx, &v);
+    for (i, m) in msgs.iter().enumerate() {
+        assert_eq!(m["seq"].as_u64(), Some(i as u64 + 1), "{msgs:?}");
+    }
+    for note in ["queued", "joined", "ended"] {
+        assert_eq!(notes(&msgs, note), 1, "{note} once: {msgs:?}");
+    }
+    assert!(
+        a.sock
+            .seen
+            .iter()
+            .filter(|f| ev(f) == "wrap_up_required")
+            .count()
+            == 1,
+        "the end was applied once"
+    );
+}
+
+/// Kill `wrangler dev` between a decision and its delivery (every delivery fails
+/// until the kill), restart it with deliveries working: the decision arrives, once.
+pub fn kill_between_decision_and_delivery(server: &mut Server, ctx: &Ctx) {
+    make_tenant(ctx, "t-kill", 30, 600, &[("k", 3)]);
+    let mut a = agent(ctx, "t-kill", "k");
+    a.available();
+    let v = visitor(ctx, "t-kill-site", "Vera", "hi");
+    let c = a.wait_offer();
+    a.accept(&c);
+    let mut vs = v.sock;
+    vs.wait_for("joined note", T, |f| {
+        ty(f) == "message" && f["message"]["note"]["note"] == "joined"
+    });
+    let last = vs
+        .seen
+        .iter()
+        .filter_map(|f| f["message"]["seq"].as_u64())
+        .max()
+        .unwrap_or(0);
+    // Every delivery between objects fails from now on.
+    server.restart_with(&[
+        ("RATE_START_PER_MINUTE", "100000"),
+        ("TEST_FAIL_DELIVERIES", "1000000"),
+    ]);
+    let mut a2 = agent_ws(ctx, &a.token);
+    a2.send(json!({ "type": "end", "conversation": c }));
+    // The decision is stored: the agent (on the deciding object) hears it at once.
+    a2.wait_for("wrap-up required", T, |f| {
+        ev(f) == "wrap_up_required" && f["event"]["conversation"] == c.as_str()
+    });
+    // Killed before the "ended" note could reach the conversation.
+    server.restart_with(&[("RATE_START_PER_MINUTE", "100000")]);
+    let mut vs = visitor_ws(ctx, &v.conv, &v.token, last);
+    vs.wait_for("ended note after the restart", T, |f| {
+        ty(f) == "message" && f["message"]["note"]["note"] == "ended"
+    });
+    let v = Visitor {
+        conv: v.conv,
+        token: v.token,
+        sock: vs,
+    };
+    assert_eq!(notes(&transcript(ctx, &v), "ended"), 1);
+}
+
+/// An agent whose chat socket closed while the visitor wrote gets every message on
+/// reconnect, once each and in order; a message the agent sent as the socket died
+/// (and resends from its outbox) arrives once.
+pub fn agent_socket_closed(ctx: &Ctx) {
+    make_tenant(ctx, "t-drop", 30, 600, &[("d", 3)]);
+    let mut a = agent(ctx, "t-drop", "d");
+    a.available();
+    let mut v = visitor(ctx, "t-drop-site", "Vic", "first");
+    let c = a.wait_offer();
+    a.accept(&c);
+    // The chat socket opened after 0: it holds everything up to its welcome's last_seq.
+    let held = a.chat(&c).seen[0]["last_seq"].as_u64().expect("welcome");
+    // The agent sends and the socket dies before the ack is read.
+    a.say(&c, "lost-ack", "sent as the line dropped");
+    if let Some(s) = a.chats.remove(&c) {
+        s.close();
+    }
+    for i in 0..5 {
+        v.say(&format!("w{i}"), &format!("while you were away {i}"));
+    }
+    // Reconnect: a fresh ticket from the control socket, resume after what is held.
+    a.send(json!({ "type": "ticket", "conversation": c }));
+    a.open_chat(&c, held);
+    // The outbox resends the unacknowledged message: acknowledged, stored once.
+    a.say(&c, "lost-ack", "sent as the line dropped");
+    let ack = a.chat(&c).wait_for("ack of the resend", T, |f| {
+        ty(f) == "ack" && f["client_id"] == "lost-ack"
+    });
+    let seqs: Vec<u64> = {
+        let s = a.chat(&c);
+        let deadline = Instant::now() + T;
+        while s.seen.iter().filter(|f| ty(f) == "message").count() < 6 {
+            assert!(Instant::now() < deadline, "missed messages did not arrive");
+            let _ = s.next(Duration::from_millis(200));
+        }
+        s.seen
+            .iter()
+            .filter(|f| ty(f) == "message")
+            .filter_map(|f| f["message"]["seq"].as_u64())
+            .collect()
+    };
+    let want: Vec<u64> = (held + 1..=held + 6).collect();
+    assert_eq!(seqs, want, "every missed message once, in order");
+    assert!(ack["seq"].as_u64().is_some_and(|s| s > held));
+    let msgs = transcript(ctx, &v);
+    assert_eq!(
+        msgs.iter()
+            .filter(|m| m["text"] == "sent as the line dropped")
+            .count(),
+        1
+    );
+    v.wait_text("sent as the line dropped");
+}
+
+/// A queued chat past its queue's maximum wait is told so and can leave a message.
+pub fn maximum_wait(ctx: &Ctx) {
+    make_tenant_with(ctx, "t-wait", 30, 600, &[("w", 3)], |cfg| {
+        cfg["config"]["queues"][0]["max_wait_secs"] = json!(2);
+    });
+    // Signed in (so chats may start) but never Available.
+    let _a = agent(ctx, "t-wait", "w");
+    let mut v = visitor(ctx, "t-wait-site", "Patient", "anyone?");
+    v.sock.wait_for("max-wait note", T, |f| {
+        ty(f) == "message" && f["message"]["note"]["by"]["by"] == "max_wait"
+    });
+    v.sock.wait_for("ended", T, |f| {
+        ty(f) == "status" && f["status"]["status"] == "ended"
+    });
+    let r = http(
+        "POST",
+        &format!("{}/api/v1/messages", ctx.base),
+        Some(&json!({ "site": "t-wait-site", "name": "Patient", "text": "Please call me back" })),
+        &[],
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    // The closed record says why.
+    let h = admin(ctx);
+    let list = http(
+        "GET",
+        &format!("{}/api/v1/admin/tenants/t-wait/conversations", ctx.base),
+        None,
+        &[("Authorization", &h[0].1)],
+    );
+    assert!(list.body.as_array().is_some_and(|l| l
+        .iter()
+        .any(|r| r["id"] == v.conv.as_str() && r["ended_by"]["by"] == "max_wait")));
+    // A full queue refuses a start with a clear 503 naming the limit.
+    make_tenant_with(ctx, "t-full", 30, 600, &[("x", 3)], |cfg| {
+        cfg["config"]["queues"][0]["max_queue_length"] = json!(1);
+    });
+    let _x = agent(ctx, "t-full", "x");
+    let _v1 = visitor(ctx, "t-full-site", "One", "a");
+    let r = start_raw(ctx, "t-full-site", "Two", "b", &[]);
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (503, Some("queue_full")),
+        "{:?}",
+        r.body
+    );
+    assert!(r.body["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("1 conversations waiting")));
+}
+
+/// One round of the work a flood must not stall: sign-in, accept, a message each way.
+fn routine(ctx: &Ctx, round: usize) -> Duration {
+    let t0 = Instant::now();
+    let mut m = agent(ctx, "t-flood", "m");
+    m.available();
+    let mut v = visitor(ctx, "t-flood-b", &format!("Routine {round}"), "need help");
+    let c = m.wait_offer();
+    m.accept(&c);
+    v.say("r1", "ping");
+    m.chat(&c).wait_for("visitor message", T, |f| {
+        ty(f) == "message" && f["message"]["text"] == "ping"
+    });
+    m.say(&c, "r2", "pong");
+    v.wait_text("pong");
+    let took = t0.elapsed();
+    m.send(json!({ "type": "end", "conversation": c }));
+    m.sock
+        .wait_for("wrap-up required", T, |f| ev(f) == "wrap_up_required");
+    m.send(json!({ "type": "wrap_up", "conversation": c, "reason": "solved", "next": { "state": "idle", "reason": "break" } }));
+    m.sock
+        .wait_for("wrap-up done", T, |f| ev(f) == "wrap_up_done");
+    took
+}
+
+/// 2,000 unanswered starts leave sign-in, accept and messages of another chat working.
+pub fn flood(ctx: &Ctx) {
+    make_tenant_with(ctx, "t-flood", 30, 600, &[("idle", 1), ("m", 3)], |cfg| {
+        let c = &mut cfg["config"];
+        c["queues"][0]["max_queue_length"] = json!(5000);
+        c["max_open_conversations"] = json!(10000);
+        c["sites"]
+            .as_array_mut()
+            .expect("sites")
+            .push(json!({ "key": "t-flood-b", "name": "B", "allowed_origins": [], "queue": "q2" }));
+        c["agents"][0]["queues"] = json!(["q1"]);
+        c["agents"][1]["queues"] = json!(["q2"]);
+    });
+    // Someone of q1 is signed in (so starts are taken) but never Available.
+    let _idle = agent(ctx, "t-flood", "idle");
+    let before = routine(ctx, 0);
+    let t0 = Instant::now();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let base = ctx.base.clone();
+            std::thread::spawn(move || {
+                let mut ok = 0;
+                for i in 0..250 {
+                    let body = json!({ "site": "t-flood-site", "name": format!("Flood {t}-{i}"), "text": "x", "client_id": "first" });
+                    let r = http("POST", &format!("{base}/api/v1/conversations"), Some(&body), &[]);
+                    if r.status == 201 {
+                        ok += 1;
+                    }
+                }
+                ok
+            })
+        })
+        .collect();
+    let started: usize = threads
+        .into_iter()
+        .map(|t| t.join().expect("flood thread"))
+        .sum();
+    let flood_secs = t0.elapsed().as_secs_f64();
+    assert_eq!(started, 2000, "every flood start was accepted");
+    let after = routine(ctx, 1);
+    println!(
+        "     flood: 2,000 starts in {flood_secs:.1} s ({:.0}/s); sign-in + accept + message round trip {:.0} ms before, {:.0} ms after",
+        2000.0 / flood_secs,
+        before.as_secs_f64() * 1000.0,
+        after.as_secs_f64() * 1000.0
+    );
+}
+
+/// The second server's scenarios, in order.
+pub fn run_all(failed: &mut Vec<String>) {
+    let mut server = Server::start(&[
+        ("RATE_START_PER_MINUTE", "100000"),
+        ("TEST_FAIL_DELIVERIES", "3"),
+    ]);
+    println!(
+        "e2e: second wrangler dev on {} (TEST_FAIL_DELIVERIES=3, log {})",
+        server.base(),
+        server.log.display()
+    );
+    let ctx = Ctx {
+        base: server.base(),
+        ws: server.ws_base(),
+    };
+    let mut run = |name: &str, f: &mut dyn FnMut()| {
+        let t0 = Instant::now();
+        match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(()) => println!("ok   {name} ({:.1} s)", t0.elapsed().as_secs_f64()),
+            Err(_) => {
+                println!("FAIL {name}");
+                failed.push(name.to_owned());
+            }
+        }
+    };
+    run(
+        "failed deliveries between objects: every decision arrives once",
+        &mut || failed_deliveries(&ctx),
+    );
+    run(
+        "2,000 unanswered starts leave the tenant working",
+        &mut || flood(&ctx),
+    );
+    run(
+        "kill between a decision and its delivery: it still arrives",
+        &mut || kill_between_decision_and_delivery(&mut server, &ctx),
+    );
+}
