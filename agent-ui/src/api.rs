@@ -457,9 +457,13 @@ fn on_frame(c: Console, f: AgentServerFrame) {
         AgentServerFrame::Ack {
             conversation,
             client_id,
+            message,
             ..
         } => c.update_chat(&conversation, |e| {
-            e.pending.retain(|p| p.client_id != client_id)
+            e.pending.retain(|p| p.client_id != client_id);
+            if let Some(m) = message {
+                e.add(m);
+            }
         }),
         AgentServerFrame::Pong => {}
         AgentServerFrame::LeftMessages { messages } => c.left_messages.set(messages),

@@ -32,8 +32,7 @@ use shared::ids::{AgentId, ConversationId, TenantId};
 use shared::protocol::{encode, AgentChatFrame, AgentServerFrame, VisitorEvent, VisitorFrame};
 use shared::ratelimit::RateLimiter;
 use shared::rpc::{
-    self, ConversationReport, Deliver, Delivered, Done, Initialised, Report, ToConversation,
-    TranscriptReply,
+    self, ConversationReport, Deliver, Delivered, Done, Report, ToConversation, TranscriptReply,
 };
 use shared::transcript::{Appended, Author, Message, Transcript};
 use std::cell::{Cell, RefCell};
@@ -95,6 +94,8 @@ pub struct ConversationObject {
     limiter: RefCell<RateLimiter>,
     faults: Faults,
     delivering: Cell<bool>,
+    /// The alarm time last set (ms; 0 = none), to skip needless storage writes.
+    alarm_at: Cell<i64>,
 }
 
 #[derive(Deserialize)]
@@ -231,13 +232,26 @@ impl ConversationObject {
         }
     }
 
-    /// Sends a stored message to everyone in the chat, each encoding done once.
-    fn broadcast_message(&self, conversation: &ConversationId, m: &Message) {
-        self.send_tag(
+    /// Sends a stored message to everyone in the chat but its sender's socket
+    /// (which gets it inside its `ack`), each encoding done once.
+    fn broadcast_message(
+        &self,
+        conversation: &ConversationId,
+        m: &Message,
+        sender: Option<&WebSocket>,
+    ) {
+        let to = |tag: &str, text: &str| {
+            for ws in self.state.get_websockets_with_tag(tag) {
+                if Some(&ws) != sender {
+                    let _ = ws.send_with_str(text);
+                }
+            }
+        };
+        to(
             VISITOR_TAG,
             &encode(&VisitorEvent::Message { message: m.clone() }),
         );
-        self.send_tag(
+        to(
             AGENT_TAG,
             &encode(&AgentServerFrame::Message {
                 conversation: conversation.clone(),
@@ -248,14 +262,8 @@ impl ConversationObject {
 
     // ------------------------------------------------------------ tenant → here
 
-    fn init(&self, i: rpc::Init) -> ApiResult<Initialised> {
-        if self.load()? {
-            return Err(ApiError::new(
-                409,
-                "duplicate_conversation",
-                format!("conversation {} exists", i.conversation),
-            ));
-        }
+    /// Creates the conversation (the first delivery of its start).
+    fn init(&self, i: rpc::Init) -> ApiResult<()> {
         let at = now();
         let mut transcript = Transcript::default();
         let first = transcript.append_customer(&i.customer.name, i.client_id, &i.text, at)?;
@@ -273,21 +281,38 @@ impl ConversationObject {
         };
         self.save_meta(&meta)?;
         self.save_message(first.message())?;
-        let seq = first.message().seq;
+        self.alarm_at.set(0); // A new conversation has no alarm.
         *self.loaded.borrow_mut() = Some(Loaded {
             meta,
             transcript,
             last_activity: at,
         });
-        Ok(Initialised { seq })
+        Ok(())
     }
 
     /// Applies the tenant's events once per key; then sends what they mean.
     async fn deliver(&self, d: Deliver) -> ApiResult<Delivered> {
-        self.require()?;
+        let exists = self.load()?;
         let sql = self.sql();
-        if (Applied { sql: &sql }).seen(&d.key)? {
-            return Ok(Delivered { duplicate: true });
+        let want_thread = d.want_thread;
+        let thread = |this: &Self| -> ApiResult<Option<Vec<Message>>> {
+            if want_thread {
+                this.with(|l| Some(l.transcript.messages().to_vec()))
+            } else {
+                Ok(None)
+            }
+        };
+        if exists && (Applied { sql: &sql }).seen(&d.key)? {
+            return Ok(Delivered {
+                duplicate: true,
+                thread: thread(self)?,
+            });
+        }
+        match (d.init, exists) {
+            // Created and its first events applied in one transaction.
+            (Some(i), false) => self.init(i)?,
+            (None, false) => return Err(unknown()),
+            (_, true) => {}
         }
         let at = now();
         let mut notes = Vec::new();
@@ -332,7 +357,7 @@ impl ConversationObject {
         Applied { sql: &sql }.record(&d.key, at.timestamp_millis())?;
         // Delivered to sockets only after it is stored.
         for m in &notes {
-            self.broadcast_message(&meta.conversation, m);
+            self.broadcast_message(&meta.conversation, m, None);
         }
         for status in statuses {
             self.send_tag(VISITOR_TAG, &encode(&VisitorEvent::Status { status }));
@@ -341,7 +366,10 @@ impl ConversationObject {
             self.apply_access(&meta);
         }
         self.schedule().await?;
-        Ok(Delivered { duplicate: false })
+        Ok(Delivered {
+            duplicate: false,
+            thread: thread(self)?,
+        })
     }
 
     /// Closes the sockets of agents who left; updates write rights of the others.
@@ -446,19 +474,26 @@ impl ConversationObject {
         let sql = self.sql();
         let retry = Outbox { sql: &sql }.next_due()?;
         let next = inactivity.into_iter().chain(retry).min();
-        let storage = self.state.storage();
-        match next {
-            Some(n) => {
-                storage
-                    .set_alarm(crate::at_ms(n.max(now().timestamp_millis() + 1)))
-                    .await?
-            }
-            None => storage.delete_alarm().await?,
+        // -1: unknown (after a restart); 0: no alarm.
+        let want = next.map_or(0, |n| n.max(now().timestamp_millis() + 1));
+        let have = self.alarm_at.get();
+        if have == want || (have > 0 && want > 0 && have <= want && have > now().timestamp_millis())
+        {
+            // Already set, or an earlier alarm will come and reschedule.
+            return Ok(());
         }
+        let storage = self.state.storage();
+        if want == 0 {
+            storage.delete_alarm().await?;
+        } else {
+            storage.set_alarm(crate::at_ms(want)).await?;
+        }
+        self.alarm_at.set(want);
         Ok(())
     }
 
     async fn on_alarm(&self) -> ApiResult<()> {
+        self.alarm_at.set(0);
         if !self.load()? {
             return Ok(());
         }
@@ -626,11 +661,12 @@ impl ConversationObject {
                 let m = r.message();
                 if let Appended::New(_) = r {
                     self.save_message(m)?;
-                    self.broadcast_message(&conversation, m);
+                    self.broadcast_message(&conversation, m, Some(ws));
                 }
                 let _ = ws.send_with_str(encode(&VisitorEvent::Ack {
                     client_id,
                     seq: m.seq,
+                    message: Some(m.clone()),
                 }));
             }
             VisitorFrame::Typing { typing } => {
@@ -677,12 +713,13 @@ impl ConversationObject {
                 let m = r.message();
                 if let Appended::New(_) = r {
                     self.save_message(m)?;
-                    self.broadcast_message(&conversation, m);
+                    self.broadcast_message(&conversation, m, Some(ws));
                 }
                 let _ = ws.send_with_str(encode(&AgentServerFrame::Ack {
                     conversation,
                     client_id,
                     seq: m.seq,
+                    message: Some(m.clone()),
                 }));
             }
             AgentChatFrame::Typing { typing } => {
@@ -729,7 +766,6 @@ impl ConversationObject {
 
     async fn rpc(&self, req: ToConversation) -> worker::Result<Response> {
         match req {
-            ToConversation::Init(i) => answer::<rpc::Init>(self.init(i)),
             ToConversation::Deliver(d) => answer::<Deliver>(self.deliver(d).await),
             ToConversation::Read(r) => answer::<rpc::ReadTranscript>(
                 self.require()
@@ -763,6 +799,7 @@ impl DurableObject for ConversationObject {
             limiter: RefCell::new(RateLimiter::new(limit, 60)),
             faults,
             delivering: Cell::new(false),
+            alarm_at: Cell::new(-1),
         }
     }
 

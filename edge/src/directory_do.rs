@@ -16,6 +16,8 @@ use worker::{durable_object, DurableObject, Env, Request, Response, State};
 pub struct DirectoryObject {
     state: State,
     env: Env,
+    /// Tables exist and the demo is seeded (once per instance, not per lookup).
+    ready: std::cell::Cell<bool>,
 }
 
 #[derive(Deserialize)]
@@ -29,6 +31,9 @@ impl DirectoryObject {
     }
 
     fn ensure(&self) -> ApiResult<()> {
+        if self.ready.get() {
+            return Ok(());
+        }
         self.sql().exec(
             "CREATE TABLE IF NOT EXISTS sites (site TEXT PRIMARY KEY, tenant TEXT NOT NULL)",
             None,
@@ -42,6 +47,7 @@ impl DirectoryObject {
                 )?;
             }
         }
+        self.ready.set(true);
         Ok(())
     }
 
@@ -88,7 +94,11 @@ impl DirectoryObject {
 
 impl DurableObject for DirectoryObject {
     fn new(state: State, env: Env) -> Self {
-        Self { state, env }
+        Self {
+            state,
+            env,
+            ready: std::cell::Cell::new(false),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {

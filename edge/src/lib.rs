@@ -198,12 +198,46 @@ pub fn origin_allowed(caller: &Caller, allowed: &[String]) -> bool {
     shared::config::origin_allowed(caller.origin.as_deref(), &caller.self_origin, allowed)
 }
 
+thread_local! {
+    /// Site → tenant, cached in this isolate for [`SITE_CACHE_MS`] so that a chat
+    /// start does not cross the one directory object each time.
+    static SITE_CACHE: std::cell::RefCell<std::collections::HashMap<SiteKey, (TenantId, i64)>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// How long a cached site → tenant entry is used.
+const SITE_CACHE_MS: i64 = 30_000;
+
 async fn tenant_of_site(env: &Env, site: &SiteKey) -> ApiResult<TenantId> {
-    call(
+    let at = now().timestamp_millis();
+    if let Some(t) = SITE_CACHE.with(|c| {
+        c.borrow()
+            .get(site)
+            .filter(|(_, exp)| *exp > at)
+            .map(|(t, _)| t.clone())
+    }) {
+        return Ok(t);
+    }
+    let t: TenantId = call(
         &stub(env, "DIRECTORY", "directory")?,
         rpc::Lookup { site: site.clone() },
     )
-    .await
+    .await?;
+    SITE_CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() > 10_000 {
+            c.clear();
+        }
+        c.insert(site.clone(), (t.clone(), at + SITE_CACHE_MS));
+    });
+    Ok(t)
+}
+
+/// Drops a cached site after its tenant said it does not know it (moved or removed).
+fn forget_site(site: &SiteKey, e: &ApiError) {
+    if e.code == "unknown_site" {
+        SITE_CACHE.with(|c| c.borrow_mut().remove(site));
+    }
 }
 
 fn with_caller<T>(req: &Request, body: T) -> WithCaller<T> {
@@ -280,29 +314,34 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
                 let t = tenant_of_site(&env, &site).await?;
                 let info = call(
                     &stub(&env, "TENANTS", t.as_str())?,
-                    rpc::Site(with_caller(&req, site)),
+                    rpc::Site(with_caller(&req, site.clone())),
                 )
-                .await?;
+                .await
+                .inspect_err(|e| forget_site(&site, e))?;
                 Ok(Response::from_json(&info)?)
             }
             (Method::Post, ["api", "v1", "conversations"]) => {
                 let body: StartRequest = json_body(&mut req).await?;
                 let t = tenant_of_site(&env, &body.site).await?;
+                let site = body.site.clone();
                 let r = call(
                     &stub(&env, "TENANTS", t.as_str())?,
                     rpc::Start(with_caller(&req, body)),
                 )
-                .await?;
+                .await
+                .inspect_err(|e| forget_site(&site, e))?;
                 Ok(Response::from_json(&r)?.with_status(201))
             }
             (Method::Post, ["api", "v1", "messages"]) => {
                 let body: LeaveMessageRequest = json_body(&mut req).await?;
                 let t = tenant_of_site(&env, &body.site).await?;
+                let site = body.site.clone();
                 let r = call(
                     &stub(&env, "TENANTS", t.as_str())?,
                     rpc::LeaveMessage(with_caller(&req, body)),
                 )
-                .await?;
+                .await
+                .inspect_err(|e| forget_site(&site, e))?;
                 Ok(Response::from_json(&r)?.with_status(201))
             }
             (Method::Get, ["api", "v1", "conversations", id, "ws"]) => {

@@ -326,17 +326,23 @@ impl TenantObject {
     /// Runs one command and, in the same synchronous run, writes its rows, its closed
     /// records and its outbox. Nothing is delivered yet: see [`Self::finish`].
     fn commit(&self, cmd: Command) -> ApiResult<Outcome> {
-        self.commit_with(cmd, None)
+        self.commit_with(cmd, None, None)
     }
 
-    /// [`Self::commit`], also recording an applied idempotency key.
-    fn commit_with(&self, cmd: Command, applied_key: Option<&str>) -> ApiResult<Outcome> {
+    /// [`Self::commit`], also recording an applied idempotency key, or creating the
+    /// conversation a start decided (its creation travels in the same outbox row).
+    fn commit_with(
+        &self,
+        cmd: Command,
+        applied_key: Option<&str>,
+        init: Option<rpc::Init>,
+    ) -> ApiResult<Outcome> {
         let at = now();
         let mut e = self.engine.borrow_mut();
         let t = e.as_mut().ok_or_else(not_loaded)?;
         let fx = t.handle(at, cmd)?;
         let ch = t.take_changes();
-        let written = self.write_effects(t, &ch, fx, applied_key, at.timestamp_millis());
+        let written = self.write_effects(t, &ch, fx, applied_key, init, at.timestamp_millis());
         if written.is_err() {
             // Storage and memory may differ now: reload from storage next time.
             *e = None;
@@ -350,6 +356,7 @@ impl TenantObject {
         ch: &shared::engine::Changes,
         fx: Vec<Effect>,
         applied_key: Option<&str>,
+        mut init: Option<rpc::Init>,
         at_ms: i64,
     ) -> ApiResult<Outcome> {
         self.write_rows(t, ch)?;
@@ -378,6 +385,19 @@ impl TenantObject {
                 }
             }
         }
+        if let Some(i) = &init {
+            if !batches.iter().any(|(c, _)| c == &i.conversation) {
+                batches.push((i.conversation.clone(), vec![]));
+            }
+        }
+        // An offer shows the thread: its conversation answers the delivery with it.
+        let offered: BTreeSet<&ConversationId> = agent_events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                AgentEvent::Offer(o) => Some(&o.conversation),
+                _ => None,
+            })
+            .collect();
         let outbox = Outbox { sql: &sql };
         let tenant = self.tenant_name()?;
         let mut targets = Vec::new();
@@ -388,6 +408,8 @@ impl TenantObject {
             );
             let body = serde_json::to_string(&Deliver {
                 key: key.clone(),
+                init: init.take_if(|i| i.conversation == c),
+                want_thread: offered.contains(&c),
                 events,
             })?;
             outbox.push(&key, c.as_str(), &body, at_ms)?;
@@ -405,12 +427,13 @@ impl TenantObject {
     /// Delivers an outcome: agent events to control sockets (with chat tickets),
     /// then sets the alarm, then delivers the outbox rows to their conversations.
     async fn finish(&self, o: Outcome) {
-        self.send_agent_events(o.agent_events).await;
         if let Err(e) = self.schedule().await {
             worker::console_error!("schedule: {e}");
         }
-        self.deliver_all(o.targets.iter().map(|c| c.to_string()).collect())
+        let threads = self
+            .deliver_all(o.targets.iter().map(|c| c.to_string()).collect())
             .await;
+        self.send_agent_events(o.agent_events, threads).await;
     }
 
     /// Runs, persists, schedules and delivers.
@@ -450,29 +473,36 @@ impl TenantObject {
         Ok(())
     }
 
-    /// Delivers the outbox rows of each target, targets concurrently.
-    async fn deliver_all(&self, targets: Vec<String>) {
+    /// Delivers the outbox rows of each target, targets concurrently; gives the
+    /// threads that conversations answered with (for offers).
+    async fn deliver_all(&self, targets: Vec<String>) -> BTreeMap<String, Vec<Message>> {
         let mut seen = BTreeSet::new();
         let futs: Vec<_> = targets
             .into_iter()
             .filter(|t| seen.insert(t.clone()))
             .map(|t| self.deliver_target(t))
             .collect();
-        futures::future::join_all(futs).await;
+        futures::future::join_all(futs)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// Delivers one conversation's rows in order; stops at the first failure.
-    async fn deliver_target(&self, target: String) {
+    async fn deliver_target(&self, target: String) -> Option<(String, Vec<Message>)> {
         if !self.delivering.borrow_mut().insert(target.clone()) {
-            return; // The running loop re-reads the rows.
+            return None; // The running loop re-reads the rows.
         }
-        if let Err(e) = self.deliver_rows(&target).await {
+        let mut thread = None;
+        if let Err(e) = self.deliver_rows(&target, &mut thread).await {
             worker::console_error!("outbox to {target}: {e}");
         }
         self.delivering.borrow_mut().remove(&target);
+        thread.map(|t| (target, t))
     }
 
-    async fn deliver_rows(&self, target: &str) -> ApiResult<()> {
+    async fn deliver_rows(&self, target: &str, thread: &mut Option<Vec<Message>>) -> ApiResult<()> {
         let sql = self.sql();
         let outbox = Outbox { sql: &sql };
         loop {
@@ -486,7 +516,11 @@ impl TenantObject {
                 } else {
                     let body: Deliver = serde_json::from_str(&row.body)?;
                     match stub(&self.env, "CONVERSATIONS", target) {
-                        Ok(s) => call(&s, body).await.map(|_| ()),
+                        Ok(s) => call(&s, body).await.map(|d| {
+                            if d.thread.is_some() {
+                                *thread = d.thread;
+                            }
+                        }),
                         Err(e) => Err(e),
                     }
                 };
@@ -559,11 +593,18 @@ impl TenantObject {
         ))
     }
 
-    async fn send_agent_events(&self, events: Vec<(AgentId, AgentEvent)>) {
+    async fn send_agent_events(
+        &self,
+        events: Vec<(AgentId, AgentEvent)>,
+        mut threads: BTreeMap<String, Vec<Message>>,
+    ) {
         for (agent, event) in events {
             match event {
                 AgentEvent::Offer(offer) => {
-                    let thread = self.read(&offer.conversation).await;
+                    let thread = match threads.remove(offer.conversation.as_str()) {
+                        Some(t) => t,
+                        None => self.read(&offer.conversation).await,
+                    };
                     self.send_agent(&agent, &AgentServerFrame::Offer { offer, thread });
                 }
                 AgentEvent::Joined(summary) => {
@@ -645,24 +686,25 @@ impl TenantObject {
             email: intake.email,
             verified_user_id,
         };
-        call(
-            &stub(&self.env, "CONVERSATIONS", id.as_str())?,
-            rpc::Init {
-                tenant: self.tenant_name()?,
-                conversation: id.clone(),
-                customer: customer.clone(),
-                token_hash: auth::sha256_hex(&token),
-                client_id: b.client_id.clone(),
-                text: b.text.clone(),
-                allowed_origins: allowed,
-            },
-        )
-        .await?;
-        let o = self.commit(Command::Start {
+        let init = rpc::Init {
+            tenant: self.tenant_name()?,
             conversation: id.clone(),
-            site: b.site.clone(),
-            customer,
-        })?;
+            customer: customer.clone(),
+            token_hash: auth::sha256_hex(&token),
+            client_id: b.client_id.clone(),
+            text: b.text.clone(),
+            allowed_origins: allowed,
+        };
+        // The conversation is created by the first delivery of this decision.
+        let o = self.commit_with(
+            Command::Start {
+                conversation: id.clone(),
+                site: b.site.clone(),
+                customer,
+            },
+            None,
+            Some(init),
+        )?;
         let status = self
             .with_engine(|t| t.visitor_status(&id))?
             .unwrap_or(shared::engine::VisitorStatus::Ended);
@@ -818,7 +860,10 @@ impl TenantObject {
     async fn on_report(&self, r: Report) -> ApiResult<Delivered> {
         let sql = self.sql();
         if (Applied { sql: &sql }).seen(&r.key)? {
-            return Ok(Delivered { duplicate: true });
+            return Ok(Delivered {
+                duplicate: true,
+                thread: None,
+            });
         }
         let cmd = match r.report {
             ConversationReport::CustomerEnded => Command::CustomerEnd {
@@ -828,10 +873,13 @@ impl TenantObject {
                 conversation: r.conversation.clone(),
             },
         };
-        match self.commit_with(cmd, Some(&r.key)) {
+        match self.commit_with(cmd, Some(&r.key), None) {
             Ok(o) => {
                 self.finish(o).await;
-                Ok(Delivered { duplicate: false })
+                Ok(Delivered {
+                    duplicate: false,
+                    thread: None,
+                })
             }
             // Already over (e.g. the agent ended it first): the report is moot, and applied.
             Err(e)
@@ -841,7 +889,10 @@ impl TenantObject {
                 ) =>
             {
                 Applied { sql: &sql }.record(&r.key, now_ms())?;
-                Ok(Delivered { duplicate: false })
+                Ok(Delivered {
+                    duplicate: false,
+                    thread: None,
+                })
             }
             Err(e) => Err(e),
         }
@@ -1114,7 +1165,7 @@ impl DurableObject for TenantObject {
             let due = Outbox { sql: &sql }
                 .due_targets(now_ms())
                 .unwrap_or_default();
-            self.deliver_all(due).await;
+            let _ = self.deliver_all(due).await;
             let week = 7 * 24 * 3600 * 1000;
             if let Err(e) = (Applied { sql: &sql }).prune(now_ms() - week) {
                 worker::console_error!("prune: {e}");

@@ -34,13 +34,14 @@ pub const VERSION: u64 = 1;
 #[error("invalid frame: {0}")]
 pub struct FrameError(pub String);
 
-/// Encodes a frame with its version.
+/// Encodes a frame with its version (first), serializing once.
 pub fn encode<T: Serialize>(frame: &T) -> String {
-    let mut v = serde_json::to_value(frame).unwrap_or(serde_json::Value::Null);
-    if let serde_json::Value::Object(m) = &mut v {
-        m.insert("v".into(), VERSION.into());
+    let s = serde_json::to_string(frame).unwrap_or_default();
+    match s.strip_prefix('{') {
+        Some("}") => format!("{{\"v\":{VERSION}}}"),
+        Some(rest) => format!("{{\"v\":{VERSION},{rest}"),
+        None => s,
     }
-    v.to_string()
 }
 
 /// Decodes a frame, checking its version; the error names the field and the problem.
@@ -105,10 +106,13 @@ pub enum VisitorEvent {
         typing: bool,
         name: String,
     },
-    /// Your message `client_id` is stored as `seq`.
+    /// Your message `client_id` is stored as `seq`. The stored message comes with
+    /// it (the sending socket gets no separate `message` frame for it).
     Ack {
         client_id: ClientMsgId,
         seq: u64,
+        #[serde(default)]
+        message: Option<Message>,
     },
     Error {
         code: String,
@@ -244,10 +248,14 @@ pub enum AgentServerFrame {
         typing: bool,
         name: String,
     },
+    /// Your message is stored as `seq`; the stored message comes with it (the
+    /// sending socket gets no separate `message` frame for it).
     Ack {
         conversation: ConversationId,
         client_id: ClientMsgId,
         seq: u64,
+        #[serde(default)]
+        message: Option<Message>,
     },
     Targets {
         queues: Vec<TargetQueue>,
@@ -411,6 +419,7 @@ mod tests {
         roundtrip(VisitorEvent::Ack {
             client_id: ClientMsgId::new("m1").unwrap(),
             seq: 1,
+            message: Some(msg()),
         });
         roundtrip(VisitorEvent::Error {
             code: "x".into(),
@@ -484,6 +493,7 @@ mod tests {
             conversation: cid(),
             client_id: ClientMsgId::new("m").unwrap(),
             seq: 4,
+            message: None,
         });
         roundtrip(AgentServerFrame::Targets {
             queues: vec![],

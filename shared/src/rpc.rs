@@ -51,15 +51,19 @@ pub struct WithCaller<T> {
 pub struct Done {}
 
 /// The answer to an idempotent delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivered {
     /// The key had been applied before; nothing was done again.
     pub duplicate: bool,
+    /// The whole transcript, when the delivery asked for it (an offer shows it).
+    #[serde(default)]
+    pub thread: Option<Vec<Message>>,
 }
 
 // ---------------------------------------------------------------- to a conversation
 
-/// Create the conversation with its visitor token hash and first message.
+/// Create the conversation with its visitor token hash and first message (sent
+/// inside the first [`Deliver`] of a started chat).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Init {
     pub tenant: TenantId,
@@ -70,17 +74,17 @@ pub struct Init {
     pub text: String,
     pub allowed_origins: Vec<String>,
 }
-/// Answer to [`Init`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Initialised {
-    pub seq: u64,
-}
-
 /// Apply engine events for this conversation, once per `key`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deliver {
     pub key: String,
+    /// Create the conversation first (its start was decided with these events).
+    #[serde(default)]
+    pub init: Option<Init>,
     pub events: Vec<ConversationEvent>,
+    /// Answer with the transcript (the decision offered the chat to an agent).
+    #[serde(default)]
+    pub want_thread: bool,
 }
 
 /// Read the transcript after `after` (offers, admin views).
@@ -109,7 +113,6 @@ pub struct VisitorEnd(pub WithCaller<String>);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "call", content = "body", rename_all = "snake_case")]
 pub enum ToConversation {
-    Init(Init),
     Deliver(Deliver),
     Read(ReadTranscript),
     VisitorTranscript(VisitorTranscript),
@@ -133,7 +136,6 @@ macro_rules! calls {
 }
 
 calls!(ToConversation:
-    Init => Initialised,
     Deliver => Delivered,
     VisitorTranscript => TranscriptReply,
     VisitorEnd => Done,
@@ -282,6 +284,8 @@ mod tests {
         let c = ConversationId::new("c1").unwrap_or_else(|e| panic!("{e}"));
         roundtrip(ToConversation::from(Deliver {
             key: "t:1".into(),
+            init: None,
+            want_thread: true,
             events: vec![
                 ConversationEvent::Note(SystemNote::Transferring),
                 ConversationEvent::Status(VisitorStatus::Connecting),

@@ -118,11 +118,18 @@ fn agent(ctx: &Ctx, tenant: &str, id: &str) -> Agent {
 }
 
 /// Opens a chat socket with a ticket, after `after`.
+/// Retries while the conversation does not exist yet (see [`visitor_ws`]).
 fn chat_ws(ws_base: &str, conv: &str, ticket: &str, after: u64) -> Result<Socket, (u16, String)> {
-    let mut s = open_ws(
-        &format!("{ws_base}/api/v1/conversations/{conv}/agent-ws?ticket={ticket}&after={after}"),
-        None,
-    )?;
+    let url =
+        format!("{ws_base}/api/v1/conversations/{conv}/agent-ws?ticket={ticket}&after={after}");
+    let deadline = std::time::Instant::now() + T;
+    let mut s = loop {
+        match open_ws(&url, None) {
+            Ok(s) => break s,
+            Err((404, _)) if std::time::Instant::now() < deadline => {}
+            Err(e) => return Err(e),
+        }
+    };
     s.wait_for("chat welcome", T, |v| ty(v) == "welcome");
     Ok(s)
 }
@@ -204,15 +211,23 @@ fn start_raw(
     )
 }
 
+/// Opens the visitor socket. A started conversation is created by the first delivery
+/// of its start decision; while that delivery is being retried (tests that make
+/// deliveries fail) the socket is refused with 404, so this retries until the deadline.
 fn visitor_ws(ctx: &Ctx, conv: &str, token: &str, after: u64) -> Socket {
-    let mut s = open_ws(
-        &format!(
-            "{}/api/v1/conversations/{conv}/ws?token={token}&after={after}",
-            ctx.ws
-        ),
-        None,
-    )
-    .expect("visitor ws");
+    let url = format!(
+        "{}/api/v1/conversations/{conv}/ws?token={token}&after={after}",
+        ctx.ws
+    );
+    let deadline = std::time::Instant::now() + T;
+    let mut s = loop {
+        match open_ws(&url, None) {
+            Ok(s) => break s,
+            // The upgrade's 404 carries no body to check here.
+            Err((404, _)) if std::time::Instant::now() < deadline => {}
+            Err(e) => panic!("visitor ws refused: {e:?}"),
+        }
+    };
     s.wait_for("welcome", T, |v| ty(v) == "welcome");
     s
 }

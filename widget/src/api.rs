@@ -275,8 +275,13 @@ fn on_event(w: Widget, ev: VisitorEvent) {
         }
         VisitorEvent::Status { status } => w.status.set(Some(status)),
         VisitorEvent::Typing { typing, name } => w.typing.set(typing.then_some(name)),
-        VisitorEvent::Ack { client_id, .. } => {
+        VisitorEvent::Ack {
+            client_id, message, ..
+        } => {
             let cid = client_id.to_string();
+            if let Some(m) = message {
+                w.add_message(m);
+            }
             w.pending.update(|p| p.retain(|x| x.client_id != cid));
             save(&key(&w, "outbox"), &w.pending.get_untracked());
         }
