@@ -179,6 +179,19 @@ fn close_chat(conversation: &ConversationId) {
     });
 }
 
+/// Decodes every frame of a socket (control or chat) into [`on_frame`].
+fn frame_handler(c: Console) -> Closure<dyn FnMut(MessageEvent)> {
+    Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+        let Some(text) = e.data().as_string() else {
+            return;
+        };
+        match shared::protocol::decode::<AgentServerFrame>(&text) {
+            Ok(f) => on_frame(c, f),
+            Err(err) => c.error.set(Some(err.to_string())),
+        }
+    })
+}
+
 /// Opens (or reopens) a chat socket with a ticket, resuming after what is held.
 fn open_chat(c: Console, conversation: ConversationId, ticket: &str) {
     let after = c
@@ -196,15 +209,7 @@ fn open_chat(c: Console, conversation: ConversationId, ticket: &str) {
     ));
     close_chat(&conversation);
     let Ok(ws) = WebSocket::new(&url) else { return };
-    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-        let Some(text) = e.data().as_string() else {
-            return;
-        };
-        match shared::protocol::decode::<AgentServerFrame>(&text) {
-            Ok(f) => on_frame(c, f),
-            Err(err) => c.error.set(Some(err.to_string())),
-        }
-    });
+    let on_message = frame_handler(c);
     let id = conversation.clone();
     let on_open = Closure::<dyn FnMut()>::new(move || {
         c.update_chat(&id, |e| e.online = true);
@@ -275,15 +280,7 @@ fn connect(c: Console) {
         js_sys::encode_uri_component(&s.token)
     );
     let Ok(ws) = WebSocket::new(&url) else { return };
-    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-        let Some(text) = e.data().as_string() else {
-            return;
-        };
-        match shared::protocol::decode::<AgentServerFrame>(&text) {
-            Ok(f) => on_frame(c, f),
-            Err(err) => c.error.set(Some(err.to_string())),
-        }
-    });
+    let on_message = frame_handler(c);
     let on_open = Closure::<dyn FnMut()>::new(move || {
         RETRY.with(|r| *r.borrow_mut() = 0);
         c.connected.set(true);

@@ -197,6 +197,8 @@ pub struct ReasonInfo {
     pub label_de: String,
 }
 
+// A frame exists only to be encoded or matched once; boxing the snapshot buys nothing.
+#[allow(clippy::large_enum_variant)]
 /// Edge → agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -47,7 +47,12 @@ fn free_port() -> u16 {
 impl Server {
     /// Starts wrangler with extra `--var`s and waits until it answers (deadline 240 s).
     pub fn start(vars: &[(&str, &str)]) -> Server {
-        let dir = std::env::temp_dir().join(format!(
+        Self::start_in(&std::env::temp_dir(), vars)
+    }
+
+    /// [`Server::start`] with its state and log under `root` (e.g. a tmpfs).
+    pub fn start_in(root: &Path, vars: &[(&str, &str)]) -> Server {
+        let dir = root.join(format!(
             "switchboard-e2e-{}-{}",
             std::process::id(),
             free_port()

@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask dev`   — install what is missing, build everything, serve the demo on `wrangler dev`.
 //! - `cargo xtask test`  — install what is missing, run unit, property, integration and browser tests.
-//! - `cargo xtask bench` — build release artifacts and print their sizes.
+//! - `cargo xtask bench` — build release artifacts, print their sizes, then run the
+//!   load benchmark (ours against a bare relay on the same `wrangler dev`).
 //! - `cargo xtask build-worker` — the `[build] command` of `edge/wrangler.toml`: runs
 //!   `worker-build --release` unless its output is newer than every input.
 //!
@@ -27,7 +28,7 @@ fn main() -> ExitCode {
     let r = match args.first().map(String::as_str) {
         Some("dev") => dev(),
         Some("test") => test(&args[1..]),
-        Some("bench") => bench(),
+        Some("bench") => bench(&args[1..]),
         Some("build-worker") => build_worker(),
         Some("build-ui") => tools::ensure(false).and_then(|()| build_uis()),
         Some("setup") => tools::ensure(true),
@@ -288,10 +289,18 @@ fn test(args: &[String]) -> Result {
     }
     build_uis()?;
     build_worker()?;
-    run(&root, "cargo", &["test", "-p", "tests", "--test", "e2e"])
+    run(&root, "cargo", &["test", "-p", "tests", "--test", "e2e"])?;
+    // The load benchmark in smoke mode: checks that it works, measures nothing.
+    run(
+        &root,
+        "cargo",
+        &["run", "-p", "tests", "--bin", "bench", "--", "--smoke"],
+    )
 }
 
-fn bench() -> Result {
+/// Sizes of the built artifacts, then the load benchmark against the relay
+/// (arguments after `bench` go to the load benchmark, e.g. `--smoke`, `--rounds 2`).
+fn bench(args: &[String]) -> Result {
     tools::ensure(false)?;
     build_uis()?;
     build_worker()?;
@@ -300,5 +309,8 @@ fn bench() -> Result {
         &root,
         "cargo",
         &["run", "--release", "-p", "tests", "--bin", "sizes"],
-    )
+    )?;
+    let mut a: Vec<&str> = vec!["run", "--release", "-p", "tests", "--bin", "bench", "--"];
+    a.extend(args.iter().map(String::as_str));
+    run(&root, "cargo", &a)
 }
