@@ -19,11 +19,19 @@ fn client_id() -> String {
 #[component]
 pub fn Pane() -> impl IntoView {
     let c = expect_context::<Console>();
+    // Only a change of the shown chat re-creates the pane (its draft lives there);
+    // new messages, acks and socket states update it in place.
+    let shown = Memo::new(move |_| {
+        c.selected.get().filter(|id| {
+            c.chats
+                .with(|v| v.iter().any(|e| &e.summary.conversation == id))
+        })
+    });
     view! {
         <section class="pane" aria-live="off">
-            {move || match c.selected.get().and_then(|_| c.current()) {
+            {move || match shown.get() {
                 None => view! { <div class="placeholder">{c.t().pick_chat}</div> }.into_any(),
-                Some(e) => view! { <ChatPane id=e.summary.conversation.to_string()/> }.into_any(),
+                Some(id) => view! { <ChatPane id=id.to_string()/> }.into_any(),
             }}
         </section>
     }

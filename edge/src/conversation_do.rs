@@ -23,7 +23,7 @@
 
 use crate::auth;
 use crate::error::{ApiError, ApiResult};
-use crate::outbox::{Applied, Faults, Outbox};
+use crate::outbox::{Applied, Drained, Faults, Outbox};
 use crate::{answer, call, env_u32, now, session_secret, stub, Caller};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -434,33 +434,19 @@ impl ConversationObject {
     async fn deliver_rows(&self) -> ApiResult<()> {
         let tenant = self.meta()?.tenant;
         let sql = self.sql();
-        let outbox = Outbox { sql: &sql };
-        loop {
-            let rows = outbox.pending(tenant.as_str())?;
-            if rows.is_empty() {
-                return Ok(());
-            }
-            for row in rows {
-                let sent = if self.faults.fail_now() {
-                    Err(ApiError::internal("delivery failed (TEST_FAIL_DELIVERIES)"))
-                } else {
-                    let body: Report = serde_json::from_str(&row.body)?;
-                    match stub(&self.env, "TENANTS", tenant.as_str()) {
-                        Ok(s) => call(&s, body).await.map(|_| ()),
-                        Err(e) => Err(e),
-                    }
-                };
-                match sent {
-                    Ok(()) => outbox.delivered(&row.key)?,
-                    Err(e) => {
-                        worker::console_log!("report to {tenant}: {e}; retrying later");
-                        outbox.failed(&row, now().timestamp_millis())?;
-                        self.schedule().await?;
-                        return Ok(());
-                    }
-                }
-            }
+        let env = &self.env;
+        let to = tenant.as_str();
+        let (drained, _) = Outbox { sql: &sql }
+            .drain(to, &self.faults, |body| async move {
+                let report: Report = serde_json::from_str(&body)?;
+                call(&stub(env, "TENANTS", to)?, report).await?;
+                Ok(None::<()>)
+            })
+            .await?;
+        if drained == Drained::Backoff {
+            self.schedule().await?;
         }
+        Ok(())
     }
 
     /// The alarm: inactivity check while active, and outbox retries.

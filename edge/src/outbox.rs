@@ -136,6 +136,70 @@ impl Outbox<'_> {
     }
 }
 
+/// Outbox rows give up after this many failed attempts (about 20 minutes of back-off).
+pub const MAX_ATTEMPTS: i64 = 25;
+
+/// Why a drain stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drained {
+    /// Every row of the target was delivered.
+    All,
+    /// A row failed and waits for its back-off (the caller re-arms its alarm).
+    Backoff,
+}
+
+impl Outbox<'_> {
+    /// Delivers `target`'s rows in order with `send` (given each row's body), deleting
+    /// each one its receiver answered. Stops at the first failure: that row waits for
+    /// [`backoff_ms`] and the rows behind it wait with it, so a receiver sees them in
+    /// order. A row failing [`MAX_ATTEMPTS`] times is dropped with a log line.
+    /// Returns the last `Some` answer `send` gave (e.g. a thread for an offer).
+    pub async fn drain<R, F, Fut>(
+        &self,
+        target: &str,
+        faults: &Faults,
+        mut send: F,
+    ) -> ApiResult<(Drained, Option<R>)>
+    where
+        F: FnMut(String) -> Fut,
+        Fut: std::future::Future<Output = ApiResult<Option<R>>>,
+    {
+        let mut answer = None;
+        loop {
+            let rows = self.pending(target)?;
+            if rows.is_empty() {
+                return Ok((Drained::All, answer));
+            }
+            for row in rows {
+                let sent = if faults.fail_now() {
+                    Err(crate::error::ApiError::internal(
+                        "delivery failed (TEST_FAIL_DELIVERIES)",
+                    ))
+                } else {
+                    send(row.body.clone()).await
+                };
+                match sent {
+                    Ok(a) => {
+                        if a.is_some() {
+                            answer = a;
+                        }
+                        self.delivered(&row.key)?;
+                    }
+                    Err(e) if row.attempts + 1 >= MAX_ATTEMPTS => {
+                        worker::console_error!("outbox to {target}: giving up on {}: {e}", row.key);
+                        self.delivered(&row.key)?;
+                    }
+                    Err(e) => {
+                        worker::console_log!("outbox to {target}: {e}; retrying later");
+                        self.failed(&row, crate::now().timestamp_millis())?;
+                        return Ok((Drained::Backoff, answer));
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Keys a receiver has applied.
 pub struct Applied<'a> {
     pub sql: &'a SqlStorage,

@@ -55,9 +55,6 @@ use worker::{
 /// Layout of this object's storage. 1: one `engine` value; 2: rows.
 pub const SCHEMA_VERSION: i64 = 2;
 
-/// Outbox rows give up after this many failed attempts (about 20 minutes).
-const MAX_ATTEMPTS: i64 = 25;
-
 /// What an agent control socket remembers across hibernation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SocketInfo {
@@ -504,40 +501,19 @@ impl TenantObject {
 
     async fn deliver_rows(&self, target: &str, thread: &mut Option<Vec<Message>>) -> ApiResult<()> {
         let sql = self.sql();
-        let outbox = Outbox { sql: &sql };
-        loop {
-            let rows = outbox.pending(target)?;
-            if rows.is_empty() {
-                return Ok(());
-            }
-            for row in rows {
-                let sent = if self.faults.fail_now() {
-                    Err(ApiError::internal("delivery failed (TEST_FAIL_DELIVERIES)"))
-                } else {
-                    let body: Deliver = serde_json::from_str(&row.body)?;
-                    match stub(&self.env, "CONVERSATIONS", target) {
-                        Ok(s) => call(&s, body).await.map(|d| {
-                            if d.thread.is_some() {
-                                *thread = d.thread;
-                            }
-                        }),
-                        Err(e) => Err(e),
-                    }
-                };
-                match sent {
-                    Ok(()) => outbox.delivered(&row.key)?,
-                    Err(e) if row.attempts + 1 >= MAX_ATTEMPTS => {
-                        worker::console_error!("outbox to {target}: giving up on {}: {e}", row.key);
-                        outbox.delivered(&row.key)?;
-                    }
-                    Err(e) => {
-                        worker::console_log!("outbox to {target}: {e}; retrying later");
-                        outbox.failed(&row, now_ms())?;
-                        return Ok(());
-                    }
-                }
-            }
+        let env = &self.env;
+        let (_, answer) = Outbox { sql: &sql }
+            .drain(target, &self.faults, |body| async move {
+                let deliver: Deliver = serde_json::from_str(&body)?;
+                Ok(call(&stub(env, "CONVERSATIONS", target)?, deliver)
+                    .await?
+                    .thread)
+            })
+            .await?;
+        if answer.is_some() {
+            *thread = answer;
         }
+        Ok(())
     }
 
     fn sockets_of(&self, agent: &AgentId) -> Vec<WebSocket> {

@@ -22,6 +22,23 @@ try {
   const visitorCtx = await browser.newContext({ viewport: { width: 1200, height: 800 }, locale: "de-DE" });
   agentCtx.setDefaultTimeout(15000);
   visitorCtx.setDefaultTimeout(15000);
+  // A switch the test flips to cut the console's chat socket in the middle of a send:
+  // the frame never reaches the service and the socket closes.
+  const cut = { next: false, cuts: 0 };
+  await agentCtx.routeWebSocket(/\/agent-ws\?/, (ws) => {
+    const server = ws.connectToServer();
+    ws.onMessage((m) => {
+      if (cut.next && String(m).includes('"type":"send"')) {
+        cut.next = false;
+        cut.cuts += 1;
+        server.close();
+        ws.close({ code: 4000, reason: "test cut" });
+        return;
+      }
+      server.send(m);
+    });
+    server.onMessage((m) => ws.send(m));
+  });
   const agent = new Console(await agentCtx.newPage(), base);
   const site = new DemoSite(await visitorCtx.newPage(), base);
 
@@ -74,6 +91,19 @@ try {
     await agent.customerMessages().filter({ hasText: "Danke!" }).waitFor();
   });
 
+  await step("a reply whose chat socket dies mid-send is kept, resent, and arrives once", async () => {
+    cut.next = true;
+    await agent.reply("Einen Moment bitte.");
+    // Not acknowledged yet (reconnecting takes at least half a second): the draft stays.
+    assert.equal(await agent.compose().inputValue(), "Einen Moment bitte.");
+    await site.agentMessages().filter({ hasText: "Einen Moment bitte." }).waitFor();
+    assert.equal(cut.cuts, 1, "the socket was cut during the send");
+    // The draft stayed until the resend was acknowledged, then cleared.
+    await agent.page.waitForFunction(() => document.querySelector('[data-testid="compose"]').value === "");
+    assert.equal(await site.agentMessages().filter({ hasText: "Einen Moment bitte." }).count(), 1);
+    assert.equal(await agent.page.locator('li.me', { hasText: "Einen Moment bitte." }).count(), 1);
+  });
+
   await step("transfer dialog: focus in the filter, typing filters, Escape closes", async () => {
     await agent.page.locator('[data-testid="transfer"]').click();
     const d = agent.page.locator('[data-testid="transfer-dialog"]');
@@ -89,12 +119,13 @@ try {
     await site.page.reload();
     await site.agentMessages().filter({ hasText: "ich schaue sofort nach" }).waitFor();
     await site.widget().locator('[data-testid="message"]', { hasText: "Danke!" }).waitFor();
-    assert.equal(await site.agentMessages().count(), 1);
+    assert.equal(await site.agentMessages().filter({ hasText: "ich schaue sofort nach" }).count(), 1);
     assert.equal(await site.widget().locator('[data-testid="message"]', { hasText: "Danke!" }).count(), 1);
   });
 
   await step("agent ends; wrap-up dialog; visitor sees the end and can download the transcript", async () => {
     await agent.end();
+    await agent.page.locator('[data-testid="wrap-up-dialog"]').waitFor();
     await agent.page.screenshot({ path: join(out, "agent-wrap-up.png") });
     await agent.wrapUp("solved");
     await site.widget().locator('[data-testid="ended"]').waitFor();
