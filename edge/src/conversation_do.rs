@@ -496,19 +496,8 @@ impl ConversationObject {
 
     // ------------------------------------------------------------ sockets
 
-    fn query(req: &Request, k: &str) -> String {
-        req.url()
-            .ok()
-            .and_then(|u| {
-                u.query_pairs()
-                    .find(|(x, _)| x == k)
-                    .map(|(_, v)| v.into_owned())
-            })
-            .unwrap_or_default()
-    }
-
     fn after(req: &Request) -> ApiResult<u64> {
-        match Self::query(req, "after").as_str() {
+        match crate::query(req, "after").as_str() {
             "" => Ok(0),
             s => s.parse().map_err(|_| {
                 ApiError::bad_request(
@@ -521,11 +510,11 @@ impl ConversationObject {
 
     fn accept_visitor(&self, req: &Request) -> ApiResult<Response> {
         let caller = Caller {
-            ip: Self::query(req, "ip"),
-            origin: Some(Self::query(req, "origin")).filter(|s| !s.is_empty()),
-            self_origin: Self::query(req, "self"),
+            ip: crate::query(req, "ip"),
+            origin: Some(crate::query(req, "origin")).filter(|s| !s.is_empty()),
+            self_origin: crate::query(req, "self"),
         };
-        let meta = self.check_visitor(&Self::query(req, "token"), &caller)?;
+        let meta = self.check_visitor(&crate::query(req, "token"), &caller)?;
         let after = Self::after(req)?;
         let pair = WebSocketPair::new()?;
         self.state
@@ -549,7 +538,7 @@ impl ConversationObject {
         self.require()?;
         let t = auth::verify_ticket(
             &session_secret(&self.env)?,
-            &Self::query(req, "ticket"),
+            &crate::query(req, "ticket"),
             now(),
         )
         .map_err(|e| {

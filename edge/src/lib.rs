@@ -162,7 +162,8 @@ fn bearer(req: &Request) -> String {
         .unwrap_or_default()
 }
 
-fn query(req: &Request, key: &str) -> String {
+/// A query-string parameter, or "" when absent.
+pub(crate) fn query(req: &Request, key: &str) -> String {
     req.url()
         .ok()
         .and_then(|u| {

@@ -252,7 +252,13 @@ impl TenantObject {
 
     /// Validates and stores a configuration with passwords and site secrets.
     fn install_config(&self, admin: AdminConfig) -> ApiResult<()> {
-        let mut engine = match self.engine.borrow().clone() {
+        let engine = self.check_config(&admin)?;
+        self.write_config(&admin, engine)
+    }
+
+    /// Validates a configuration against the stored state; writes nothing.
+    fn check_config(&self, admin: &AdminConfig) -> ApiResult<Tenant> {
+        let engine = match self.engine.borrow().clone() {
             Some(mut t) => {
                 t.set_config(admin.config.clone())?;
                 t
@@ -286,6 +292,11 @@ impl TenantObject {
                 ));
             }
         }
+        Ok(engine)
+    }
+
+    /// Stores a configuration [`Self::check_config`] accepted.
+    fn write_config(&self, admin: &AdminConfig, mut engine: Tenant) -> ApiResult<()> {
         // Hash first (slow), then write everything in one synchronous run.
         let hashes = admin
             .passwords
@@ -803,16 +814,7 @@ impl TenantObject {
     }
 
     async fn accept_agent(&self, req: &Request) -> ApiResult<Response> {
-        let q = |k: &str| {
-            req.url()
-                .ok()
-                .and_then(|u| {
-                    u.query_pairs()
-                        .find(|(x, _)| x == k)
-                        .map(|(_, v)| v.into_owned())
-                })
-                .unwrap_or_default()
-        };
+        let q = |k: &str| crate::query(req, k);
         let agent = AgentId::new(q("agent"))?;
         let exp: i64 = q("exp").parse().unwrap_or(0);
         let signed_in =
@@ -1031,6 +1033,8 @@ impl TenantObject {
     }
 
     async fn put_config(&self, admin: AdminConfig) -> ApiResult<Done> {
+        // Refuse a bad configuration before the directory hears of its sites.
+        let engine = self.check_config(&admin)?;
         let sites = admin.config.sites.iter().map(|s| s.key.clone()).collect();
         call(
             &stub(&self.env, "DIRECTORY", "directory")?,
@@ -1040,7 +1044,7 @@ impl TenantObject {
             },
         )
         .await?;
-        self.install_config(admin)?;
+        self.write_config(&admin, engine)?;
         self.exec(Command::Tick).await?;
         Ok(Done {})
     }

@@ -645,6 +645,22 @@ fn message_rules_and_templates(ctx: &Ctx) {
         "{:?}",
         r.body
     );
+    // A refused configuration claims nothing: its new site stays free for another tenant.
+    cfg["config"]["sites"].as_array_mut().expect("sites").push(
+        json!({ "key": "t-msg-extra", "name": "Extra", "allowed_origins": [], "queue": "q1" }),
+    );
+    let r = http(
+        "PUT",
+        &format!("{}/api/v1/admin/tenants/t-msg/config", ctx.base),
+        Some(&cfg),
+        &[("Authorization", &h[0].1)],
+    );
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    make_tenant_with(ctx, "t-msg-2", 30, 600, &[("m2", 3)], |c| {
+        c["config"]["sites"].as_array_mut().expect("sites").push(
+            json!({ "key": "t-msg-extra", "name": "Extra", "allowed_origins": [], "queue": "q1" }),
+        );
+    });
     // Malformed frames get a clear error and the socket stays open.
     a.sock.send_raw("not json");
     a.error("invalid_frame");
