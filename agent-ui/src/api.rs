@@ -38,6 +38,7 @@ struct Conn {
 thread_local! {
     static CONN: RefCell<Option<Conn>> = const { RefCell::new(None) };
     static RETRY: RefCell<u32> = const { RefCell::new(0) };
+    static WAITING: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
     static CHATS: RefCell<BTreeMap<ConversationId, Conn>> = const { RefCell::new(BTreeMap::new()) };
 }
 
@@ -107,6 +108,7 @@ pub fn forget(c: Console) {
     if let Some(st) = storage() {
         let _ = st.remove_item(SESSION_KEY);
     }
+    WAITING.with(|w| w.borrow_mut().clear());
     CONN.with(|x| {
         if let Some(old) = x.borrow_mut().take() {
             old.ws.set_onclose(None);
@@ -126,15 +128,39 @@ pub fn forget(c: Console) {
 }
 
 /// Sends an intent to the edge.
+/// Intents made while the control socket is (re)connecting wait here and go out when
+/// it opens (e.g. the state picked right after signing in). The service decides on
+/// them then; a stale one is refused with an error that names it.
+const MAX_WAITING_INTENTS: usize = 20;
+
 pub fn send(c: Console, f: AgentFrame) {
+    let text = encode(&f);
     let ok = CONN.with(|x| {
         x.borrow().as_ref().is_some_and(|x| {
-            x.ws.ready_state() == WebSocket::OPEN && x.ws.send_with_str(&encode(&f)).is_ok()
+            x.ws.ready_state() == WebSocket::OPEN && x.ws.send_with_str(&text).is_ok()
         })
     });
     if !ok {
+        WAITING.with(|w| {
+            let mut w = w.borrow_mut();
+            if w.len() < MAX_WAITING_INTENTS {
+                w.push(text);
+            }
+        });
         c.error.set(Some(c.t().reconnecting.into()));
     }
+}
+
+/// Sends the intents that waited for the control socket.
+fn flush_waiting() {
+    let waiting = WAITING.with(|w| std::mem::take(&mut *w.borrow_mut()));
+    CONN.with(|x| {
+        if let Some(x) = x.borrow().as_ref() {
+            for t in waiting {
+                let _ = x.ws.send_with_str(&t);
+            }
+        }
+    });
 }
 
 /// Sends a message: it waits in the chat's outbox until acknowledged.
@@ -284,6 +310,8 @@ fn connect(c: Console) {
     let on_open = Closure::<dyn FnMut()>::new(move || {
         RETRY.with(|r| *r.borrow_mut() = 0);
         c.connected.set(true);
+        c.error.set(None);
+        flush_waiting();
     });
     let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| {
         c.connected.set(false);
