@@ -217,13 +217,7 @@ pub fn maximum_wait(ctx: &Ctx) {
     );
     assert_eq!(r.status, 201, "{:?}", r.body);
     // The closed record says why.
-    let h = admin(ctx);
-    let list = http(
-        "GET",
-        &format!("{}/api/v1/admin/tenants/t-wait/conversations", ctx.base),
-        None,
-        &[("Authorization", &h[0].1)],
-    );
+    let list = closed_list(ctx, "t-wait");
     assert!(list.body.as_array().is_some_and(|l| l
         .iter()
         .any(|r| r["id"] == v.conv.as_str() && r["ended_by"]["by"] == "max_wait")));

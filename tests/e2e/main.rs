@@ -24,6 +24,17 @@ fn admin(_ctx: &Ctx) -> Vec<(&'static str, String)> {
     vec![("Authorization", format!("Bearer {ADMIN_TOKEN}"))]
 }
 
+/// The admin API's list of a tenant's closed conversations and left messages.
+fn closed_list(ctx: &Ctx, tenant: &str) -> tests::Answer {
+    let h = admin(ctx);
+    http(
+        "GET",
+        &format!("{}/api/v1/admin/tenants/{tenant}/conversations", ctx.base),
+        None,
+        &[("Authorization", &h[0].1)],
+    )
+}
+
 /// A tenant with queues q1, q2, agents with capacities, one site `<tenant>-site`.
 fn make_tenant(
     ctx: &Ctx,
@@ -375,12 +386,7 @@ fn capacity_and_wrap_up(ctx: &Ctx) {
     assert_eq!(a.wait_offer(), v2.conv);
     // The closed record keeps wrap-up reason, queue history and times.
     let h = admin(ctx);
-    let list = http(
-        "GET",
-        &format!("{}/api/v1/admin/tenants/t-cap/conversations", ctx.base),
-        None,
-        &[("Authorization", &h[0].1)],
-    );
+    let list = closed_list(ctx, "t-cap");
     assert_eq!(list.status, 200);
     let rec = list
         .body
@@ -1028,13 +1034,7 @@ fn leave_message(ctx: &Ctx) {
         &[],
     );
     assert_eq!(r.status, 201, "{:?}", r.body);
-    let h = admin(ctx);
-    let list = http(
-        "GET",
-        &format!("{}/api/v1/admin/tenants/t-leave/conversations", ctx.base),
-        None,
-        &[("Authorization", &h[0].1)],
-    );
+    let list = closed_list(ctx, "t-leave");
     let rec = list
         .body
         .as_array()
