@@ -20,6 +20,7 @@ use shared::ids::{ClientMsgId, ConversationId};
 use shared::protocol::{
     encode, AgentChatFrame, AgentFrame, AgentServerFrame, ErrorBody, SignInRequest, SignInResponse,
 };
+use shared::rpc::TicketReply;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use wasm_bindgen::prelude::*;
@@ -291,19 +292,63 @@ fn open_chat(c: Console, conversation: ConversationId, ticket: &str) {
     });
 }
 
+/// Schedules a reconnect of the control socket with back-off.
+fn reconnect_later(c: Console) {
+    let n = RETRY.with(|r| {
+        let mut r = r.borrow_mut();
+        *r += 1;
+        *r
+    });
+    let delay = (500 * 2u32.pow(n.min(5))).min(10_000);
+    spawn_local(async move {
+        gloo_timers::future::TimeoutFuture::new(delay).await;
+        connect(c);
+    });
+}
+
+/// Opens the control socket: a single-use ticket first (the session token goes only
+/// in the `Authorization` header), then the socket with the ticket.
 fn connect(c: Console) {
-    let Some(s) = c.session.get_untracked() else {
-        return;
-    };
+    spawn_local(async move {
+        let Some(s) = c.session.get_untracked() else {
+            return;
+        };
+        let resp = Request::post("/api/v1/agent/ticket")
+            .header("Authorization", &format!("Bearer {}", s.token))
+            .send()
+            .await;
+        let ticket = match resp {
+            Ok(r) if r.ok() => match r.json::<TicketReply>().await {
+                Ok(t) => t.ticket,
+                Err(_) => return reconnect_later(c),
+            },
+            Ok(r) if r.status() == 401 => {
+                // The session is over (expired or revoked): sign in again.
+                let why = r
+                    .json::<ErrorBody>()
+                    .await
+                    .map(|b| b.message)
+                    .unwrap_or_default();
+                forget(c);
+                c.error.set(Some(why));
+                return;
+            }
+            _ => return reconnect_later(c),
+        };
+        open_control(c, &ticket);
+    });
+}
+
+fn open_control(c: Console, ticket: &str) {
     let loc = web_sys::window().map(|w| w.location());
     let host = loc.as_ref().and_then(|l| l.host().ok()).unwrap_or_default();
     let secure = loc
         .and_then(|l| l.protocol().ok())
         .is_some_and(|p| p == "https:");
     let url = format!(
-        "{}://{host}/api/v1/agent/ws?token={}",
+        "{}://{host}/api/v1/agent/ws?ticket={}",
         if secure { "wss" } else { "ws" },
-        js_sys::encode_uri_component(&s.token)
+        js_sys::encode_uri_component(ticket)
     );
     let Ok(ws) = WebSocket::new(&url) else { return };
     let on_message = frame_handler(c);
@@ -318,42 +363,19 @@ fn connect(c: Console) {
         if c.session.get_untracked().is_none() {
             return;
         }
-        // 4001: session over; 1000 after sign-out.
-        if e.code() == 4001 || e.reason() == "signed out" {
+        // 4001: session expired; 4003: session revoked (the reason says why).
+        if e.code() == 4001 || e.code() == 4003 {
+            let why = match e.reason().as_str() {
+                "signed_out_by_admin" => Some(c.t().revoked_by_admin.to_string()),
+                "password_changed" => Some(c.t().revoked_password.to_string()),
+                "signed_out" => None,
+                other => Some(other.to_string()),
+            };
             forget(c);
+            c.error.set(why);
             return;
         }
-        let n = RETRY.with(|r| {
-            let mut r = r.borrow_mut();
-            *r += 1;
-            *r
-        });
-        let delay = (500 * 2u32.pow(n.min(5))).min(10_000);
-        spawn_local(async move {
-            gloo_timers::future::TimeoutFuture::new(delay).await;
-            let Some(s) = c.session.get_untracked() else {
-                return;
-            };
-            // A browser cannot see why an upgrade failed: ask over plain HTTP whether the
-            // session is still good (401 means sign in again), else reconnect.
-            let url = format!(
-                "/api/v1/agent/ws?token={}",
-                js_sys::encode_uri_component(&s.token)
-            );
-            if let Ok(r) = Request::get(&url).send().await {
-                if r.status() == 401 {
-                    let why = r
-                        .json::<ErrorBody>()
-                        .await
-                        .map(|b| b.message)
-                        .unwrap_or_default();
-                    forget(c);
-                    c.error.set(Some(why));
-                    return;
-                }
-            }
-            connect(c);
-        });
+        reconnect_later(c);
     });
     ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));

@@ -19,6 +19,10 @@ pub struct Texts {
     pub agent_label: &'static str,
     pub password: &'static str,
     pub sign_out: &'static str,
+    /// Shown after an administrator ended the session.
+    pub revoked_by_admin: &'static str,
+    /// Shown after the password was changed (every session ends).
+    pub revoked_password: &'static str,
     pub available: &'static str,
     pub idle: &'static str,
     pub rona: &'static str,
@@ -79,6 +83,9 @@ const EN: Texts = Texts {
     agent_label: "Agent",
     password: "Password",
     sign_out: "Sign out",
+    revoked_by_admin: "An administrator signed you out. Sign in again to continue.",
+    revoked_password:
+        "Your password was changed, so every session ended. Sign in with the new password.",
     available: "Available",
     idle: "Idle",
     rona: "RONA",
@@ -139,6 +146,8 @@ const DE: Texts = Texts {
     agent_label: "Agent",
     password: "Passwort",
     sign_out: "Abmelden",
+    revoked_by_admin: "Ein Administrator hat Sie abgemeldet. Melden Sie sich erneut an, um weiterzuarbeiten.",
+    revoked_password: "Ihr Passwort wurde geändert, daher wurden alle Sitzungen beendet. Melden Sie sich mit dem neuen Passwort an.",
     available: "Verfügbar",
     idle: "Leerlauf",
     rona: "RONA",
@@ -279,8 +288,8 @@ impl Lang {
                 (EndedBy::Customer, true) => "Kunde hat den Chat beendet".into(),
                 (EndedBy::Inactivity, false) => "Ended after inactivity".into(),
                 (EndedBy::Inactivity, true) => "Wegen Inaktivität beendet".into(),
-                (EndedBy::Agent(a), false) => format!("Ended by {a}"),
-                (EndedBy::Agent(a), true) => format!("Beendet von {a}"),
+                (EndedBy::Agent(_) | EndedBy::Staff, false) => "Ended by an agent".into(),
+                (EndedBy::Agent(_) | EndedBy::Staff, true) => "Von einem Agenten beendet".into(),
                 (EndedBy::MaxWait, false) => {
                     "Ended: nobody answered within the maximum wait".into()
                 }

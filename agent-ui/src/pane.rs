@@ -48,8 +48,12 @@ fn message_row(c: Console, m: Message, me: String) -> impl IntoView {
             <li class="them" data-testid="message"><div class="who">{name}</div><div class="bubble" data-testid="customer-message">{m.text.clone()}</div><time>{time}</time></li>
         }
         .into_any(),
-        Author::Agent { id, name } => {
-            let mine = id.as_str() == me;
+        author @ (Author::Agent { .. } | Author::Staff { .. }) => {
+            let (mine, name) = match author {
+                Author::Agent { id, name } => (id.as_str() == me, name),
+                Author::Staff { name } => (false, name),
+                _ => (false, String::new()),
+            };
             view! {
                 <li class=if mine { "me" } else { "colleague" } data-testid="message">
                     <div class="who">{name}</div><div class="bubble">{m.text.clone()}</div><time>{time}</time>

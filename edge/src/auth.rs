@@ -1,31 +1,93 @@
 //! Secrets, tokens and passwords.
 //!
 //! Rules:
-//! - Agent sessions are `base64url(json claims) . hex(HMAC-SHA256(secret, payload))`,
-//!   expiring after [`SESSION_SECS`]; a token with a bad signature, bad shape or past
-//!   expiry is refused.
-//! - Passwords are stored only as PBKDF2-HMAC-SHA256 with a random 16-byte salt.
+//! - Every token is `base64url(json claims) . hex(HMAC-SHA256(key, payload))` with a
+//!   key per purpose ([`Purpose`]), so a token of one kind is never accepted as
+//!   another. A token with a bad signature, bad shape or past expiry is refused.
+//! - Agent sessions ([`Session`]) name a session id the tenant can revoke; they expire
+//!   after [`SESSION_SECS`]. The session token travels only in `Authorization`
+//!   headers, never in a URL.
+//! - Sockets open with a ticket ([`ChatTicket`], [`VisitorTicket`], [`ControlTicket`])
+//!   that lives [`TICKET_SECS`] and is used once (its `nonce` is recorded by the
+//!   object that accepts it). A ticket is obtained by a POST carrying the real
+//!   credential in a header.
+//! - Passwords are stored as PHC strings `$pbkdf2-sha256$i=ROUNDS$SALT$HASH` (base64
+//!   without padding, 16-byte salt), derived with Web Crypto in the stateless Worker
+//!   at [`PBKDF2_ROUNDS`]; an older or weaker stored hash is replaced on sign-in. An
+//!   unknown agent is checked against [`DUMMY_HASH`] so timing reveals nothing.
 //! - Visitor tokens are 32 random bytes (256 bits); only their SHA-256 is stored.
-//! - Identity verification: `user_hash` must equal hex(HMAC-SHA256(site secret, user_id)).
-//! - Chat tickets ([`Ticket`]) let an agent open one conversation's socket; they are
-//!   signed like sessions but with a key of their own (a session is never a ticket),
-//!   name tenant, agent, conversation and access version, and live [`TICKET_SECS`].
+//! - Identity verification: `user_hash` is `TIMESTAMP.hex(HMAC-SHA256(site secret,
+//!   "USER_ID:TIMESTAMP"))`, valid for [`USER_HASH_SECS`] after TIMESTAMP.
 //! - Comparisons of secrets take time independent of where they differ.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::engine::general_purpose::{STANDARD_NO_PAD as B64STD, URL_SAFE_NO_PAD as B64};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shared::ids::{AgentId, ConversationId, TenantId};
 
-/// How long a chat ticket may be used to open a socket.
+/// How long a socket ticket may be used.
 pub const TICKET_SECS: i64 = 30;
+/// Agent session lifetime.
+pub const SESSION_SECS: i64 = shared::agent::SESSION_SECS;
+/// PBKDF2-HMAC-SHA256 rounds for new password hashes (OWASP 2023: 600,000).
+pub const PBKDF2_ROUNDS: u32 = 600_000;
+/// How long a `user_hash` is valid after its timestamp.
+pub const USER_HASH_SECS: i64 = 24 * 3600;
+/// A valid hash of no password, checked when the agent is unknown.
+pub const DUMMY_HASH: &str =
+    "$pbkdf2-sha256$i=600000$c3dpdGNoYm9hcmQtZHVtbXk$ZHVtbXktaGFzaC1kdW1teS1oYXNoLWR1bW15LWhhcw";
+
+/// What a signed token is for; each has a key of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Session,
+    ChatTicket,
+    VisitorTicket,
+    ControlTicket,
+}
+
+impl Purpose {
+    fn key(self, secret: &str) -> String {
+        match self {
+            Purpose::Session => secret.to_owned(),
+            Purpose::ChatTicket => format!("{secret}|chat-ticket"),
+            Purpose::VisitorTicket => format!("{secret}|visitor-ticket"),
+            Purpose::ControlTicket => format!("{secret}|control-ticket"),
+        }
+    }
+    fn noun(self) -> &'static str {
+        match self {
+            Purpose::Session => "session token",
+            Purpose::ChatTicket | Purpose::VisitorTicket | Purpose::ControlTicket => "ticket",
+        }
+    }
+}
+
+/// Claims that expire.
+pub trait Expiring {
+    /// Expiry, seconds since the epoch.
+    fn exp(&self) -> i64;
+}
+
+/// Claims of an agent session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Session {
+    pub tenant: TenantId,
+    pub agent: AgentId,
+    /// The session id the tenant stores and can revoke.
+    pub sid: String,
+    pub exp: i64,
+}
 
 /// Claims of a chat ticket: `agent` may open `conversation`'s socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Ticket {
+#[serde(deny_unknown_fields)]
+pub struct ChatTicket {
     pub tenant: TenantId,
     pub agent: AgentId,
     /// The agent's display name (what the visitor sees).
@@ -34,53 +96,83 @@ pub struct Ticket {
     /// The conversation's access version when the tenant issued it.
     pub version: u32,
     pub can_write: bool,
-    /// Expiry, seconds since the epoch.
+    pub nonce: String,
+    /// Issued at, seconds since the epoch (a revocation refuses older tickets).
+    pub iat: i64,
     pub exp: i64,
 }
 
-fn ticket_key(secret: &str) -> String {
-    format!("{secret}|chat-ticket")
+/// Claims of a visitor's socket ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisitorTicket {
+    pub conversation: ConversationId,
+    pub nonce: String,
+    pub exp: i64,
 }
 
-/// Signs a chat ticket.
-pub fn sign_ticket(secret: &str, t: &Ticket) -> String {
-    let payload = B64.encode(serde_json::to_vec(t).unwrap_or_default());
-    let sig = hmac_hex(ticket_key(secret).as_bytes(), payload.as_bytes());
+/// Claims of an agent's control-socket ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlTicket {
+    pub tenant: TenantId,
+    pub agent: AgentId,
+    pub sid: String,
+    pub nonce: String,
+    pub exp: i64,
+}
+
+macro_rules! expiring {
+    ($($t:ty),*) => { $(impl Expiring for $t { fn exp(&self) -> i64 { self.exp } })* };
+}
+expiring!(Session, ChatTicket, VisitorTicket, ControlTicket);
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the {0} is missing")]
+    Missing(&'static str),
+    #[error("the {0} is malformed")]
+    Malformed(&'static str),
+    #[error("the {0}'s signature is invalid")]
+    BadSignature(&'static str),
+    #[error("the {0} has expired")]
+    Expired(&'static str),
+}
+
+/// Signs claims for `purpose`.
+pub fn sign<T: Serialize>(secret: &str, purpose: Purpose, claims: &T) -> String {
+    let payload = B64.encode(serde_json::to_vec(claims).unwrap_or_default());
+    let sig = hmac_hex(purpose.key(secret).as_bytes(), payload.as_bytes());
     format!("{payload}.{sig}")
 }
 
-/// Verifies a chat ticket at `now`.
-pub fn verify_ticket(secret: &str, token: &str, now: DateTime<Utc>) -> Result<Ticket, TokenError> {
+/// Verifies a token of `purpose` at `now`.
+pub fn verify<T: DeserializeOwned + Expiring>(
+    secret: &str,
+    purpose: Purpose,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<T, TokenError> {
+    let noun = purpose.noun();
     if token.is_empty() {
-        return Err(TokenError::Missing);
+        return Err(TokenError::Missing(noun));
     }
-    let (payload, sig) = token.split_once('.').ok_or(TokenError::Malformed)?;
+    let (payload, sig) = token.split_once('.').ok_or(TokenError::Malformed(noun))?;
     if !same(
-        &hmac_hex(ticket_key(secret).as_bytes(), payload.as_bytes()),
+        &hmac_hex(purpose.key(secret).as_bytes(), payload.as_bytes()),
         sig,
     ) {
-        return Err(TokenError::BadSignature);
+        return Err(TokenError::BadSignature(noun));
     }
-    let raw = B64.decode(payload).map_err(|_| TokenError::Malformed)?;
-    let t: Ticket = serde_json::from_slice(&raw).map_err(|_| TokenError::Malformed)?;
-    if t.exp <= now.timestamp() {
-        return Err(TokenError::Expired);
+    let raw = B64
+        .decode(payload)
+        .map_err(|_| TokenError::Malformed(noun))?;
+    let t: T = serde_json::from_slice(&raw).map_err(|_| TokenError::Malformed(noun))?;
+    if t.exp() <= now.timestamp() {
+        return Err(TokenError::Expired(noun));
     }
     Ok(t)
-}
-
-/// Agent session lifetime.
-pub const SESSION_SECS: i64 = shared::agent::SESSION_SECS;
-/// PBKDF2 rounds.
-pub const PBKDF2_ROUNDS: u32 = 50_000;
-
-/// Claims of an agent session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Session {
-    pub tenant: TenantId,
-    pub agent: AgentId,
-    /// Expiry, seconds since the epoch.
-    pub exp: i64,
 }
 
 /// Random bytes from the platform's CSPRNG.
@@ -122,94 +214,187 @@ fn hmac_hex(key: &[u8], msg: &[u8]) -> String {
 
 /// Compares without early exit.
 pub fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    same_bytes(a.as_bytes(), b.as_bytes())
 }
 
-/// Signs a session.
-pub fn sign_session(secret: &str, s: &Session) -> String {
-    let payload = B64.encode(serde_json::to_vec(s).unwrap_or_default());
-    let sig = hmac_hex(secret.as_bytes(), payload.as_bytes());
-    format!("{payload}.{sig}")
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Why a session token was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
-    #[error("the session token is missing")]
-    Missing,
-    #[error("the session token is malformed")]
-    Malformed,
-    #[error("the session token's signature is invalid")]
-    BadSignature,
-    #[error("the session token has expired; sign in again")]
-    Expired,
-}
+// ---------------------------------------------------------------- passwords
 
-/// Verifies a session at `now`.
-pub fn verify_session(
-    secret: &str,
-    token: &str,
-    now: DateTime<Utc>,
-) -> Result<Session, TokenError> {
-    if token.is_empty() {
-        return Err(TokenError::Missing);
-    }
-    let (payload, sig) = token.split_once('.').ok_or(TokenError::Malformed)?;
-    if !same(&hmac_hex(secret.as_bytes(), payload.as_bytes()), sig) {
-        return Err(TokenError::BadSignature);
-    }
-    let raw = B64.decode(payload).map_err(|_| TokenError::Malformed)?;
-    let s: Session = serde_json::from_slice(&raw).map_err(|_| TokenError::Malformed)?;
-    if s.exp <= now.timestamp() {
-        return Err(TokenError::Expired);
-    }
-    Ok(s)
-}
-
-/// A stored password hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PasswordHash {
-    pub salt: String,
+/// A stored password hash, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredHash {
+    pub salt: Vec<u8>,
     pub rounds: u32,
-    pub hash: String,
+    pub hash: Vec<u8>,
 }
 
-/// Hashes a password with a fresh salt.
-pub fn hash_password(password: &str) -> Result<PasswordHash, String> {
-    let salt = hex(&random_bytes::<16>()?);
-    Ok(PasswordHash {
-        hash: pbkdf2_hex(password, &salt, PBKDF2_ROUNDS),
+/// The first stored form: JSON with a hex salt used as text and a hex hash.
+#[derive(Deserialize)]
+struct LegacyHash {
+    salt: String,
+    rounds: u32,
+    hash: String,
+}
+
+impl StoredHash {
+    /// Parses a PHC string, or the JSON form of schema 1.
+    pub fn parse(s: &str) -> Option<Self> {
+        if let Some(rest) = s.strip_prefix("$pbkdf2-sha256$i=") {
+            let mut parts = rest.split('$');
+            let rounds = parts.next()?.parse().ok()?;
+            let salt = B64STD.decode(parts.next()?).ok()?;
+            let hash = B64STD.decode(parts.next()?).ok()?;
+            if parts.next().is_some() || hash.is_empty() {
+                return None;
+            }
+            return Some(Self { salt, rounds, hash });
+        }
+        let l: LegacyHash = serde_json::from_str(s).ok()?;
+        let hash = (0..l.hash.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(l.hash.get(i..i + 2)?, 16).ok())
+            .collect::<Option<Vec<u8>>>()?;
+        Some(Self {
+            salt: l.salt.into_bytes(),
+            rounds: l.rounds,
+            hash,
+        })
+    }
+
+    /// The PHC string.
+    pub fn phc(&self) -> String {
+        format!(
+            "$pbkdf2-sha256$i={}${}${}",
+            self.rounds,
+            B64STD.encode(&self.salt),
+            B64STD.encode(&self.hash)
+        )
+    }
+
+    /// Whether it should be replaced by a hash at today's strength.
+    pub fn needs_rehash(&self) -> bool {
+        self.rounds < PBKDF2_ROUNDS || self.salt.len() < 16
+    }
+
+    /// Whether `password` matches.
+    pub async fn check(&self, password: &str) -> Result<bool, String> {
+        let got = pbkdf2_sha256(password, &self.salt, self.rounds, self.hash.len()).await?;
+        Ok(same_bytes(&got, &self.hash))
+    }
+}
+
+/// Hashes a password with a fresh salt at [`PBKDF2_ROUNDS`]; returns the PHC string.
+pub async fn hash_password(password: &str) -> Result<String, String> {
+    let salt = random_bytes::<16>()?.to_vec();
+    let hash = pbkdf2_sha256(password, &salt, PBKDF2_ROUNDS, 32).await?;
+    Ok(StoredHash {
         salt,
         rounds: PBKDF2_ROUNDS,
-    })
+        hash,
+    }
+    .phc())
 }
 
-fn pbkdf2_hex(password: &str, salt: &str, rounds: u32) -> String {
-    let mut out = [0u8; 32];
-    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt.as_bytes(), rounds, &mut out);
-    hex(&out)
+/// PBKDF2-HMAC-SHA256 with Web Crypto (`crypto.subtle`), off any object's thread.
+#[cfg(target_arch = "wasm32")]
+async fn pbkdf2_sha256(
+    password: &str,
+    salt: &[u8],
+    rounds: u32,
+    len: usize,
+) -> Result<Vec<u8>, String> {
+    use js_sys::{Array, Object, Reflect, Uint8Array};
+    use wasm_bindgen::{JsCast, JsValue};
+    let err = |e: JsValue| format!("web crypto: {e:?}");
+    let crypto = Reflect::get(&js_sys::global(), &"crypto".into()).map_err(err)?;
+    let subtle: web_sys::SubtleCrypto = Reflect::get(&crypto, &"subtle".into())
+        .map_err(err)?
+        .unchecked_into();
+    let alg = Object::new();
+    Reflect::set(&alg, &"name".into(), &"PBKDF2".into()).map_err(err)?;
+    let usages = Array::of1(&"deriveBits".into());
+    let key = subtle
+        .import_key_with_object(
+            "raw",
+            &Uint8Array::from(password.as_bytes()).into(),
+            &alg,
+            false,
+            &usages,
+        )
+        .map_err(err)?;
+    let key: web_sys::CryptoKey = wasm_bindgen_futures::JsFuture::from(key)
+        .await
+        .map_err(err)?
+        .unchecked_into();
+    let params = Object::new();
+    Reflect::set(&params, &"name".into(), &"PBKDF2".into()).map_err(err)?;
+    Reflect::set(&params, &"hash".into(), &"SHA-256".into()).map_err(err)?;
+    Reflect::set(&params, &"salt".into(), &Uint8Array::from(salt)).map_err(err)?;
+    Reflect::set(&params, &"iterations".into(), &JsValue::from(rounds)).map_err(err)?;
+    let bits = subtle
+        .derive_bits_with_object(&params, &key, (len * 8) as u32)
+        .map_err(err)?;
+    let bits = wasm_bindgen_futures::JsFuture::from(bits)
+        .await
+        .map_err(err)?;
+    Ok(Uint8Array::new(&bits).to_vec())
 }
 
-/// Checks a password.
-pub fn check_password(password: &str, h: &PasswordHash) -> bool {
-    same(&pbkdf2_hex(password, &h.salt, h.rounds), &h.hash)
+/// PBKDF2-HMAC-SHA256 in Rust (host builds: unit tests).
+#[cfg(not(target_arch = "wasm32"))]
+async fn pbkdf2_sha256(
+    password: &str,
+    salt: &[u8],
+    rounds: u32,
+    len: usize,
+) -> Result<Vec<u8>, String> {
+    let mut out = vec![0u8; len];
+    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, rounds, &mut out);
+    Ok(out)
 }
 
-/// Checks an identity-verification hash.
-pub fn check_user_hash(site_secret: &str, user_id: &str, user_hash: &str) -> bool {
-    same(
-        &hmac_hex(site_secret.as_bytes(), user_id.as_bytes()),
-        &user_hash.to_ascii_lowercase(),
-    )
+// ---------------------------------------------------------------- identity
+
+/// Why a `user_hash` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserHashError {
+    #[error("user_hash must be TIMESTAMP.HEX (seconds since the epoch, then the HMAC)")]
+    Malformed,
+    #[error("user_hash has expired (older than 24 hours); compute a fresh one")]
+    Expired,
+    #[error("user_hash does not match user_id")]
+    Mismatch,
+}
+
+/// Checks an identity-verification hash at `now`.
+pub fn check_user_hash(
+    site_secret: &str,
+    user_id: &str,
+    user_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<(), UserHashError> {
+    let (ts, mac) = user_hash.split_once('.').ok_or(UserHashError::Malformed)?;
+    let ts: i64 = ts.parse().map_err(|_| UserHashError::Malformed)?;
+    let age = now.timestamp() - ts;
+    if !(-300..=USER_HASH_SECS).contains(&age) {
+        return Err(UserHashError::Expired);
+    }
+    if !same(
+        &hmac_hex(site_secret.as_bytes(), format!("{user_id}:{ts}").as_bytes()),
+        &mac.to_ascii_lowercase(),
+    ) {
+        return Err(UserHashError::Mismatch);
+    }
+    Ok(())
 }
 
 /// Computes an identity-verification hash (for docs and tests).
-pub fn user_hash(site_secret: &str, user_id: &str) -> String {
-    hmac_hex(site_secret.as_bytes(), user_id.as_bytes())
+pub fn user_hash(site_secret: &str, user_id: &str, ts: i64) -> String {
+    let mac = hmac_hex(site_secret.as_bytes(), format!("{user_id}:{ts}").as_bytes());
+    format!("{ts}.{mac}")
 }
 
 #[cfg(test)]
@@ -220,69 +405,107 @@ mod tests {
         DateTime::from_timestamp(1_800_000_000, 0).unwrap()
     }
 
-    #[test]
-    fn session_roundtrip_and_refusals() {
-        let s = Session {
+    fn session() -> Session {
+        Session {
             tenant: TenantId::new("demo").unwrap(),
             agent: AgentId::new("anna").unwrap(),
+            sid: "s1".into(),
             exp: now().timestamp() + 60,
-        };
-        let t = sign_session("k", &s);
-        assert_eq!(verify_session("k", &t, now()), Ok(s.clone()));
-        assert_eq!(
-            verify_session("other", &t, now()),
-            Err(TokenError::BadSignature)
-        );
-        assert_eq!(
-            verify_session("k", &t, now() + chrono::Duration::seconds(60)),
-            Err(TokenError::Expired)
-        );
-        assert_eq!(
-            verify_session("k", "abc", now()),
-            Err(TokenError::Malformed)
-        );
-        assert_eq!(verify_session("k", "", now()), Err(TokenError::Missing));
-        let forged = format!("{}x", t);
-        assert_eq!(
-            verify_session("k", &forged, now()),
-            Err(TokenError::BadSignature)
-        );
+        }
+    }
+
+    #[test]
+    fn session_roundtrip_and_refusals() {
+        let s = session();
+        let t = sign("k", Purpose::Session, &s);
+        let v = |secret: &str, tok: &str, at| verify::<Session>(secret, Purpose::Session, tok, at);
+        assert_eq!(v("k", &t, now()), Ok(s.clone()));
+        assert!(matches!(
+            v("other", &t, now()),
+            Err(TokenError::BadSignature(_))
+        ));
+        assert!(matches!(
+            v("k", &t, now() + chrono::Duration::seconds(60)),
+            Err(TokenError::Expired(_))
+        ));
+        assert!(matches!(
+            v("k", "abc", now()),
+            Err(TokenError::Malformed(_))
+        ));
+        assert!(matches!(v("k", "", now()), Err(TokenError::Missing(_))));
+        assert!(matches!(
+            v("k", &format!("{t}x"), now()),
+            Err(TokenError::BadSignature(_))
+        ));
     }
 
     #[test]
     fn tickets_are_not_sessions() {
-        let t = Ticket {
-            tenant: TenantId::new("demo").unwrap(),
-            agent: AgentId::new("anna").unwrap(),
-            name: "Anna".into(),
+        let s = session();
+        let as_ticket = sign("k", Purpose::ControlTicket, &s);
+        assert!(matches!(
+            verify::<Session>("k", Purpose::Session, &as_ticket, now()),
+            Err(TokenError::BadSignature(_))
+        ));
+        let vt = VisitorTicket {
             conversation: ConversationId::new("c1").unwrap(),
-            version: 2,
-            can_write: true,
+            nonce: "n".into(),
             exp: now().timestamp() + TICKET_SECS,
         };
-        let signed = sign_ticket("k", &t);
-        assert_eq!(verify_ticket("k", &signed, now()), Ok(t.clone()));
+        let signed = sign("k", Purpose::VisitorTicket, &vt);
         assert_eq!(
-            verify_session("k", &signed, now()),
-            Err(TokenError::BadSignature)
+            verify::<VisitorTicket>("k", Purpose::VisitorTicket, &signed, now()),
+            Ok(vt)
         );
-        assert_eq!(
-            verify_ticket("k", &signed, now() + chrono::Duration::seconds(TICKET_SECS)),
-            Err(TokenError::Expired)
-        );
+        assert!(verify::<ChatTicket>("k", Purpose::ChatTicket, &signed, now()).is_err());
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        futures::executor::block_on(f)
     }
 
     #[test]
-    fn passwords_and_user_hashes() {
-        let h = PasswordHash {
-            salt: "00".into(),
-            rounds: 10,
-            hash: pbkdf2_hex("pw", "00", 10),
-        };
-        assert!(check_password("pw", &h));
-        assert!(!check_password("pW", &h));
-        let uh = user_hash("secret", "user-1");
-        assert!(check_user_hash("secret", "user-1", &uh));
-        assert!(!check_user_hash("secret", "user-2", &uh));
+    fn passwords_phc_and_legacy() {
+        let phc = block_on(hash_password("correct horse")).unwrap();
+        assert!(phc.starts_with("$pbkdf2-sha256$i=600000$"));
+        let h = StoredHash::parse(&phc).unwrap();
+        assert_eq!(h.phc(), phc);
+        assert!(!h.needs_rehash());
+        assert!(block_on(h.check("correct horse")).unwrap());
+        assert!(!block_on(h.check("correct horsE")).unwrap());
+        // Schema 1 stored JSON with a hex salt used as text.
+        let mut out = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<Sha256>(b"pw", b"00ff", 10, &mut out);
+        let legacy = format!(r#"{{"salt":"00ff","rounds":10,"hash":"{}"}}"#, hex(&out));
+        let l = StoredHash::parse(&legacy).unwrap();
+        assert!(l.needs_rehash());
+        assert!(block_on(l.check("pw")).unwrap());
+        let dummy = StoredHash::parse(DUMMY_HASH).unwrap();
+        assert_eq!(dummy.rounds, PBKDF2_ROUNDS);
+        assert!(StoredHash::parse("$pbkdf2-sha256$i=x$a$b").is_none());
+    }
+
+    #[test]
+    fn user_hashes_carry_time() {
+        let t = now().timestamp();
+        let uh = user_hash("secret", "user-1", t);
+        assert_eq!(check_user_hash("secret", "user-1", &uh, now()), Ok(()));
+        assert_eq!(
+            check_user_hash("secret", "user-2", &uh, now()),
+            Err(UserHashError::Mismatch)
+        );
+        assert_eq!(
+            check_user_hash(
+                "secret",
+                "user-1",
+                &uh,
+                now() + chrono::Duration::seconds(USER_HASH_SECS + 1)
+            ),
+            Err(UserHashError::Expired)
+        );
+        assert_eq!(
+            check_user_hash("secret", "user-1", "abc", now()),
+            Err(UserHashError::Malformed)
+        );
     }
 }

@@ -19,7 +19,19 @@
 //!   only then reports to the tenant. No message is reported to the tenant.
 //! - On connect a socket gets `welcome` and then exactly the messages after the
 //!   sequence number it gives (`after`), in order.
-//! - Visitor frames are rate limited per conversation (`RATE_VISITOR_PER_MINUTE`).
+//! - Visitor frames are rate limited per conversation (`RATE_VISITOR_PER_MINUTE`) with a
+//!   token bucket stored in `limits` (so eviction does not reset it). Typing frames
+//!   are coalesced: one is passed on when the state changes (at most 4 per second) or
+//!   every 3 s while it stays "typing".
+//! - Sockets open with single-use tickets (nonces recorded in `tickets`): a visitor
+//!   gets one by a POST with the visitor token in a header (origin and token expiry
+//!   checked there: [`TOKEN_IDLE_SECS`] after the last message); an agent gets one from
+//!   the tenant. A socket's `Origin` must be the service's or an allowed one.
+//! - Visitors get messages as [`Message::for_visitor`]: agents by display name only.
+//! - Nothing is written for an id that was never created: unknown ids are refused
+//!   after a read. [`ConversationEvent::Erase`] deletes everything the object holds.
+//! - A text frame with U+FFFD (what the runtime leaves of invalid UTF-8) closes the
+//!   socket with 1007; a frame is never stored repaired.
 
 use crate::auth;
 use crate::error::{ApiError, ApiResult};
@@ -30,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use shared::engine::{ConversationEvent, Customer, Participant, VisitorStatus};
 use shared::ids::{AgentId, ConversationId, TenantId};
 use shared::protocol::{encode, AgentChatFrame, AgentServerFrame, VisitorEvent, VisitorFrame};
-use shared::ratelimit::RateLimiter;
+use shared::ratelimit::Bucket;
 use shared::rpc::{
     self, ConversationReport, Deliver, Delivered, Done, Report, ToConversation, TranscriptReply,
 };
@@ -60,7 +72,13 @@ pub struct Meta {
     /// When the chat last became active (the inactivity clock starts here).
     #[serde(default)]
     pub active_since: Option<DateTime<Utc>>,
+    /// Agents whose sessions were revoked, and when: older tickets are refused.
+    #[serde(default)]
+    pub revoked: std::collections::BTreeMap<AgentId, i64>,
 }
+
+/// A visitor token stops working this long after the conversation's last message.
+pub const TOKEN_IDLE_SECS: i64 = 30 * 24 * 3600;
 
 fn default_inactivity() -> u32 {
     shared::config::DEFAULT_INACTIVITY_TIMEOUT_SECS
@@ -91,11 +109,13 @@ pub struct ConversationObject {
     state: State,
     env: Env,
     loaded: RefCell<Option<Loaded>>,
-    limiter: RefCell<RateLimiter>,
     faults: Faults,
     delivering: Cell<bool>,
     /// The alarm time last set (ms; 0 = none), to skip needless storage writes.
     alarm_at: Cell<i64>,
+    visitor_limit: u32,
+    /// Last typing state passed on per sender, and when (ms).
+    typing: RefCell<std::collections::HashMap<String, (bool, i64)>>,
 }
 
 #[derive(Deserialize)]
@@ -112,21 +132,36 @@ impl ConversationObject {
         self.state.storage().sql()
     }
 
+    fn create_tables(&self) -> ApiResult<()> {
+        let sql = self.sql();
+        for ddl in [
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, value TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS tickets (nonce TEXT PRIMARY KEY, exp INTEGER NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS limits (key TEXT PRIMARY KEY, value TEXT NOT NULL, at INTEGER NOT NULL)",
+        ] {
+            sql.exec(ddl, None)?;
+        }
+        Outbox { sql: &sql }.ensure()?;
+        Applied { sql: &sql }.ensure()?;
+        Ok(())
+    }
+
+    /// Loads the conversation; `false` (after reading only) when it was never created.
     fn load(&self) -> ApiResult<bool> {
         if self.loaded.borrow().is_some() {
             return Ok(true);
         }
         let sql = self.sql();
-        sql.exec(
-            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-            None,
+        let made = crate::tenant_do::count(
+            &sql,
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+            vec![],
         )?;
-        sql.exec(
-            "CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, value TEXT NOT NULL)",
-            None,
-        )?;
-        Outbox { sql: &sql }.ensure()?;
-        Applied { sql: &sql }.ensure()?;
+        if made == 0 {
+            return Ok(false);
+        }
+        self.create_tables()?; // Tables added since the conversation was made.
         let rows: Vec<ValueRow> = sql
             .exec("SELECT value FROM meta WHERE key = 'meta'", None)?
             .to_array()?;
@@ -194,36 +229,75 @@ impl ConversationObject {
         self.with(|l| l.meta.clone())
     }
 
-    /// Checks token, origin and rate limit of a visitor request.
+    /// Checks token (and its expiry), origin and rate limit of a visitor request
+    /// that writes (a ticket, an end).
     fn check_visitor(&self, token: &str, caller: &Caller) -> ApiResult<Meta> {
+        let meta = self.check_visitor_read(token, caller)?;
+        self.rate()?;
+        Ok(meta)
+    }
+
+    /// Checks token (and its expiry) and origin of a visitor request that only reads.
+    fn check_visitor_read(&self, token: &str, caller: &Caller) -> ApiResult<Meta> {
         self.require()?;
         let meta = self.meta()?;
         if token.is_empty() {
-            return Err(ApiError::unauthorized("the visitor token is missing"));
+            return Err(ApiError::unauthorized(
+                "the visitor token is missing (Authorization: Bearer …)",
+            ));
         }
         if !auth::same(&auth::sha256_hex(token), &meta.token_hash) {
             return Err(ApiError::unauthorized(
                 "the visitor token is not valid for this conversation",
             ));
         }
-        if !crate::origin_allowed(caller, &meta.allowed_origins) {
-            return Err(ApiError::forbidden(
-                "origin_not_allowed",
-                format!(
-                    "origin {} is not allowed for this site",
-                    caller.origin.as_deref().unwrap_or("")
-                ),
+        let last = self.with(|l| l.transcript.messages().last().map(|m| m.at))?;
+        if last.is_some_and(|at| (now() - at).num_seconds() > TOKEN_IDLE_SECS) {
+            return Err(ApiError::new(
+                401,
+                "token_expired",
+                "the visitor token expired 30 days after the chat's last message",
             ));
         }
-        self.rate()?;
+        crate::check_origin(caller, &meta.allowed_origins)?;
         Ok(meta)
     }
 
+    /// Takes a token from this conversation's stored visitor bucket.
     fn rate(&self) -> ApiResult<()> {
-        self.limiter
-            .borrow_mut()
-            .hit("visitor", now())
-            .map_err(ApiError::rate_limited)
+        let at = now();
+        let sql = self.sql();
+        let rows: Vec<ValueRow> = sql
+            .exec("SELECT value FROM limits WHERE key = 'visitor'", None)?
+            .to_array()?;
+        let mut b = rows
+            .first()
+            .and_then(|r| serde_json::from_str::<Bucket>(&r.value).ok())
+            .unwrap_or_else(|| Bucket::full(self.visitor_limit, at));
+        let r = b.take(self.visitor_limit, 60, at);
+        sql.exec(
+            "INSERT OR REPLACE INTO limits (key, value, at) VALUES ('visitor', ?, ?)",
+            vec![
+                serde_json::to_string(&b)?.into(),
+                at.timestamp_millis().into(),
+            ],
+        )?;
+        r.map_err(ApiError::rate_limited)
+    }
+
+    /// Whether a typing frame from `who` is passed on (see module docs).
+    fn pass_typing(&self, who: &str, typing: bool) -> bool {
+        let t = now().timestamp_millis();
+        let mut m = self.typing.borrow_mut();
+        let pass = match m.get(who) {
+            None => true,
+            Some(&(last, at)) if last != typing => !typing || t - at >= 250,
+            Some(&(_, at)) => typing && t - at >= 3000,
+        };
+        if pass {
+            m.insert(who.to_owned(), (typing, t));
+        }
+        pass
     }
 
     fn send_tag(&self, tag: &str, text: &str) {
@@ -249,7 +323,9 @@ impl ConversationObject {
         };
         to(
             VISITOR_TAG,
-            &encode(&VisitorEvent::Message { message: m.clone() }),
+            &encode(&VisitorEvent::Message {
+                message: m.for_visitor(),
+            }),
         );
         to(
             AGENT_TAG,
@@ -264,6 +340,7 @@ impl ConversationObject {
 
     /// Creates the conversation (the first delivery of its start).
     fn init(&self, i: rpc::Init) -> ApiResult<()> {
+        self.create_tables()?;
         let at = now();
         let mut transcript = Transcript::default();
         let first = transcript.append_customer(&i.customer.name, i.client_id, &i.text, at)?;
@@ -278,6 +355,7 @@ impl ConversationObject {
             access: vec![],
             inactivity_secs: default_inactivity(),
             active_since: None,
+            revoked: Default::default(),
         };
         self.save_meta(&meta)?;
         self.save_message(first.message())?;
@@ -308,6 +386,9 @@ impl ConversationObject {
                 thread: thread(self)?,
             });
         }
+        if d.events.contains(&ConversationEvent::Erase) {
+            return self.erase(exists).await;
+        }
         match (d.init, exists) {
             // Created and its first events applied in one transaction.
             (Some(i), false) => self.init(i)?,
@@ -318,6 +399,7 @@ impl ConversationObject {
         let mut notes = Vec::new();
         let mut statuses = Vec::new();
         let mut access_changed = false;
+        let mut revoked = Vec::new();
         // One synchronous run: state, rows and the applied key commit together.
         let meta = self.with(|l| {
             for e in d.events {
@@ -346,6 +428,11 @@ impl ConversationObject {
                             access_changed = true;
                         }
                     }
+                    ConversationEvent::Revoked { agent, at } => {
+                        l.meta.revoked.insert(agent.clone(), at);
+                        revoked.push(agent);
+                    }
+                    ConversationEvent::Erase => {}
                 }
             }
             l.meta.clone()
@@ -365,10 +452,37 @@ impl ConversationObject {
         if access_changed {
             self.apply_access(&meta);
         }
+        for agent in revoked {
+            for ws in self
+                .state
+                .get_websockets_with_tag(&format!("agent:{agent}"))
+            {
+                let _ = ws.close(Some(4003), Some("session revoked"));
+            }
+        }
         self.schedule().await?;
         Ok(Delivered {
             duplicate: false,
             thread: thread(self)?,
+        })
+    }
+
+    /// Deletes everything: sockets closed, storage emptied (retention or erasure). A
+    /// repeat finds nothing and answers the same.
+    async fn erase(&self, exists: bool) -> ApiResult<Delivered> {
+        for ws in self.state.get_websockets() {
+            let _ = ws.close(Some(4004), Some("conversation erased"));
+        }
+        if exists {
+            self.state.storage().delete_alarm().await?;
+            self.state.storage().delete_all().await?;
+            worker::console_log!("conversation erased");
+        }
+        *self.loaded.borrow_mut() = None;
+        self.alarm_at.set(0);
+        Ok(Delivered {
+            duplicate: !exists,
+            thread: None,
         })
     }
 
@@ -496,26 +610,82 @@ impl ConversationObject {
 
     // ------------------------------------------------------------ sockets
 
-    fn after(req: &Request) -> ApiResult<u64> {
-        match crate::query(req, "after").as_str() {
-            "" => Ok(0),
+    /// The `after` of a socket URL: a sequence number not past the last message.
+    fn after(&self, req: &Request) -> ApiResult<u64> {
+        let after = match crate::query(req, "after").as_str() {
+            "" => 0,
             s => s.parse().map_err(|_| {
                 ApiError::bad_request(
                     "invalid_after",
                     format!("after={s:?} is not a sequence number"),
                 )
-            }),
+            })?,
+        };
+        let last = self.with(|l| l.transcript.last_seq())?;
+        if after > last {
+            return Err(ApiError::bad_request(
+                "invalid_after",
+                format!("after={after} is past the last message ({last})"),
+            ));
         }
+        Ok(after)
+    }
+
+    /// A visitor's socket ticket, for their token (checked with origin and expiry).
+    fn visitor_ticket(&self, w: rpc::WithCaller<String>) -> ApiResult<rpc::TicketReply> {
+        let meta = self.check_visitor(&w.body, &w.caller)?;
+        let ticket = auth::sign(
+            &session_secret(&self.env)?,
+            auth::Purpose::VisitorTicket,
+            &auth::VisitorTicket {
+                conversation: meta.conversation,
+                nonce: auth::random_id().map_err(ApiError::internal)?,
+                exp: now().timestamp() + auth::TICKET_SECS,
+            },
+        );
+        Ok(rpc::TicketReply {
+            ticket,
+            expires_in: auth::TICKET_SECS as u32,
+        })
+    }
+
+    /// A socket's `Origin` must be this service's or one the site allows.
+    fn check_socket_origin(req: &Request, allowed: &[String]) -> ApiResult<()> {
+        let origin = crate::query(req, "origin");
+        let me = crate::query(req, "self");
+        if origin.is_empty() {
+            return Err(ApiError::forbidden(
+                "origin_missing",
+                "the socket request has no Origin header",
+            ));
+        }
+        if origin != me && !allowed.iter().any(|a| a == "*" || *a == origin) {
+            return Err(ApiError::forbidden(
+                "origin_not_allowed",
+                format!("origin {origin} is not allowed for this site"),
+            ));
+        }
+        Ok(())
     }
 
     fn accept_visitor(&self, req: &Request) -> ApiResult<Response> {
-        let caller = Caller {
-            ip: crate::query(req, "ip"),
-            origin: Some(crate::query(req, "origin")).filter(|s| !s.is_empty()),
-            self_origin: crate::query(req, "self"),
-        };
-        let meta = self.check_visitor(&crate::query(req, "token"), &caller)?;
-        let after = Self::after(req)?;
+        self.require()?;
+        let t: auth::VisitorTicket = auth::verify(
+            &session_secret(&self.env)?,
+            auth::Purpose::VisitorTicket,
+            &crate::query(req, "ticket"),
+            now(),
+        )
+        .map_err(|e| ApiError::unauthorized(format!("{e}; ask for a new one")))?;
+        let meta = self.meta()?;
+        if t.conversation != meta.conversation {
+            return Err(ApiError::unauthorized(
+                "this ticket is for another conversation",
+            ));
+        }
+        Self::check_socket_origin(req, &meta.allowed_origins)?;
+        let after = self.after(req)?;
+        crate::tenant_do::consume_nonce(&self.sql(), &t.nonce, t.exp)?;
         let pair = WebSocketPair::new()?;
         self.state
             .accept_websocket_with_tags(&pair.server, &[VISITOR_TAG]);
@@ -527,17 +697,18 @@ impl ConversationObject {
             last_seq: last,
         }));
         for m in missed {
-            let _ = pair
-                .server
-                .send_with_str(encode(&VisitorEvent::Message { message: m }));
+            let _ = pair.server.send_with_str(encode(&VisitorEvent::Message {
+                message: m.for_visitor(),
+            }));
         }
         Ok(Response::from_websocket(pair.client)?)
     }
 
     fn accept_agent(&self, req: &Request) -> ApiResult<Response> {
         self.require()?;
-        let t = auth::verify_ticket(
+        let t: auth::ChatTicket = auth::verify(
             &session_secret(&self.env)?,
+            auth::Purpose::ChatTicket,
             &crate::query(req, "ticket"),
             now(),
         )
@@ -553,6 +724,13 @@ impl ConversationObject {
                 "this ticket is for another conversation",
             ));
         }
+        if meta.revoked.get(&t.agent).is_some_and(|at| t.iat <= *at) {
+            return Err(ApiError::unauthorized(
+                "this ticket was issued before the session was revoked; sign in again",
+            ));
+        }
+        let after = self.after(req)?;
+        crate::tenant_do::consume_nonce(&self.sql(), &t.nonce, t.exp)?;
         let sock = if t.version > meta.access_version {
             AgentSock {
                 agent: t.agent.clone(),
@@ -581,7 +759,6 @@ impl ConversationObject {
                 version: meta.access_version,
             }
         };
-        let after = Self::after(req)?;
         let pair = WebSocketPair::new()?;
         let agent_tag = format!("agent:{}", sock.agent);
         self.state
@@ -641,10 +818,13 @@ impl ConversationObject {
                 let _ = ws.send_with_str(encode(&VisitorEvent::Ack {
                     client_id,
                     seq: m.seq,
-                    message: Some(m.clone()),
+                    message: Some(m.for_visitor()),
                 }));
             }
             VisitorFrame::Typing { typing } => {
+                if !self.pass_typing("visitor", typing) {
+                    return Ok(());
+                }
                 let (conversation, name) =
                     self.with(|l| (l.meta.conversation.clone(), l.meta.customer.name.clone()))?;
                 self.send_tag(
@@ -698,7 +878,7 @@ impl ConversationObject {
                 }));
             }
             AgentChatFrame::Typing { typing } => {
-                if !sock.can_write {
+                if !sock.can_write || !self.pass_typing(sock.agent.as_str(), typing) {
                     return Ok(());
                 }
                 self.send_tag(
@@ -729,8 +909,14 @@ impl ConversationObject {
     }
 
     fn visitor_transcript(&self, w: rpc::WithCaller<String>) -> ApiResult<TranscriptReply> {
-        let meta = self.check_visitor(&w.body, &w.caller)?;
-        let messages = self.with(|l| l.transcript.messages().to_vec())?;
+        let meta = self.check_visitor_read(&w.body, &w.caller)?;
+        let messages = self.with(|l| {
+            l.transcript
+                .messages()
+                .iter()
+                .map(Message::for_visitor)
+                .collect()
+        })?;
         Ok(TranscriptReply {
             conversation: meta.conversation,
             customer_name: meta.customer.name,
@@ -749,6 +935,9 @@ impl ConversationObject {
             ToConversation::VisitorTranscript(rpc::VisitorTranscript(w)) => {
                 answer::<rpc::VisitorTranscript>(self.visitor_transcript(w))
             }
+            ToConversation::VisitorTicket(rpc::VisitorTicket(w)) => {
+                answer::<rpc::VisitorTicket>(self.visitor_ticket(w))
+            }
             ToConversation::VisitorEnd(rpc::VisitorEnd(w)) => {
                 let r = match self.check_visitor(&w.body, &w.caller) {
                     Ok(_) => self
@@ -765,16 +954,17 @@ impl ConversationObject {
 
 impl DurableObject for ConversationObject {
     fn new(state: State, env: Env) -> Self {
-        let limit = env_u32(&env, "RATE_VISITOR_PER_MINUTE", 60);
+        let visitor_limit = env_u32(&env, "RATE_VISITOR_PER_MINUTE", 60);
         let faults = Faults::from_env(&env);
         Self {
             state,
             env,
             loaded: RefCell::new(None),
-            limiter: RefCell::new(RateLimiter::new(limit, 60)),
             faults,
             delivering: Cell::new(false),
             alarm_at: Cell::new(-1),
+            visitor_limit,
+            typing: RefCell::new(Default::default()),
         }
     }
 
@@ -817,6 +1007,10 @@ impl DurableObject for ConversationObject {
             None => encode(&VisitorEvent::Error { code, message }),
         };
         let text = match message {
+            WebSocketIncomingMessage::String(s) if s.contains('\u{FFFD}') => {
+                let _ = ws.close(Some(1007), Some("invalid UTF-8"));
+                return Ok(());
+            }
             WebSocketIncomingMessage::String(s) => s,
             WebSocketIncomingMessage::Binary(_) => {
                 let _ = ws.send_with_str(error(

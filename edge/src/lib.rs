@@ -129,19 +129,51 @@ pub fn answer<C: Call>(r: ApiResult<C::Reply>) -> worker::Result<Response> {
     respond(r)
 }
 
-/// Reads a JSON body, naming the field on error.
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Reads a JSON body: refuses a declared or actual size over [`MAX_BODY_BYTES`]
+/// (before reading, when `Content-Length` says so) and invalid UTF-8; names the
+/// field on a decoding error.
 pub async fn json_body<T: DeserializeOwned>(req: &mut Request) -> ApiResult<T> {
-    let text = req
-        .text()
-        .await
-        .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
-    if text.len() > 64 * 1024 {
-        return Err(ApiError::new(
+    let too_large = || {
+        ApiError::new(
             413,
             "body_too_large",
-            "the request body is larger than 64 KiB",
-        ));
+            format!(
+                "the request body is larger than {} KiB",
+                MAX_BODY_BYTES / 1024
+            ),
+        )
+    };
+    if let Some(len) = req.headers().get("Content-Length").ok().flatten() {
+        match len.trim().parse::<u64>() {
+            Ok(n) if n > MAX_BODY_BYTES as u64 => return Err(too_large()),
+            Ok(_) => {}
+            Err(_) => {
+                return Err(ApiError::bad_request(
+                    "invalid_body",
+                    "Content-Length is not a number",
+                ))
+            }
+        }
     }
+    let bytes = req
+        .bytes()
+        .await
+        .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(too_large());
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_utf8",
+            format!(
+                "the body is not valid UTF-8 (byte {})",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })?;
     shared::protocol::decode_body(&text).map_err(|e| ApiError::bad_request("invalid_body", e.0))
 }
 
@@ -182,21 +214,50 @@ fn client_ip(req: &Request) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// Header in which the widget's frame names the page that embeds it.
+pub const EMBEDDER_HEADER: &str = "X-Switchboard-Embedder";
+
 fn caller(req: &Request) -> Caller {
+    let header = |h: &str| {
+        req.headers()
+            .get(h)
+            .ok()
+            .flatten()
+            .filter(|s| !s.is_empty())
+    };
+    let self_origin = req
+        .url()
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
+    // Browsers leave `Origin` off same-origin GETs but say `Sec-Fetch-Site: same-origin`.
+    let origin = header("Origin").or_else(|| {
+        (header("Sec-Fetch-Site").as_deref() == Some("same-origin")).then(|| self_origin.clone())
+    });
     Caller {
         ip: client_ip(req),
-        origin: req.headers().get("Origin").ok().flatten(),
-        self_origin: req
-            .url()
-            .map(|u| u.origin().ascii_serialization())
-            .unwrap_or_default(),
+        origin,
+        self_origin,
+        embedder: header(EMBEDDER_HEADER),
     }
 }
 
-/// Whether `caller` may use a site with `allowed` origins (the rule is
-/// [`shared::config::origin_allowed`]).
-pub fn origin_allowed(caller: &Caller, allowed: &[String]) -> bool {
-    shared::config::origin_allowed(caller.origin.as_deref(), &caller.self_origin, allowed)
+/// Refuses a widget request whose origin is not allowed (the rule is
+/// [`shared::config::check_origin`]) with a 403 that names the problem.
+pub fn check_origin(caller: &Caller, allowed: &[String]) -> ApiResult<()> {
+    shared::config::check_origin(
+        caller.origin.as_deref(),
+        caller.embedder.as_deref(),
+        &caller.self_origin,
+        allowed,
+    )
+    .map_err(|e| {
+        let code = match e {
+            shared::config::OriginError::Missing => "origin_missing",
+            shared::config::OriginError::MissingEmbedder => "embedder_missing",
+            shared::config::OriginError::NotAllowed(_) => "origin_not_allowed",
+        };
+        ApiError::forbidden(code, e.to_string())
+    })
 }
 
 thread_local! {
@@ -278,9 +339,19 @@ async fn forward_upgrade(req: &Request, obj: &Obj, internal_url: &str) -> worker
     headers.set(OBJECT_NAME_HEADER, &obj.name)?;
     let mut init = RequestInit::new();
     init.with_method(Method::Get).with_headers(headers);
-    obj.stub
+    let mut resp = obj
+        .stub
         .fetch_with_request(Request::new_with_init(internal_url, &init)?)
-        .await
+        .await?;
+    if resp.status_code() == 101 {
+        return Ok(resp);
+    }
+    // A refusal: re-sent with a length, so every client can read why.
+    let status = resp.status_code();
+    let text = resp.text().await?;
+    let mut out = Response::ok(text)?.with_status(status);
+    out.headers_mut().set("Content-Type", "application/json")?;
+    Ok(out)
 }
 
 fn enc(s: &str) -> String {
@@ -300,13 +371,186 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
+/// Headers every response of the service carries.
+fn harden(resp: &mut Response, csp: Option<&str>) {
+    let h = resp.headers_mut();
+    let _ = h.set("X-Content-Type-Options", "nosniff");
+    let _ = h.set("Referrer-Policy", "no-referrer");
+    if let Some(csp) = csp {
+        let _ = h.set("Content-Security-Policy", csp);
+    }
+}
+
+/// The API's policy: JSON only, never framed.
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The widget document's policy; `frame-ancestors` is the site's.
+fn widget_csp(ancestors: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
+         img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+         form-action 'none'; frame-ancestors {ancestors}"
+    )
+}
+
+/// The session a request's `Authorization` header carries (signature and expiry
+/// checked here; liveness is the tenant's to check).
+fn session_of(env: &Env, req: &Request) -> ApiResult<auth::Session> {
+    auth::verify(
+        &session_secret(env)?,
+        auth::Purpose::Session,
+        &bearer(req),
+        now(),
+    )
+    .map_err(|e| ApiError::unauthorized(format!("{e}; sign in again")))
+}
+
+/// The one answer for every failed sign-in, whatever failed.
+fn sign_in_refused() -> ApiError {
+    ApiError::unauthorized("unknown tenant, unknown agent or wrong password")
+}
+
+/// Sign-in off every object's thread: the tenant says whether the agent may try and
+/// gives the stored hash; the password is checked here with Web Crypto; the tenant
+/// records the verdict (back-off, lockout) and opens the session.
+async fn sign_in(env: &Env, req: &mut Request) -> ApiResult<Response> {
+    let body: SignInRequest = json_body(req).await?;
+    let ip = shared::ratelimit::client_key(&client_ip(req));
+    let tenant = stub(env, "TENANTS", body.tenant.as_str())?;
+    let challenge = match call(
+        &tenant,
+        rpc::SignInBegin {
+            agent: body.agent.clone(),
+            ip: ip.clone(),
+        },
+    )
+    .await
+    {
+        Ok(c) => Some(c),
+        Err(e) if e.code == "unknown_tenant" => None,
+        Err(e) => return Err(e),
+    };
+    let stored = challenge.as_ref().and_then(|c| c.hash.clone());
+    let hash = stored
+        .as_deref()
+        .and_then(auth::StoredHash::parse)
+        .or_else(|| auth::StoredHash::parse(auth::DUMMY_HASH))
+        .ok_or_else(|| ApiError::internal("the dummy hash does not parse"))?;
+    let matches = hash
+        .check(&body.password)
+        .await
+        .map_err(ApiError::internal)?;
+    let ok = matches && stored.is_some();
+    let Some(_) = challenge else {
+        return Err(sign_in_refused());
+    };
+    let rehash = if ok && hash.needs_rehash() {
+        Some(
+            auth::hash_password(&body.password)
+                .await
+                .map_err(ApiError::internal)?,
+        )
+    } else {
+        None
+    };
+    let r = call(
+        &tenant,
+        rpc::SignInFinish {
+            agent: body.agent,
+            ip,
+            ok,
+            rehash,
+        },
+    )
+    .await?;
+    Ok(Response::from_json(&r)?)
+}
+
+/// Turns the plain passwords of an admin configuration into PHC hashes here, so the
+/// tenant object never hashes (or sees) a password.
+async fn hash_admin_passwords(mut body: AdminConfig) -> ApiResult<AdminConfig> {
+    for (agent, pw) in std::mem::take(&mut body.passwords) {
+        shared::config::check_password_strength(&agent, &pw)
+            .map_err(|m| ApiError::bad_request("invalid_config", m))?;
+        let h = auth::hash_password(&pw).await.map_err(ApiError::internal)?;
+        body.password_hashes.insert(agent, h);
+    }
+    for (agent, h) in &body.password_hashes {
+        if auth::StoredHash::parse(h).is_none() {
+            return Err(ApiError::bad_request(
+                "invalid_config",
+                format!("password hash of {agent} is not a $pbkdf2-sha256$ PHC string"),
+            ));
+        }
+    }
+    for (site, secret) in &body.site_secrets {
+        shared::config::check_site_secret(site, secret)?;
+    }
+    Ok(body)
+}
+
+/// `/widget/?site=KEY`: the widget's document, framed only by the site's origins.
+async fn widget_document(env: &Env, req: Request) -> ApiResult<Response> {
+    let site = SiteKey::new(query(&req, "site"))?;
+    let t = tenant_of_site(env, &site).await?;
+    let allowed: Vec<String> = call(
+        &stub(env, "TENANTS", t.as_str())?,
+        rpc::SiteOrigins { site: site.clone() },
+    )
+    .await
+    .inspect_err(|e| forget_site(&site, e))?;
+    let mut asset = env.assets("ASSETS")?.fetch_request(req).await?;
+    if asset.status_code() != 200 {
+        return Ok(asset);
+    }
+    let mut resp = Response::from_html(asset.text().await?)?;
+    harden(
+        &mut resp,
+        Some(&widget_csp(&shared::config::frame_ancestors(&allowed))),
+    );
+    Ok(resp)
+}
+
+/// The demo's signed-in page with a fresh `user_hash` (a real site computes it on its
+/// server; demo runs only).
+async fn demo_account(env: &Env, req: Request) -> ApiResult<Response> {
+    // The page's canonical asset path (`/account.html` redirects there).
+    let mut url = req.url()?;
+    url.set_path("/account");
+    let mut resp = env.assets("ASSETS")?.fetch(url.to_string(), None).await?;
+    let html = resp.text().await?;
+    if env_string(env, "DEMO_SEED").as_deref() != Some("true") {
+        return Ok(Response::from_html(html)?);
+    }
+    let demo: AdminConfig = serde_json::from_str(DEMO_TENANT)?;
+    let secret = demo
+        .site_secrets
+        .values()
+        .next()
+        .cloned()
+        .unwrap_or_default();
+    let hash = auth::user_hash(&secret, "customer-4711", now().timestamp());
+    Ok(Response::from_html(html.replace("__USER_HASH__", &hash))?)
+}
+
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     let path = req.path();
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = req.method();
+    let mut csp = Some(API_CSP.to_string());
     let r: ApiResult<Response> = async {
+        let tenant_of =
+            |t: &str| -> ApiResult<Obj> { stub(&env, "TENANTS", TenantId::new(t)?.as_str()) };
         match (method, segs.as_slice()) {
+            (Method::Get, ["widget"] | ["widget", "index.html"]) => {
+                csp = None;
+                widget_document(&env, req).await
+            }
+            (Method::Get, ["account.html"] | ["account"]) => {
+                csp = None;
+                demo_account(&env, req).await
+            }
             (Method::Get, ["api", "v1", "health"]) => {
                 Ok(Response::from_json(&serde_json::json!({"ok": true}))?)
             }
@@ -345,16 +589,24 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
                 .inspect_err(|e| forget_site(&site, e))?;
                 Ok(Response::from_json(&r)?.with_status(201))
             }
+            (Method::Post, ["api", "v1", "conversations", id, "ticket"]) => {
+                let id = ConversationId::new(*id)?;
+                let r = call(
+                    &stub(&env, "CONVERSATIONS", id.as_str())?,
+                    rpc::VisitorTicket(with_caller(&req, bearer(&req))),
+                )
+                .await?;
+                Ok(Response::from_json(&r)?)
+            }
             (Method::Get, ["api", "v1", "conversations", id, "ws"]) => {
                 let id = ConversationId::new(*id)?;
                 let c = caller(&req);
                 let url = format!(
-                    "https://internal/ws?token={}&after={}&origin={}&self={}&ip={}",
-                    enc(&query(&req, "token")),
+                    "https://internal/ws?ticket={}&after={}&origin={}&self={}",
+                    enc(&query(&req, "ticket")),
                     enc(&query(&req, "after")),
                     enc(c.origin.as_deref().unwrap_or("")),
                     enc(&c.self_origin),
-                    enc(&c.ip)
                 );
                 return Ok(
                     forward_upgrade(&req, &stub(&env, "CONVERSATIONS", id.as_str())?, &url).await?,
@@ -373,14 +625,9 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
             }
             (Method::Get, ["api", "v1", "conversations", id, "transcript"]) => {
                 let id = ConversationId::new(*id)?;
-                let token = if bearer(&req).is_empty() {
-                    query(&req, "token")
-                } else {
-                    bearer(&req)
-                };
                 let r = call(
                     &stub(&env, "CONVERSATIONS", id.as_str())?,
-                    rpc::VisitorTranscript(with_caller(&req, token)),
+                    rpc::VisitorTranscript(with_caller(&req, bearer(&req))),
                 )
                 .await?;
                 Ok(Response::from_json(&r)?)
@@ -394,49 +641,151 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
                 .await?;
                 Ok(Response::from_json(&serde_json::json!({ "ok": true }))?)
             }
-            (Method::Post, ["api", "v1", "agent", "sign-in"]) => {
-                let body: SignInRequest = json_body(&mut req).await?;
+            (Method::Post, ["api", "v1", "agent", "sign-in"]) => sign_in(&env, &mut req).await,
+            (Method::Post, ["api", "v1", "agent", "ticket"]) => {
+                let s = session_of(&env, &req)?;
                 let r = call(
-                    &stub(&env, "TENANTS", body.tenant.as_str())?,
-                    rpc::SignIn(with_caller(&req, body)),
+                    &stub(&env, "TENANTS", s.tenant.as_str())?,
+                    rpc::ControlTicket {
+                        agent: s.agent,
+                        sid: s.sid,
+                    },
                 )
                 .await?;
                 Ok(Response::from_json(&r)?)
             }
+            (Method::Post, ["api", "v1", "agent", "sign-out"]) => {
+                let s = session_of(&env, &req)?;
+                call(
+                    &stub(&env, "TENANTS", s.tenant.as_str())?,
+                    rpc::Revoke {
+                        agent: s.agent,
+                        sid: Some(s.sid),
+                        reason: rpc::RevokeReason::SignedOut,
+                    },
+                )
+                .await?;
+                Ok(Response::from_json(&serde_json::json!({ "ok": true }))?)
+            }
+            (Method::Post, ["api", "v1", "agent", "password"]) => {
+                let s = session_of(&env, &req)?;
+                let body: PasswordChange = json_body(&mut req).await?;
+                let tenant = stub(&env, "TENANTS", s.tenant.as_str())?;
+                call(
+                    &tenant,
+                    rpc::CheckSession {
+                        agent: s.agent.clone(),
+                        sid: s.sid.clone(),
+                    },
+                )
+                .await?;
+                let c = call(
+                    &tenant,
+                    rpc::SignInBegin {
+                        agent: s.agent.clone(),
+                        ip: shared::ratelimit::client_key(&client_ip(&req)),
+                    },
+                )
+                .await?;
+                let stored = c.hash.as_deref().and_then(auth::StoredHash::parse);
+                let ok = match &stored {
+                    Some(h) => h.check(&body.current).await.map_err(ApiError::internal)?,
+                    None => false,
+                };
+                if !ok {
+                    return Err(ApiError::forbidden(
+                        "wrong_password",
+                        "the current password is wrong",
+                    ));
+                }
+                shared::config::check_password_strength(&s.agent, &body.new)
+                    .map_err(|m| ApiError::bad_request("weak_password", m))?;
+                let hash = auth::hash_password(&body.new)
+                    .await
+                    .map_err(ApiError::internal)?;
+                call(
+                    &tenant,
+                    rpc::SetPassword {
+                        agent: s.agent,
+                        hash,
+                    },
+                )
+                .await?;
+                Ok(Response::from_json(&serde_json::json!({ "ok": true }))?)
+            }
             (Method::Get, ["api", "v1", "agent", "ws"]) => {
-                let token = query(&req, "token");
-                let s = auth::verify_session(&session_secret(&env)?, &token, now())
-                    .map_err(|e| ApiError::unauthorized(e.to_string()))?;
-                let url = format!("https://internal/agent-ws?agent={}&exp={}", s.agent, s.exp);
+                let ticket = query(&req, "ticket");
+                let t: auth::ControlTicket = auth::verify(
+                    &session_secret(&env)?,
+                    auth::Purpose::ControlTicket,
+                    &ticket,
+                    now(),
+                )
+                .map_err(|e| ApiError::unauthorized(format!("{e}; ask for a new one")))?;
+                let url = format!("https://internal/agent-ws?ticket={}", enc(&ticket));
                 return Ok(
-                    forward_upgrade(&req, &stub(&env, "TENANTS", s.tenant.as_str())?, &url).await?,
+                    forward_upgrade(&req, &stub(&env, "TENANTS", t.tenant.as_str())?, &url).await?,
                 );
             }
             (Method::Get, ["api", "v1", "admin", "tenants", t, "config"]) => {
                 admin_check(&env, &req)?;
-                let t = TenantId::new(*t)?;
-                let r = call(&stub(&env, "TENANTS", t.as_str())?, rpc::GetConfig {}).await?;
+                let r = call(&tenant_of(t)?, rpc::GetConfig {}).await?;
                 Ok(Response::from_json(&r)?)
             }
             (Method::Put, ["api", "v1", "admin", "tenants", t, "config"]) => {
                 admin_check(&env, &req)?;
-                let t = TenantId::new(*t)?;
+                let obj = tenant_of(t)?;
                 let body: AdminConfig = json_body(&mut req).await?;
-                call(&stub(&env, "TENANTS", t.as_str())?, rpc::PutConfig(body)).await?;
+                body.config.validate()?;
+                let body = hash_admin_passwords(body).await?;
+                call(&obj, rpc::PutConfig(body)).await?;
                 Ok(Response::from_json(&serde_json::json!({ "ok": true }))?)
             }
             (Method::Get, ["api", "v1", "admin", "tenants", t, "conversations"]) => {
                 admin_check(&env, &req)?;
-                let t = TenantId::new(*t)?;
-                let r = call(&stub(&env, "TENANTS", t.as_str())?, rpc::ListClosed {}).await?;
+                let limit = match query(&req, "limit").as_str() {
+                    "" => None,
+                    l => Some(
+                        l.parse::<u32>()
+                            .ok()
+                            .filter(|n| (1..=500).contains(n))
+                            .ok_or_else(|| {
+                                ApiError::bad_request(
+                                    "invalid_limit",
+                                    format!("limit={l:?} must be 1 to 500"),
+                                )
+                            })?,
+                    ),
+                };
+                let cursor = Some(query(&req, "cursor")).filter(|c| !c.is_empty());
+                let r = call(&tenant_of(t)?, rpc::ListClosed { cursor, limit }).await?;
                 Ok(Response::from_json(&r)?)
             }
             (Method::Get, ["api", "v1", "admin", "tenants", t, "conversations", id]) => {
                 admin_check(&env, &req)?;
-                let t = TenantId::new(*t)?;
                 let id = ConversationId::new(*id)?;
-                let r = call(&stub(&env, "TENANTS", t.as_str())?, rpc::GetClosed { id }).await?;
+                let r = call(&tenant_of(t)?, rpc::GetClosed { id }).await?;
                 Ok(Response::from_json(&r)?)
+            }
+            (Method::Delete, ["api", "v1", "admin", "tenants", t, "conversations", id]) => {
+                admin_check(&env, &req)?;
+                let id = ConversationId::new(*id)?;
+                call(&tenant_of(t)?, rpc::EraseClosed { id }).await?;
+                Ok(Response::from_json(&serde_json::json!({ "ok": true }))?)
+            }
+            (Method::Post, ["api", "v1", "admin", "tenants", t, "agents", a, "sign-out"]) => {
+                admin_check(&env, &req)?;
+                let agent = shared::ids::AgentId::new(*a)?;
+                call(
+                    &tenant_of(t)?,
+                    rpc::Revoke {
+                        agent,
+                        sid: None,
+                        reason: rpc::RevokeReason::SignedOutByAdmin,
+                    },
+                )
+                .await?;
+                Ok(Response::from_json(&serde_json::json!({ "ok": true }))?)
             }
             (Method::Get, ["bench", "relay", conv, "ws"])
                 if env_string(&env, "BENCH_RELAY").as_deref() == Some("true") =>
@@ -455,8 +804,20 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
         }
     }
     .await;
-    match r {
-        Ok(resp) => Ok(resp),
-        Err(e) => e.to_response(),
+    let mut resp = match r {
+        Ok(resp) => resp,
+        Err(e) => e.to_response()?,
+    };
+    if resp.status_code() != 101 {
+        harden(&mut resp, csp.as_deref());
     }
+    Ok(resp)
+}
+
+/// `POST /api/v1/agent/password`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current: String,
+    new: String,
 }

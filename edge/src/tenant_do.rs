@@ -9,20 +9,33 @@
 //!   must hear about it. It returns an [`Outcome`] that must be delivered: agent
 //!   events to the agents' control sockets here, outbox rows to the conversations.
 //! - Storage is rows: `kv` (name, schema version, configuration, password hashes,
-//!   site secrets), `agents`, `conversations`, `closed`, `outbox`, `applied`. A command
+//!   site secrets), `agents`, `conversations`, `closed`, `outbox`, `applied`,
+//!   `sessions`, `logins` (failed sign-ins), `limits` (rate-limit buckets), `tickets`
+//!   (used ticket nonces). A command
 //!   writes only its rows, in their stored form ([`StoredAgent`],
 //!   [`StoredConversation`]), never the engine's internal types. [`SCHEMA_VERSION`] is
 //!   stored; [`TenantObject::migrate`] brings older layouts forward (version 1 kept the
-//!   whole engine in one value).
+//!   whole engine in one value; version 2 had no session, login or limit tables and no
+//!   `ended_at`/`kind` columns on `closed`).
+//! - A tenant exists only once an admin configured it (or it is the demo): a request
+//!   for any other name is refused before anything is written.
 //! - The alarm runs the engine's deadlines ([`Command::Tick`]) and retries the outbox.
 //! - Reports from conversations (customer ended, inactive) carry a key that is
 //!   applied once, in the same transaction as the state change.
-//! - Agents authenticate with a password (PBKDF2) and get a signed, expiring session
-//!   token; their control socket checks expiry on every frame. Chat sockets are opened
-//!   on the conversation with a ticket issued here for the agent's current access.
-//! - Sign-in attempts and conversation starts are rate limited per IP.
+//! - Passwords are checked by the Worker (Web Crypto); here only the verdict is
+//!   recorded: consecutive failures per login id back off and lock the account
+//!   ([`lockout_secs`]), and sign-in attempts and conversation starts are limited per
+//!   address (IPv6 per /64) with token buckets stored in `limits`, so limits survive
+//!   eviction.
+//! - A session is a row; its token names it. Revoking (sign-out, password change, an
+//!   admin) deletes the row, closes its control sockets with code 4003 and the reason,
+//!   and tells the agent's conversations to close the agent's chat sockets.
+//! - The control socket opens with a single-use ticket of a live session; chat sockets
+//!   open on the conversation with a ticket issued here for the agent's current access.
+//! - Closed conversations are kept `retention_days` after they ended; the alarm
+//!   erases older ones (row here, transcript in the conversation, through the outbox).
 
-use crate::auth::{self, PasswordHash, Session, Ticket};
+use crate::auth::{self, ChatTicket, ControlTicket, Purpose, Session};
 use crate::error::{ApiError, ApiResult};
 use crate::outbox::{Applied, Faults, Outbox};
 use crate::{
@@ -36,10 +49,10 @@ use shared::engine::{
 use shared::ids::{AgentId, ConversationId, SiteKey, TenantId};
 use shared::intake::Identity;
 use shared::protocol::{
-    encode, AdminConfig, AgentFrame, AgentServerFrame, ReasonInfo, SignInRequest, SignInResponse,
-    SiteInfo, StartResponse, TemplateInfo,
+    encode, AdminConfig, AgentFrame, AgentServerFrame, ReasonInfo, SignInResponse, SiteInfo,
+    StartResponse, TemplateInfo,
 };
-use shared::ratelimit::RateLimiter;
+use shared::ratelimit::Bucket;
 use shared::rpc::{
     self, Caller, ClosedReply, ConfigReply, ConversationReport, Deliver, Delivered, Done,
     MessageLeft, ReadTranscript, Report, ToTenant, WithCaller,
@@ -53,13 +66,29 @@ use worker::{
 };
 
 /// Layout of this object's storage. 1: one `engine` value; 2: rows.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// What an agent control socket remembers across hibernation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SocketInfo {
     agent: AgentId,
     exp: i64,
+    #[serde(default)]
+    sid: String,
+}
+
+/// Consecutive failed sign-ins that are free; each further one doubles the wait.
+pub const FREE_FAILURES: i64 = 5;
+/// Longest lockout.
+pub const MAX_LOCKOUT_SECS: i64 = 15 * 60;
+
+/// Seconds an account is locked after `failures` consecutive failed sign-ins.
+pub fn lockout_secs(failures: i64) -> i64 {
+    if failures < FREE_FAILURES {
+        0
+    } else {
+        (30i64 << (failures - FREE_FAILURES).min(10)).min(MAX_LOCKOUT_SECS)
+    }
 }
 
 /// What a committed command leaves to do.
@@ -75,8 +104,8 @@ pub struct TenantObject {
     env: Env,
     engine: RefCell<Option<Tenant>>,
     name: RefCell<Option<TenantId>>,
-    start_limiter: RefCell<RateLimiter>,
-    sign_in_limiter: RefCell<RateLimiter>,
+    start_limit: u32,
+    sign_in_limit: u32,
     faults: Faults,
     /// Conversations a delivery loop runs for now.
     delivering: RefCell<BTreeSet<String>>,
@@ -124,25 +153,46 @@ impl TenantObject {
         Ok(())
     }
 
+    /// Whether this object has any stored state (read only).
+    fn exists(&self) -> ApiResult<bool> {
+        let n = count(
+            &self.sql(),
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'kv'",
+            vec![],
+        )?;
+        Ok(n > 0)
+    }
+
     fn ensure_tables(&self) -> ApiResult<()> {
         let sql = self.sql();
         for ddl in [
             "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS closed (id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, value TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS closed (id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, value TEXT NOT NULL, ended_at INTEGER NOT NULL DEFAULT 0, kind TEXT NOT NULL DEFAULT 'chat')",
+
             "CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, value TEXT NOT NULL)",
             "CREATE TABLE IF NOT EXISTS conversations (id TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS sessions (sid TEXT PRIMARY KEY, agent TEXT NOT NULL, exp INTEGER NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS logins (agent TEXT PRIMARY KEY, failures INTEGER NOT NULL, locked_until INTEGER NOT NULL, at INTEGER NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS limits (key TEXT PRIMARY KEY, value TEXT NOT NULL, at INTEGER NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS tickets (nonce TEXT PRIMARY KEY, exp INTEGER NOT NULL)",
         ] {
             sql.exec(ddl, None)?;
         }
         Outbox { sql: &sql }.ensure()?;
         Applied { sql: &sql }.ensure()?;
-        Ok(())
+        self.migrate()
     }
 
-    /// Loads the engine from its rows (seeding the demo tenant on first use when enabled).
+    /// Loads the engine from its rows (seeding the demo tenant on first use when
+    /// enabled). A tenant nobody configured is refused without writing anything.
     fn load(&self, req_name: Option<String>) -> ApiResult<()> {
         if self.engine.borrow().is_some() {
             return Ok(());
+        }
+        let demo = req_name.as_deref() == Some("demo")
+            && env_string(&self.env, "DEMO_SEED").as_deref() == Some("true");
+        if !demo && !self.exists()? {
+            return Err(not_loaded());
         }
         self.ensure_tables()?;
         let name = match self.kv_get("name")? {
@@ -158,7 +208,6 @@ impl TenantObject {
             return Err(not_loaded());
         };
         *self.name.borrow_mut() = Some(TenantId::new(name.clone())?);
-        self.migrate()?;
         if let Some(cfg) = self.kv_get("config")? {
             let config = serde_json::from_str(&cfg)?;
             let agents: Vec<IdValueRow> = self
@@ -186,7 +235,9 @@ impl TenantObject {
             return Ok(());
         }
         if name == "demo" && env_string(&self.env, "DEMO_SEED").as_deref() == Some("true") {
-            let demo: AdminConfig = serde_json::from_str(crate::DEMO_TENANT)?;
+            let mut demo: AdminConfig = serde_json::from_str(crate::DEMO_TENANT)?;
+            // The demo's passwords come hashed; the plain ones are for its README.
+            demo.passwords.clear();
             self.install_config(demo)?;
             return Ok(());
         }
@@ -214,6 +265,50 @@ impl TenantObject {
             }
             self.kv_put("schema_version", "2")?;
         }
+        if version < 3 {
+            // Version 3: `closed` gets `ended_at` (retention) and `kind` (left messages
+            // listed without scanning chats); sessions, logins, limits and tickets are
+            // new tables (made by `ensure_tables`).
+            let sql = self.sql();
+            let has = count(
+                &sql,
+                "SELECT COUNT(*) AS n FROM pragma_table_info('closed') WHERE name = 'ended_at'",
+                vec![],
+            )?;
+            if has == 0 {
+                sql.exec(
+                    "ALTER TABLE closed ADD COLUMN ended_at INTEGER NOT NULL DEFAULT 0",
+                    None,
+                )?;
+                sql.exec(
+                    "ALTER TABLE closed ADD COLUMN kind TEXT NOT NULL DEFAULT 'chat'",
+                    None,
+                )?;
+            }
+            let rows: Vec<IdValueRow> =
+                sql.exec("SELECT id, value FROM closed", None)?.to_array()?;
+            for r in rows {
+                let c: ClosedConversation = serde_json::from_str(&r.value)?;
+                sql.exec(
+                    "UPDATE closed SET ended_at = ?, kind = ? WHERE id = ?",
+                    vec![
+                        c.ended_at.timestamp().into(),
+                        kind_of(&c).into(),
+                        r.id.into(),
+                    ],
+                )?;
+            }
+            self.kv_put("schema_version", "3")?;
+        }
+        let sql = self.sql();
+        sql.exec(
+            "CREATE INDEX IF NOT EXISTS closed_order ON closed (created_at, id)",
+            None,
+        )?;
+        sql.exec(
+            "CREATE INDEX IF NOT EXISTS closed_ended ON closed (ended_at, id)",
+            None,
+        )?;
         Ok(())
     }
 
@@ -265,50 +360,48 @@ impl TenantObject {
             }
             None => Tenant::new(admin.config.clone())?,
         };
+        if !admin.passwords.is_empty() {
+            return Err(ApiError::internal(
+                "plain passwords reached the tenant; the Worker hashes them",
+            ));
+        }
+        let stored = self.exists()?;
         for a in &admin.config.agents {
-            let has = self.kv_get(&format!("pw:{}", a.id))?.is_some();
-            if !has && !admin.passwords.contains_key(&a.id) {
+            let has = stored && self.kv_get(&format!("pw:{}", a.id))?.is_some();
+            if !has && !admin.password_hashes.contains_key(&a.id) {
                 return Err(ApiError::bad_request(
                     "invalid_config",
                     format!("agent {} needs a password", a.id),
                 ));
             }
         }
-        for (a, pw) in &admin.passwords {
+        for a in admin.password_hashes.keys() {
             if admin.config.agent(a).is_none() {
                 return Err(ApiError::bad_request(
                     "invalid_config",
                     format!("password given for unknown agent {a}"),
                 ));
             }
-            shared::config::check_password_strength(a, pw)
-                .map_err(|m| ApiError::bad_request("invalid_config", m))?;
         }
-        for s in admin.site_secrets.keys() {
+        for (s, secret) in &admin.site_secrets {
             if admin.config.site(s).is_none() {
                 return Err(ApiError::bad_request(
                     "invalid_config",
                     format!("secret given for unknown site {s}"),
                 ));
             }
+            shared::config::check_site_secret(s, secret)?;
         }
         Ok(engine)
     }
 
     /// Stores a configuration [`Self::check_config`] accepted.
     fn write_config(&self, admin: &AdminConfig, mut engine: Tenant) -> ApiResult<()> {
-        // Hash first (slow), then write everything in one synchronous run.
-        let hashes = admin
-            .passwords
-            .iter()
-            .map(|(a, pw)| {
-                auth::hash_password(pw)
-                    .map_err(ApiError::internal)
-                    .and_then(|h| Ok((a.clone(), serde_json::to_string(&h)?)))
-            })
-            .collect::<ApiResult<Vec<_>>>()?;
-        for (a, h) in hashes {
-            self.kv_put(&format!("pw:{a}"), &h)?;
+        // One synchronous run: everything or nothing is written.
+        self.ensure_tables()?;
+        self.kv_put("name", self.tenant_name()?.as_str())?;
+        for (a, h) in &admin.password_hashes {
+            self.kv_put(&format!("pw:{a}"), h)?;
         }
         for (s, secret) in &admin.site_secrets {
             self.kv_put(&format!("secret:{s}"), secret)?;
@@ -383,10 +476,12 @@ impl TenantObject {
                 },
                 Effect::Closed(c) => {
                     sql.exec(
-                        "INSERT OR REPLACE INTO closed (id, created_at, value) VALUES (?, ?, ?)",
+                        "INSERT OR REPLACE INTO closed (id, created_at, ended_at, kind, value) VALUES (?, ?, ?, ?, ?)",
                         vec![
                             c.id.as_str().into(),
                             c.created_at.timestamp().into(),
+                            c.ended_at.timestamp().into(),
+                            kind_of(&c).into(),
                             serde_json::to_string(&c)?.into(),
                         ],
                     )?;
@@ -456,10 +551,23 @@ impl TenantObject {
         let engine_next = self.with_engine(|t| t.next_deadline())?;
         let sql = self.sql();
         let outbox_next = Outbox { sql: &sql }.next_due()?;
+        // The oldest closed conversation's end of retention.
+        #[derive(Deserialize)]
+        struct Oldest {
+            at: Option<i64>,
+        }
+        let days = self.with_engine(|t| i64::from(t.config().retention_days))?;
+        let retention_next = sql
+            .exec("SELECT MIN(ended_at) AS at FROM closed", None)?
+            .to_array::<Oldest>()?
+            .first()
+            .and_then(|o| o.at)
+            .map(|at| (at + days * 86_400) * 1000);
         let next = engine_next
             .map(|d| d.timestamp_millis())
             .into_iter()
             .chain(outbox_next)
+            .chain(retention_next)
             .min();
         let storage = self.state.storage();
         let current = self.alarm_at.get();
@@ -566,18 +674,79 @@ impl TenantObject {
                 format!("you are not a participant of conversation {conversation}"),
             )
         })?;
-        Ok(auth::sign_ticket(
+        let at = now().timestamp();
+        Ok(auth::sign(
             &session_secret(&self.env)?,
-            &Ticket {
+            Purpose::ChatTicket,
+            &ChatTicket {
                 tenant: self.tenant_name()?,
                 agent: agent.clone(),
                 name: p.name.clone(),
                 conversation: conversation.clone(),
                 version,
                 can_write: p.can_write,
-                exp: now().timestamp() + auth::TICKET_SECS,
+                nonce: auth::random_id().map_err(ApiError::internal)?,
+                iat: at,
+                exp: at + auth::TICKET_SECS,
             },
         ))
+    }
+
+    /// Takes a token from the stored bucket `key` (`limit` per minute).
+    fn limit(&self, key: &str, limit: u32) -> ApiResult<()> {
+        let at = now();
+        let rows: Vec<ValueRow> = self
+            .sql()
+            .exec("SELECT value FROM limits WHERE key = ?", vec![key.into()])?
+            .to_array()?;
+        let mut b = rows
+            .first()
+            .and_then(|r| serde_json::from_str::<Bucket>(&r.value).ok())
+            .unwrap_or_else(|| Bucket::full(limit, at));
+        let r = b.take(limit, 60, at);
+        self.sql().exec(
+            "INSERT OR REPLACE INTO limits (key, value, at) VALUES (?, ?, ?)",
+            vec![
+                key.into(),
+                serde_json::to_string(&b)?.into(),
+                at.timestamp_millis().into(),
+            ],
+        )?;
+        r.map_err(ApiError::rate_limited)
+    }
+
+    /// Records a ticket's nonce; refuses one seen before.
+    fn consume_nonce(&self, nonce: &str, exp: i64) -> ApiResult<()> {
+        consume_nonce(&self.sql(), nonce, exp)
+    }
+
+    /// Whether `sid` is a live session of `agent`.
+    fn session_live(&self, agent: &AgentId, sid: &str) -> ApiResult<bool> {
+        #[derive(Deserialize)]
+        struct Row {
+            agent: String,
+            exp: i64,
+        }
+        let rows: Vec<Row> = self
+            .sql()
+            .exec(
+                "SELECT agent, exp FROM sessions WHERE sid = ?",
+                vec![sid.into()],
+            )?
+            .to_array()?;
+        Ok(rows
+            .first()
+            .is_some_and(|r| r.agent == agent.as_str() && r.exp > now().timestamp()))
+    }
+
+    fn require_session(&self, agent: &AgentId, sid: &str) -> ApiResult<()> {
+        if self.session_live(agent, sid)? {
+            Ok(())
+        } else {
+            Err(ApiError::unauthorized(
+                "this session was signed out or has expired; sign in again",
+            ))
+        }
     }
 
     async fn send_agent_events(
@@ -618,20 +787,15 @@ impl TenantObject {
         }
     }
 
-    fn check_origin(&self, caller: &Caller, site: &SiteKey) -> ApiResult<Vec<String>> {
+    fn site_origins(&self, site: &SiteKey) -> ApiResult<Vec<String>> {
         let allowed =
             self.with_engine(|t| t.config().site(site).map(|s| s.allowed_origins.clone()))?;
-        let allowed = allowed
-            .ok_or_else(|| ApiError::not_found("unknown_site", format!("unknown site {site}")))?;
-        if !crate::origin_allowed(caller, &allowed) {
-            return Err(ApiError::forbidden(
-                "origin_not_allowed",
-                format!(
-                    "origin {} is not allowed for site {site}",
-                    caller.origin.as_deref().unwrap_or("")
-                ),
-            ));
-        }
+        allowed.ok_or_else(|| ApiError::not_found("unknown_site", format!("unknown site {site}")))
+    }
+
+    fn check_origin(&self, caller: &Caller, site: &SiteKey) -> ApiResult<Vec<String>> {
+        let allowed = self.site_origins(site)?;
+        crate::check_origin(caller, &allowed)?;
         Ok(allowed)
     }
 
@@ -639,10 +803,6 @@ impl TenantObject {
         &self,
         w: WithCaller<shared::protocol::StartRequest>,
     ) -> ApiResult<StartResponse> {
-        self.start_limiter
-            .borrow_mut()
-            .hit(&w.caller.ip, now())
-            .map_err(ApiError::rate_limited)?;
         let b = w.body;
         let allowed = self.check_origin(&w.caller, &b.site)?;
         let intake = shared::intake::check_start(&b)?;
@@ -655,17 +815,18 @@ impl TenantObject {
                         format!("site {} has no identity secret", b.site),
                     )
                 })?;
-                if !auth::check_user_hash(&secret, &user_id, &user_hash) {
-                    return Err(ApiError::forbidden(
-                        "identity_invalid",
-                        "user_hash does not match user_id",
-                    ));
-                }
+                auth::check_user_hash(&secret, &user_id, &user_hash, now())
+                    .map_err(|e| ApiError::forbidden("identity_invalid", e.to_string()))?;
                 Some(user_id)
             }
         };
-        // Refuse before creating anything (hours, agents, queue and tenant limits).
+        // Refuse before creating anything (hours, agents, queue and tenant limits);
+        // bad input is refused before it costs a token of the address's limit.
         self.with_engine(|t| t.check_start(&b.site, now()))??;
+        self.limit(
+            &format!("start:{}", shared::ratelimit::client_key(&w.caller.ip)),
+            self.start_limit,
+        )?;
         let id = ConversationId::new(auth::random_id().map_err(ApiError::internal)?)?;
         let token = auth::new_visitor_token().map_err(ApiError::internal)?;
         let customer = Customer {
@@ -707,14 +868,15 @@ impl TenantObject {
         &self,
         w: WithCaller<shared::protocol::LeaveMessageRequest>,
     ) -> ApiResult<MessageLeft> {
-        self.start_limiter
-            .borrow_mut()
-            .hit(&w.caller.ip, now())
-            .map_err(ApiError::rate_limited)?;
         self.check_origin(&w.caller, &w.body.site)?;
         let name = shared::text::validate_name(&w.body.name)
             .map_err(|e| ApiError::bad_request(e.code(), format!("name: {e}")))?;
         let email = shared::text::validate_email(w.body.email.as_deref())?;
+        shared::text::MessageText::new(&w.body.text, shared::text::Writer::Visitor)?;
+        self.limit(
+            &format!("start:{}", shared::ratelimit::client_key(&w.caller.ip)),
+            self.start_limit,
+        )?;
         let id = ConversationId::new(auth::random_id().map_err(ApiError::internal)?)?;
         let customer = Customer {
             name,
@@ -731,32 +893,96 @@ impl TenantObject {
         Ok(MessageLeft { id })
     }
 
-    fn sign_in(&self, w: WithCaller<SignInRequest>) -> ApiResult<(SignInResponse, Outcome)> {
-        self.sign_in_limiter
-            .borrow_mut()
-            .hit(&w.caller.ip, now())
-            .map_err(ApiError::rate_limited)?;
-        let b = w.body;
-        let refused = || ApiError::unauthorized("unknown agent or wrong password");
-        let h: PasswordHash = match self.kv_get(&format!("pw:{}", b.agent))? {
-            Some(s) => serde_json::from_str(&s)?,
-            None => return Err(refused()),
-        };
-        if !auth::check_password(&b.password, &h) {
-            return Err(refused());
+    /// Sign-in step 1: refuses while the login id is locked or the address is over
+    /// its limit; gives the stored hash (`None` for an unknown agent).
+    fn sign_in_begin(&self, b: rpc::SignInBegin) -> ApiResult<rpc::Challenge> {
+        #[derive(Deserialize)]
+        struct Row {
+            locked_until: i64,
         }
-        let name = self
-            .with_engine(|t| t.config().agent(&b.agent).map(|a| a.name.clone()))?
-            .ok_or_else(refused)?;
+        let rows: Vec<Row> = self
+            .sql()
+            .exec(
+                "SELECT locked_until FROM logins WHERE agent = ?",
+                vec![b.agent.as_str().into()],
+            )?
+            .to_array()?;
+        let now_s = now().timestamp();
+        if let Some(r) = rows.first().filter(|r| r.locked_until > now_s) {
+            let wait = u32::try_from(r.locked_until - now_s).unwrap_or(1);
+            return Err(ApiError {
+                retry_after: Some(wait),
+                ..ApiError::new(
+                    429,
+                    "too_many_attempts",
+                    format!("too many failed sign-ins; try again in {wait} s"),
+                )
+            });
+        }
+        self.limit(&format!("sign-in:{}", b.ip), self.sign_in_limit)?;
+        Ok(rpc::Challenge {
+            hash: self.kv_get(&format!("pw:{}", b.agent))?,
+        })
+    }
+
+    /// Sign-in step 2: records the Worker's verdict; on success opens a session.
+    fn sign_in_finish(&self, b: rpc::SignInFinish) -> ApiResult<(SignInResponse, Outcome)> {
+        let sql = self.sql();
+        let now_s = now().timestamp();
+        let refused = || ApiError::unauthorized("unknown tenant, unknown agent or wrong password");
+        let name = self.with_engine(|t| t.config().agent(&b.agent).map(|a| a.name.clone()))?;
+        let (true, Some(name)) = (b.ok, name) else {
+            #[derive(Deserialize)]
+            struct Row {
+                failures: i64,
+            }
+            let rows: Vec<Row> = sql
+                .exec(
+                    "SELECT failures FROM logins WHERE agent = ?",
+                    vec![b.agent.as_str().into()],
+                )?
+                .to_array()?;
+            let failures = rows.first().map_or(0, |r| r.failures) + 1;
+            sql.exec(
+                "INSERT OR REPLACE INTO logins (agent, failures, locked_until, at) VALUES (?, ?, ?, ?)",
+                vec![
+                    b.agent.as_str().into(),
+                    failures.into(),
+                    (now_s + lockout_secs(failures)).into(),
+                    now_s.into(),
+                ],
+            )?;
+            worker::console_log!(
+                "sign-in refused for {} from {} ({failures} in a row)",
+                b.agent,
+                b.ip
+            );
+            return Err(refused());
+        };
+        sql.exec(
+            "DELETE FROM logins WHERE agent = ?",
+            vec![b.agent.as_str().into()],
+        )?;
+        if let Some(h) = &b.rehash {
+            self.kv_put(&format!("pw:{}", b.agent), h)?;
+        }
+        let sid = auth::random_id().map_err(ApiError::internal)?;
+        let exp = now_s + auth::SESSION_SECS;
+        sql.exec("DELETE FROM sessions WHERE exp < ?", vec![now_s.into()])?;
+        sql.exec(
+            "INSERT INTO sessions (sid, agent, exp) VALUES (?, ?, ?)",
+            vec![sid.as_str().into(), b.agent.as_str().into(), exp.into()],
+        )?;
         let o = self.commit(Command::SignIn {
             agent: b.agent.clone(),
         })?;
-        let exp = now().timestamp() + auth::SESSION_SECS;
-        let token = auth::sign_session(
+        let token = auth::sign(
             &session_secret(&self.env)?,
+            Purpose::Session,
             &Session {
                 tenant: self.tenant_name()?,
                 agent: b.agent.clone(),
+                sid,
                 exp,
             },
         );
@@ -770,6 +996,126 @@ impl TenantObject {
             },
             o,
         ))
+    }
+
+    /// A control-socket ticket for a live session.
+    fn control_ticket(&self, c: rpc::ControlTicket) -> ApiResult<rpc::TicketReply> {
+        self.require_session(&c.agent, &c.sid)?;
+        let exp = now().timestamp() + auth::TICKET_SECS;
+        let ticket = auth::sign(
+            &session_secret(&self.env)?,
+            Purpose::ControlTicket,
+            &ControlTicket {
+                tenant: self.tenant_name()?,
+                agent: c.agent,
+                sid: c.sid,
+                nonce: auth::random_id().map_err(ApiError::internal)?,
+                exp,
+            },
+        );
+        Ok(rpc::TicketReply {
+            ticket,
+            expires_in: auth::TICKET_SECS as u32,
+        })
+    }
+
+    /// Revokes one session or all of an agent's: rows deleted, control sockets closed
+    /// with the reason, chat sockets closed by the conversations (through the outbox).
+    async fn revoke(&self, r: rpc::Revoke) -> ApiResult<Done> {
+        let sql = self.sql();
+        if self.with_engine(|t| t.agent(&r.agent).is_none())? {
+            return Err(ApiError::not_found(
+                "unknown_agent",
+                format!("unknown agent {}", r.agent),
+            ));
+        }
+        let reason = r.reason.close_reason();
+        let sockets: Vec<WebSocket> = match &r.sid {
+            Some(sid) => {
+                self.require_session(&r.agent, sid)?;
+                sql.exec(
+                    "DELETE FROM sessions WHERE sid = ?",
+                    vec![sid.as_str().into()],
+                )?;
+                self.state.get_websockets_with_tag(&format!("sid:{sid}"))
+            }
+            None => {
+                sql.exec(
+                    "DELETE FROM sessions WHERE agent = ?",
+                    vec![r.agent.as_str().into()],
+                )?;
+                self.sockets_of(&r.agent)
+            }
+        };
+        let none_left = count(
+            &sql,
+            "SELECT COUNT(*) AS n FROM sessions WHERE agent = ? AND exp > ?",
+            vec![r.agent.as_str().into(), now().timestamp().into()],
+        )? == 0;
+        // Chat sockets: every conversation the agent may open hears of it.
+        let convs = self.with_engine(|t| t.conversations_of(&r.agent))?;
+        let mut targets = vec![];
+        if none_left {
+            let at_ms = now_ms();
+            let outbox = Outbox { sql: &sql };
+            let tenant = self.tenant_name()?;
+            for c in convs {
+                let key = format!(
+                    "{tenant}:{}",
+                    auth::random_id().map_err(ApiError::internal)?
+                );
+                let body = serde_json::to_string(&Deliver {
+                    key: key.clone(),
+                    init: None,
+                    want_thread: false,
+                    events: vec![ConversationEvent::Revoked {
+                        agent: r.agent.clone(),
+                        at: now().timestamp(),
+                    }],
+                })?;
+                outbox.push(&key, c.as_str(), &body, at_ms)?;
+                targets.push(c);
+            }
+        }
+        for ws in sockets {
+            let _ = ws.close(Some(4003), Some(reason));
+        }
+        if none_left {
+            // Signed out in routing too, unless chats are still theirs (they stay, and
+            // the agent signs in again to finish them).
+            match self.commit(Command::SignOut {
+                agent: r.agent.clone(),
+            }) {
+                Ok(o) => self.finish(o).await,
+                Err(e) => worker::console_log!("revoke {}: kept state ({})", r.agent, e.code),
+            }
+        }
+        if !targets.is_empty() {
+            self.finish(Outcome {
+                agent_events: vec![],
+                targets,
+            })
+            .await;
+        }
+        worker::console_log!("sessions of {} revoked: {reason}", r.agent);
+        Ok(Done {})
+    }
+
+    /// Stores a new password hash and ends every session of the agent.
+    async fn set_password(&self, p: rpc::SetPassword) -> ApiResult<Done> {
+        if self.with_engine(|t| t.agent(&p.agent).is_none())? {
+            return Err(ApiError::not_found(
+                "unknown_agent",
+                format!("unknown agent {}", p.agent),
+            ));
+        }
+        self.kv_put(&format!("pw:{}", p.agent), &p.hash)?;
+        self.revoke(rpc::Revoke {
+            agent: p.agent,
+            sid: None,
+            reason: rpc::RevokeReason::PasswordChanged,
+        })
+        .await
     }
 
     async fn snapshot_frame(&self, agent: &AgentId) -> ApiResult<AgentServerFrame> {
@@ -814,22 +1160,49 @@ impl TenantObject {
     }
 
     async fn accept_agent(&self, req: &Request) -> ApiResult<Response> {
-        let q = |k: &str| crate::query(req, k);
-        let agent = AgentId::new(q("agent"))?;
-        let exp: i64 = q("exp").parse().unwrap_or(0);
+        let t: ControlTicket = auth::verify(
+            &session_secret(&self.env)?,
+            Purpose::ControlTicket,
+            &crate::query(req, "ticket"),
+            now(),
+        )
+        .map_err(|e| ApiError::unauthorized(format!("{e}; ask for a new one")))?;
+        if t.tenant != self.tenant_name()? {
+            return Err(ApiError::unauthorized("this ticket is for another tenant"));
+        }
+        self.consume_nonce(&t.nonce, t.exp)?;
+        self.require_session(&t.agent, &t.sid)?;
+        let agent = t.agent;
         let signed_in =
-            self.with_engine(|t| t.agent(&agent).is_some_and(|a| a.state.is_signed_in()))?;
+            self.with_engine(|e| e.agent(&agent).is_some_and(|a| a.state.is_signed_in()))?;
         if !signed_in {
             return Err(ApiError::unauthorized(
                 "this session was signed out; sign in again",
             ));
         }
+        #[derive(Deserialize)]
+        struct Exp {
+            exp: i64,
+        }
+        let exp = self
+            .sql()
+            .exec(
+                "SELECT exp FROM sessions WHERE sid = ?",
+                vec![t.sid.as_str().into()],
+            )?
+            .to_array::<Exp>()?
+            .first()
+            .map_or(0, |e| e.exp);
         let frame = self.snapshot_frame(&agent).await?;
         let pair = WebSocketPair::new()?;
+        let sid_tag = format!("sid:{}", t.sid);
         self.state
-            .accept_websocket_with_tags(&pair.server, &[agent.as_str()]);
-        pair.server
-            .serialize_attachment(SocketInfo { agent, exp })?;
+            .accept_websocket_with_tags(&pair.server, &[agent.as_str(), &sid_tag]);
+        pair.server.serialize_attachment(SocketInfo {
+            agent,
+            exp,
+            sid: t.sid,
+        })?;
         let _ = pair.server.send_with_str(encode(&frame));
         Ok(Response::from_websocket(pair.client)?)
     }
@@ -955,16 +1328,20 @@ impl TenantObject {
                 .await?
             }
             AgentFrame::SignOut => {
+                // Refused while chats are open (the engine says so); then the session ends.
                 self.exec(Command::SignOut {
                     agent: agent.clone(),
                 })
                 .await?;
-                for s in self.sockets_of(&agent) {
-                    let _ = s.close(Some(1000), Some("signed out"));
-                }
+                self.revoke(rpc::Revoke {
+                    agent,
+                    sid: Some(info.sid.clone()),
+                    reason: rpc::RevokeReason::SignedOut,
+                })
+                .await?;
             }
             AgentFrame::LeftMessages => {
-                let closed = self.closed_list()?;
+                let closed = self.left_messages()?;
                 let mut messages = self.with_engine(|t| t.left_messages_for(&agent, &closed))?;
                 messages.truncate(100);
                 reply(&AgentServerFrame::LeftMessages { messages });
@@ -986,11 +1363,60 @@ impl TenantObject {
         Ok(())
     }
 
-    fn closed_list(&self) -> ApiResult<Vec<ClosedConversation>> {
+    /// One page of closed conversations, newest first (keyset on `created_at, id`).
+    fn closed_page(&self, q: rpc::ListClosed) -> ApiResult<rpc::ClosedPage> {
+        let limit = i64::from(q.limit.unwrap_or(100).clamp(1, 500));
+        #[derive(Deserialize)]
+        struct Row {
+            id: String,
+            created_at: i64,
+            value: String,
+        }
+        let rows: Vec<Row> = match q.cursor.as_deref() {
+            None => self
+                .sql()
+                .exec(
+                    "SELECT id, created_at, value FROM closed ORDER BY created_at DESC, id DESC LIMIT ?",
+                    vec![(limit + 1).into()],
+                )?
+                .to_array()?,
+            Some(c) => {
+                let (at, id) = c
+                    .split_once(':')
+                    .and_then(|(a, i)| Some((a.parse::<i64>().ok()?, i)))
+                    .ok_or_else(|| {
+                        ApiError::bad_request("invalid_cursor", format!("cursor {c:?} is not one this service gave"))
+                    })?;
+                self.sql()
+                    .exec(
+                        "SELECT id, created_at, value FROM closed WHERE created_at < ? OR (created_at = ? AND id < ?) ORDER BY created_at DESC, id DESC LIMIT ?",
+                        vec![at.into(), at.into(), id.into(), (limit + 1).into()],
+                    )?
+                    .to_array()?
+            }
+        };
+        let more = rows.len() as i64 > limit;
+        let rows = &rows[..rows.len().min(limit as usize)];
+        let next = if more {
+            rows.last().map(|r| format!("{}:{}", r.created_at, r.id))
+        } else {
+            None
+        };
+        Ok(rpc::ClosedPage {
+            items: rows
+                .iter()
+                .map(|r| serde_json::from_str(&r.value))
+                .collect::<Result<_, _>>()?,
+            next,
+        })
+    }
+
+    /// Left messages, newest first (all of them: agents see their queues' ones).
+    fn left_messages(&self) -> ApiResult<Vec<ClosedConversation>> {
         let rows: Vec<ValueRow> = self
             .sql()
             .exec(
-                "SELECT value FROM closed ORDER BY created_at DESC LIMIT 500",
+                "SELECT value FROM closed WHERE kind = 'left_message' ORDER BY created_at DESC, id DESC LIMIT 2000",
                 None,
             )?
             .to_array()?;
@@ -998,6 +1424,83 @@ impl TenantObject {
             .iter()
             .map(|r| serde_json::from_str(&r.value))
             .collect::<Result<_, _>>()?)
+    }
+
+    /// Erases closed conversations: rows here now, their objects through the outbox.
+    async fn erase(&self, ids: Vec<ConversationId>) -> ApiResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let sql = self.sql();
+        let tenant = self.tenant_name()?;
+        let outbox = Outbox { sql: &sql };
+        for id in &ids {
+            sql.exec("DELETE FROM closed WHERE id = ?", vec![id.as_str().into()])?;
+            let key = format!(
+                "{tenant}:{}",
+                auth::random_id().map_err(ApiError::internal)?
+            );
+            let body = serde_json::to_string(&Deliver {
+                key: key.clone(),
+                init: None,
+                want_thread: false,
+                events: vec![ConversationEvent::Erase],
+            })?;
+            outbox.push(&key, id.as_str(), &body, now_ms())?;
+        }
+        self.finish(Outcome {
+            agent_events: vec![],
+            targets: ids,
+        })
+        .await;
+        Ok(())
+    }
+
+    /// Admin: erase one closed conversation (a GDPR request).
+    async fn erase_one(&self, id: ConversationId) -> ApiResult<Done> {
+        self.closed_one(&id)?;
+        self.erase(vec![id.clone()]).await?;
+        worker::console_log!("conversation {id} erased on request");
+        Ok(Done {})
+    }
+
+    /// Erases closed conversations older than the retention period, a batch at a time.
+    async fn sweep_retention(&self) -> ApiResult<()> {
+        let days = self.with_engine(|t| t.config().retention_days)?;
+        let before = now().timestamp() - i64::from(days) * 86_400;
+        #[derive(Deserialize)]
+        struct Id {
+            id: String,
+        }
+        let rows: Vec<Id> = self
+            .sql()
+            .exec(
+                "SELECT id FROM closed WHERE ended_at < ? ORDER BY ended_at LIMIT 200",
+                vec![before.into()],
+            )?
+            .to_array()?;
+        let ids = rows
+            .into_iter()
+            .filter_map(|r| ConversationId::new(r.id).ok())
+            .collect::<Vec<_>>();
+        if !ids.is_empty() {
+            worker::console_log!("retention: erasing {} closed conversations", ids.len());
+        }
+        self.erase(ids).await?;
+        // Housekeeping of short-lived rows.
+        let now_s = now().timestamp();
+        let sql = self.sql();
+        sql.exec("DELETE FROM tickets WHERE exp < ?", vec![now_s.into()])?;
+        sql.exec("DELETE FROM sessions WHERE exp < ?", vec![now_s.into()])?;
+        sql.exec(
+            "DELETE FROM logins WHERE locked_until < ? AND at < ?",
+            vec![now_s.into(), (now_s - 86_400).into()],
+        )?;
+        sql.exec(
+            "DELETE FROM limits WHERE at < ?",
+            vec![(now_ms() - 3_600_000).into()],
+        )?;
+        Ok(())
     }
 
     fn closed_one(&self, id: &ConversationId) -> ApiResult<ClosedConversation> {
@@ -1056,23 +1559,32 @@ impl TenantObject {
             ToTenant::LeaveMessage(rpc::LeaveMessage(w)) => {
                 answer::<rpc::LeaveMessage>(self.leave_message(w).await)
             }
-            ToTenant::SignIn(rpc::SignIn(w)) => {
-                let r = match self.sign_in(w) {
+            ToTenant::SignInBegin(b) => answer::<rpc::SignInBegin>(self.sign_in_begin(b)),
+            ToTenant::SignInFinish(f) => {
+                let r = match self.sign_in_finish(f) {
                     Ok((r, o)) => {
                         self.finish(o).await;
                         Ok(r)
                     }
                     Err(e) => Err(e),
                 };
-                answer::<rpc::SignIn>(r)
+                answer::<rpc::SignInFinish>(r)
             }
+            ToTenant::ControlTicket(c) => answer::<rpc::ControlTicket>(self.control_ticket(c)),
+            ToTenant::Revoke(r) => answer::<rpc::Revoke>(self.revoke(r).await),
+            ToTenant::SetPassword(p) => answer::<rpc::SetPassword>(self.set_password(p).await),
+            ToTenant::CheckSession(c) => answer::<rpc::CheckSession>(
+                self.require_session(&c.agent, &c.sid).map(|()| Done {}),
+            ),
+            ToTenant::SiteOrigins(o) => answer::<rpc::SiteOrigins>(self.site_origins(&o.site)),
+            ToTenant::EraseClosed(e) => answer::<rpc::EraseClosed>(self.erase_one(e.id).await),
             ToTenant::GetConfig(_) => answer::<rpc::GetConfig>(self.with_engine(|t| ConfigReply {
                 config: t.config().clone(),
             })),
             ToTenant::PutConfig(rpc::PutConfig(admin)) => {
                 answer::<rpc::PutConfig>(self.put_config(admin).await)
             }
-            ToTenant::ListClosed(_) => answer::<rpc::ListClosed>(self.closed_list()),
+            ToTenant::ListClosed(q) => answer::<rpc::ListClosed>(self.closed_page(q)),
             ToTenant::GetClosed(g) => {
                 let r = match self.closed_one(&g.id) {
                     Ok(conversation) => Ok(ClosedReply {
@@ -1090,16 +1602,16 @@ impl TenantObject {
 
 impl DurableObject for TenantObject {
     fn new(state: State, env: Env) -> Self {
-        let start = env_u32(&env, "RATE_START_PER_MINUTE", 30);
-        let sign_in = env_u32(&env, "RATE_SIGN_IN_PER_MINUTE", 30);
+        let start_limit = env_u32(&env, "RATE_START_PER_MINUTE", 30);
+        let sign_in_limit = env_u32(&env, "RATE_SIGN_IN_PER_MINUTE", 30);
         let faults = Faults::from_env(&env);
         Self {
             state,
             env,
             engine: RefCell::new(None),
             name: RefCell::new(None),
-            start_limiter: RefCell::new(RateLimiter::new(start, 60)),
-            sign_in_limiter: RefCell::new(RateLimiter::new(sign_in, 60)),
+            start_limit,
+            sign_in_limit,
             faults,
             delivering: RefCell::new(BTreeSet::new()),
             alarm_at: Cell::new(None),
@@ -1123,13 +1635,15 @@ impl DurableObject for TenantObject {
             Ok(c) => c,
             Err(e) => return ApiError::bad_request("invalid_call", e.to_string()).to_response(),
         };
-        if let Err(e) = self.load(name) {
+        if let Err(e) = self.load(name.clone()) {
             // A tenant without configuration may still be configured by an admin.
             if !matches!(call, ToTenant::PutConfig(_)) {
                 return e.to_response();
             }
-            if let Err(e) = self.ensure_tables() {
-                return e.to_response();
+            // Nothing is written until the configuration is accepted (write_config).
+            match name.map(TenantId::new) {
+                Some(Ok(n)) => *self.name.borrow_mut() = Some(n),
+                _ => return e.to_response(),
             }
         }
         self.rpc(call).await
@@ -1149,6 +1663,9 @@ impl DurableObject for TenantObject {
             let week = 7 * 24 * 3600 * 1000;
             if let Err(e) = (Applied { sql: &sql }).prune(now_ms() - week) {
                 worker::console_error!("prune: {e}");
+            }
+            if let Err(e) = self.sweep_retention().await {
+                worker::console_error!("retention: {e}");
             }
             if let Err(e) = self.schedule().await {
                 worker::console_error!("schedule: {e}");
@@ -1175,6 +1692,10 @@ impl DurableObject for TenantObject {
             );
             return Ok(());
         };
+        if text.contains('\u{FFFD}') {
+            let _ = ws.close(Some(1007), Some("invalid UTF-8"));
+            return Ok(());
+        }
         let Some(info) = ws.deserialize_attachment::<SocketInfo>().ok().flatten() else {
             let _ = ws.close(Some(4001), Some("unknown session"));
             return Ok(());
@@ -1203,4 +1724,45 @@ impl DurableObject for TenantObject {
     async fn websocket_error(&self, _ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
         Ok(())
     }
+}
+
+/// The `kind` column of a closed record.
+fn kind_of(c: &ClosedConversation) -> &'static str {
+    match c.kind {
+        shared::engine::ConversationKind::LeftMessage => "left_message",
+        _ => "chat",
+    }
+}
+
+/// The number a `SELECT COUNT(*) AS n …` query answers.
+pub fn count(
+    sql: &worker::SqlStorage,
+    query: &str,
+    params: Vec<worker::SqlStorageValue>,
+) -> ApiResult<i64> {
+    #[derive(Deserialize)]
+    struct N {
+        n: i64,
+    }
+    let rows: Vec<N> = sql.exec(query, params)?.to_array()?;
+    Ok(rows.first().map_or(0, |r| r.n))
+}
+
+/// Records a ticket's nonce in `tickets`; refuses one seen before (tickets are single use).
+pub fn consume_nonce(sql: &worker::SqlStorage, nonce: &str, exp: i64) -> ApiResult<()> {
+    let seen = count(
+        sql,
+        "SELECT COUNT(*) AS n FROM tickets WHERE nonce = ?",
+        vec![nonce.into()],
+    )?;
+    if seen > 0 {
+        return Err(ApiError::unauthorized(
+            "this ticket was used already; ask for a new one",
+        ));
+    }
+    sql.exec(
+        "INSERT INTO tickets (nonce, exp) VALUES (?, ?)",
+        vec![nonce.into(), exp.into()],
+    )?;
+    Ok(())
 }

@@ -11,9 +11,11 @@
 //! a new password needs at least [`MIN_PASSWORD_CHARS`] characters ([`check_password_strength`]).
 //!
 //! A visitor request from a browser page is allowed for a site when its `Origin` is the
-//! service's own origin or one of the site's allowed origins (`*` allows any); requests
-//! without an `Origin` (not from a web page) pass, since origins only guard against other
-//! pages ([`origin_allowed`]).
+//! service's own origin or one of the site's allowed origins (`*` allows any). A
+//! request without an `Origin` is refused. A request from the widget's own frame (the
+//! service's origin) counts as coming from the page that embeds the frame, which the
+//! frame learned from the browser (`postMessage` `event.origin`) ([`check_origin`]);
+//! the frame itself may only be embedded by allowed origins ([`frame_ancestors`]).
 
 use crate::hours::BusinessHours;
 use crate::ids::{AgentId, QueueId, ReasonId, SiteKey, TemplateId};
@@ -67,12 +69,60 @@ pub fn check_password_strength(agent: &AgentId, password: &str) -> Result<(), St
     Ok(())
 }
 
-/// Whether a request with `origin` may use a site with `allowed` origins (see module docs).
-pub fn origin_allowed(origin: Option<&str>, self_origin: &str, allowed: &[String]) -> bool {
-    match origin {
-        None => true,
-        Some(o) => o == self_origin || allowed.iter().any(|a| a == "*" || a == o),
+/// Why a widget request's origin was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OriginError {
+    #[error("the request has no Origin header; the widget API serves web pages only")]
+    Missing,
+    #[error("the widget frame did not say which page embeds it (X-Switchboard-Embedder)")]
+    MissingEmbedder,
+    #[error("origin {0} is not allowed for this site")]
+    NotAllowed(String),
+}
+
+/// Checks the origin of a widget request (see module docs): the browser's `Origin`,
+/// or, when that is this service's own (the widget's frame), the embedding page's
+/// origin that the frame learned from the browser.
+pub fn check_origin(
+    origin: Option<&str>,
+    embedder: Option<&str>,
+    self_origin: &str,
+    allowed: &[String],
+) -> Result<(), OriginError> {
+    let listed = |o: &str| o == self_origin || allowed.iter().any(|a| a == "*" || a == o);
+    let origin = origin
+        .filter(|o| !o.is_empty())
+        .ok_or(OriginError::Missing)?;
+    let effective = if origin == self_origin {
+        embedder
+            .filter(|o| !o.is_empty())
+            .ok_or(OriginError::MissingEmbedder)?
+    } else {
+        origin
+    };
+    if listed(effective) {
+        Ok(())
+    } else {
+        Err(OriginError::NotAllowed(effective.to_owned()))
     }
+}
+
+/// The `frame-ancestors` source list for a site: its own origin and the allowed ones.
+pub fn frame_ancestors(allowed: &[String]) -> String {
+    if allowed.iter().any(|a| a == "*") {
+        return "*".into();
+    }
+    let mut v = vec!["'self'".to_string()];
+    v.extend(
+        allowed
+            .iter()
+            .filter(|a| {
+                a.bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
+            })
+            .cloned(),
+    );
+    v.join(" ")
 }
 
 /// A website with the widget.
@@ -155,6 +205,30 @@ pub struct TenantConfig {
     /// Most open conversations of the tenant; a start beyond it is refused.
     #[serde(default = "default_max_open")]
     pub max_open_conversations: u32,
+    /// Days a closed conversation (transcript and left message included) is kept.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+}
+
+/// Default retention of closed conversations.
+pub const DEFAULT_RETENTION_DAYS: u32 = 90;
+
+fn default_retention_days() -> u32 {
+    DEFAULT_RETENTION_DAYS
+}
+
+/// Shortest identity-verification secret, in bytes.
+pub const MIN_SITE_SECRET_BYTES: usize = 32;
+
+/// Checks an identity-verification secret.
+pub fn check_site_secret(site: &SiteKey, secret: &str) -> Result<(), ConfigError> {
+    if secret.len() < MIN_SITE_SECRET_BYTES {
+        return Err(ConfigError(format!(
+            "site {site}: the identity secret has {} bytes; at least {MIN_SITE_SECRET_BYTES} are needed",
+            secret.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Why a configuration was refused.
@@ -181,6 +255,9 @@ impl TenantConfig {
         let e = |s: String| Err(ConfigError(s));
         if self.queues.is_empty() {
             return e("at least one queue is needed".into());
+        }
+        if !(1..=3650).contains(&self.retention_days) {
+            return e("retention_days must be 1 to 3650".into());
         }
         unique("site", self.sites.iter().map(|s| &s.key))?;
         unique("queue", self.queues.iter().map(|q| &q.id))?;
@@ -259,27 +336,22 @@ mod tests {
     #[test]
     fn origins() {
         let allowed = vec!["https://shop.example".to_string()];
-        assert!(origin_allowed(None, "https://sb.example", &allowed));
-        assert!(origin_allowed(
-            Some("https://sb.example"),
-            "https://sb.example",
-            &allowed
-        ));
-        assert!(origin_allowed(
-            Some("https://shop.example"),
-            "https://sb.example",
-            &allowed
-        ));
-        assert!(!origin_allowed(
-            Some("https://evil.example"),
-            "https://sb.example",
-            &allowed
-        ));
-        assert!(origin_allowed(
-            Some("https://evil.example"),
-            "https://sb.example",
-            &["*".to_string()]
-        ));
+        let me = "https://sb.example";
+        let ok = |o, e| check_origin(o, e, me, &allowed);
+        assert_eq!(ok(None, None), Err(OriginError::Missing));
+        assert_eq!(ok(Some(me), None), Err(OriginError::MissingEmbedder));
+        assert_eq!(ok(Some(me), Some("https://shop.example")), Ok(()));
+        assert_eq!(ok(Some(me), Some(me)), Ok(()));
+        assert_eq!(
+            ok(Some(me), Some("https://evil.example")),
+            Err(OriginError::NotAllowed("https://evil.example".into()))
+        );
+        assert_eq!(ok(Some("https://shop.example"), None), Ok(()));
+        // A foreign page cannot claim to be embedded elsewhere.
+        assert!(ok(Some("https://evil.example"), Some("https://shop.example")).is_err());
+        assert_eq!(frame_ancestors(&allowed), "'self' https://shop.example");
+        assert_eq!(frame_ancestors(&["*".into()]), "*");
+        assert_eq!(frame_ancestors(&["a; script-src *".into()]), "'self'");
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! - Every frame is a JSON object with `"v": 1` and a `"type"` tag naming the variant.
 //! - [`decode`] refuses a frame that is not a JSON object, lacks `v`, has another
 //!   version, names an unknown type, or lacks or mistypes a field; the error names
-//!   the field and the problem. Nothing is acted on unless the whole frame decodes.
+//!   the field and the problem. A field the frame's type does not have is refused
+//!   too (also on types without fields, like `ping`). Nothing is acted on unless the
+//!   whole frame decodes.
 //! - Socket frames: visitor → edge [`VisitorFrame`], edge → visitor [`VisitorEvent`],
 //!   agent → tenant [`AgentFrame`] (state, offers, routing), agent → one chat
 //!   [`AgentChatFrame`] (messages, typing), edge → agent [`AgentServerFrame`].
@@ -45,7 +47,7 @@ pub fn encode<T: Serialize>(frame: &T) -> String {
 }
 
 /// Decodes a frame, checking its version; the error names the field and the problem.
-pub fn decode<T: DeserializeOwned>(text: &str) -> Result<T, FrameError> {
+pub fn decode<T: DeserializeOwned + Serialize>(text: &str) -> Result<T, FrameError> {
     let mut v: serde_json::Value =
         serde_json::from_str(text).map_err(|e| FrameError(format!("not JSON ({e})")))?;
     let obj = v
@@ -63,7 +65,17 @@ pub fn decode<T: DeserializeOwned>(text: &str) -> Result<T, FrameError> {
     if !obj.contains_key("type") {
         return Err(FrameError("field `type`: missing".into()));
     }
-    serde_json::from_value(v).map_err(|e| FrameError(e.to_string()))
+    let given: Vec<String> = obj.keys().cloned().collect();
+    let frame: T = serde_json::from_value(v).map_err(|e| FrameError(e.to_string()))?;
+    // serde ignores extra fields on variants without fields; look for them here.
+    if let Ok(serde_json::Value::Object(known)) = serde_json::to_value(&frame) {
+        if let Some(extra) = given.iter().find(|k| !known.contains_key(k.as_str())) {
+            return Err(FrameError(format!(
+                "field `{extra}`: unknown for this frame type"
+            )));
+        }
+    }
+    Ok(frame)
 }
 
 /// Decodes a plain JSON body (no version); the error names the field.
@@ -358,9 +370,13 @@ pub struct AdminConfig {
     /// New passwords by agent; agents not named keep theirs. Every agent needs one eventually.
     #[serde(default)]
     pub passwords: BTreeMap<AgentId, String>,
-    /// Identity-verification secrets by site.
+    /// Identity-verification secrets by site (at least 32 bytes each).
     #[serde(default)]
     pub site_secrets: BTreeMap<SiteKey, String>,
+    /// Password hashes (PHC strings) by agent. The Worker turns `passwords` into
+    /// these before the tenant sees them; an admin may also import them directly.
+    #[serde(default)]
+    pub password_hashes: BTreeMap<AgentId, String>,
 }
 
 #[cfg(test)]

@@ -1,18 +1,78 @@
-//! Rate limits (SPEC §6): a fixed window per key (an IP, a visitor token).
+//! Rate limits (SPEC §6).
 //!
-//! Rules: at most `limit` hits per key in each window of `window_secs`; the hit
-//! that would exceed it is refused with the seconds until the window ends (≥ 1).
-//! Refused hits are not counted. Time is an input.
+//! Rules:
+//! - [`Bucket`] is a token bucket: `limit` hits at once, refilled evenly over
+//!   `window_secs`, so no burst across a window edge gets more than `limit` plus what
+//!   refilled meanwhile. Its state is a small value the caller stores, so a limit
+//!   survives a restart. A refused hit is not counted and names the seconds to wait.
+//! - [`RateLimiter`] keeps buckets per key in memory (for limits that may reset).
+//! - [`client_key`] is the key of an address: IPv4 as is, IPv6 by its /64 prefix
+//!   (one subscriber usually holds a whole /64).
+//! - Time is an input.
 
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
-/// A fixed-window limiter.
+/// A token bucket's stored state: tokens left (in thousandths) at `at_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Bucket {
+    pub milli_tokens: i64,
+    pub at_ms: i64,
+}
+
+impl Bucket {
+    /// A full bucket of `limit` at `now`.
+    pub fn full(limit: u32, now: DateTime<Utc>) -> Self {
+        Self {
+            milli_tokens: i64::from(limit) * 1000,
+            at_ms: now.timestamp_millis(),
+        }
+    }
+
+    /// Takes one token (`limit` per `window_secs`); `Err(seconds to wait)` when empty.
+    pub fn take(&mut self, limit: u32, window_secs: i64, now: DateTime<Utc>) -> Result<(), u32> {
+        let cap = i64::from(limit.max(1)) * 1000;
+        let window_ms = window_secs.max(1) * 1000;
+        let t = now.timestamp_millis();
+        let elapsed = (t - self.at_ms).max(0);
+        // Refill: `limit` tokens per window, in thousandths.
+        let refill = elapsed.saturating_mul(cap) / window_ms;
+        if self.milli_tokens + refill >= cap {
+            self.milli_tokens = cap;
+            self.at_ms = t;
+        } else {
+            // Keep the remainder of time that did not make a whole thousandth.
+            self.milli_tokens += refill;
+            self.at_ms += refill * window_ms / cap;
+        }
+        if self.milli_tokens >= 1000 {
+            self.milli_tokens -= 1000;
+            return Ok(());
+        }
+        let missing = 1000 - self.milli_tokens;
+        let wait_ms = (missing * window_ms + cap - 1) / cap;
+        Err(u32::try_from(((wait_ms + 999) / 1000).max(1)).unwrap_or(u32::MAX))
+    }
+}
+
+/// The rate-limit key of a client address: IPv6 addresses count by their /64.
+pub fn client_key(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => ip.to_owned(),
+    }
+}
+
+/// Token buckets per key, in memory.
 #[derive(Debug, Clone)]
 pub struct RateLimiter {
     limit: u32,
     window_secs: i64,
-    windows: HashMap<String, (i64, u32)>,
+    buckets: HashMap<String, Bucket>,
 }
 
 impl RateLimiter {
@@ -21,26 +81,21 @@ impl RateLimiter {
         Self {
             limit,
             window_secs: window_secs.max(1),
-            windows: HashMap::new(),
+            buckets: HashMap::new(),
         }
     }
 
     /// Counts a hit for `key`; `Err(retry_after_secs)` when over the limit.
     pub fn hit(&mut self, key: &str, now: DateTime<Utc>) -> Result<(), u32> {
-        let t = now.timestamp();
-        let start = t - t.rem_euclid(self.window_secs);
-        if self.windows.len() > 10_000 {
-            self.windows.retain(|_, (s, _)| *s == start);
+        if self.buckets.len() > 10_000 {
+            let horizon = now.timestamp_millis() - self.window_secs * 1000;
+            self.buckets.retain(|_, b| b.at_ms > horizon);
         }
-        let e = self.windows.entry(key.to_owned()).or_insert((start, 0));
-        if e.0 != start {
-            *e = (start, 0);
-        }
-        if e.1 >= self.limit {
-            return Err(u32::try_from((start + self.window_secs - t).max(1)).unwrap_or(1));
-        }
-        e.1 += 1;
-        Ok(())
+        let (limit, window) = (self.limit, self.window_secs);
+        self.buckets
+            .entry(key.to_owned())
+            .or_insert_with(|| Bucket::full(limit, now))
+            .take(limit, window, now)
     }
 }
 
@@ -49,14 +104,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn limits_per_key_and_window() {
+    fn limits_per_key_and_refills_evenly() {
         let t = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let mut r = RateLimiter::new(2, 60);
         assert!(r.hit("a", t).is_ok());
         assert!(r.hit("a", t).is_ok());
-        assert_eq!(r.hit("a", t), Err(60));
+        assert_eq!(r.hit("a", t), Err(30));
         assert!(r.hit("b", t).is_ok());
-        assert_eq!(r.hit("a", t + chrono::Duration::seconds(59)), Err(1));
-        assert!(r.hit("a", t + chrono::Duration::seconds(60)).is_ok());
+        assert!(r.hit("a", t + chrono::Duration::seconds(29)).is_err());
+        assert!(r.hit("a", t + chrono::Duration::seconds(30)).is_ok());
+        assert!(r.hit("a", t + chrono::Duration::seconds(30)).is_err());
+    }
+
+    #[test]
+    fn no_burst_across_a_window_edge() {
+        // 30 per minute; 120 tries spread over two seconds around a minute edge.
+        let t0 = DateTime::from_timestamp(1_800_000_059, 0).unwrap();
+        let mut b = Bucket::full(30, t0);
+        let passed = (0..120)
+            .filter(|i| {
+                b.take(30, 60, t0 + chrono::Duration::milliseconds(i * 1000 / 60))
+                    .is_ok()
+            })
+            .count();
+        assert!(passed <= 31, "{passed} passed");
+    }
+
+    #[test]
+    fn ipv6_counts_by_64() {
+        assert_eq!(
+            client_key("2001:db8:1:2:aaaa::1"),
+            client_key("2001:db8:1:2:bbbb::9")
+        );
+        assert_ne!(client_key("2001:db8:1:2::1"), client_key("2001:db8:1:3::1"));
+        assert_eq!(client_key("192.0.2.7"), "192.0.2.7");
     }
 }

@@ -14,10 +14,9 @@
 
 use crate::config::TenantConfig;
 use crate::engine::{ClosedConversation, ConversationEvent, Customer};
-use crate::ids::{ClientMsgId, ConversationId, SiteKey, TenantId};
+use crate::ids::{AgentId, ClientMsgId, ConversationId, SiteKey, TenantId};
 use crate::protocol::{
-    AdminConfig, LeaveMessageRequest, SignInRequest, SignInResponse, SiteInfo, StartRequest,
-    StartResponse,
+    AdminConfig, LeaveMessageRequest, SignInResponse, SiteInfo, StartRequest, StartResponse,
 };
 use crate::transcript::Message;
 use serde::de::DeserializeOwned;
@@ -37,6 +36,11 @@ pub struct Caller {
     pub origin: Option<String>,
     /// This service's own origin.
     pub self_origin: String,
+    /// The page that embeds the widget, as the widget's frame learned it from the
+    /// browser (`postMessage` `event.origin`); sent by the frame in a header and
+    /// trusted only when `origin` is this service's own.
+    #[serde(default)]
+    pub embedder: Option<String>,
 }
 
 /// A request body with its caller.
@@ -109,6 +113,16 @@ pub struct TranscriptReply {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VisitorEnd(pub WithCaller<String>);
 
+/// A visitor asks for a socket ticket with their token (in a header).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VisitorTicket(pub WithCaller<String>);
+/// A single-use socket ticket and how long it lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketReply {
+    pub ticket: String,
+    pub expires_in: u32,
+}
+
 /// Everything a conversation object is asked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "call", content = "body", rename_all = "snake_case")]
@@ -117,6 +131,7 @@ pub enum ToConversation {
     Read(ReadTranscript),
     VisitorTranscript(VisitorTranscript),
     VisitorEnd(VisitorEnd),
+    VisitorTicket(VisitorTicket),
 }
 
 macro_rules! calls {
@@ -139,6 +154,7 @@ calls!(ToConversation:
     Deliver => Delivered,
     VisitorTranscript => TranscriptReply,
     VisitorEnd => Done,
+    VisitorTicket => TicketReply,
 );
 
 impl From<ReadTranscript> for ToConversation {
@@ -185,9 +201,82 @@ pub struct LeaveMessage(pub WithCaller<LeaveMessageRequest>);
 pub struct MessageLeft {
     pub id: ConversationId,
 }
-/// `POST /api/v1/agent/sign-in`.
+/// Sign-in, step 1: may this agent try now (back-off, lockout, per-address limit),
+/// and what is their stored hash? The Worker checks the password itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignIn(pub WithCaller<SignInRequest>);
+pub struct SignInBegin {
+    pub agent: AgentId,
+    pub ip: String,
+}
+/// Answer to [`SignInBegin`]: the stored PHC string, `None` for an unknown agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenge {
+    pub hash: Option<String>,
+}
+/// Sign-in, step 2: the Worker's verdict; on success a new session (and the
+/// rehashed password when the stored one was weaker than today's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInFinish {
+    pub agent: AgentId,
+    pub ip: String,
+    pub ok: bool,
+    #[serde(default)]
+    pub rehash: Option<String>,
+}
+/// A control-socket ticket for a live session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlTicket {
+    pub agent: AgentId,
+    pub sid: String,
+}
+/// Revoke sessions: one (`sid`) or all of an agent's; their sockets close with `reason`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revoke {
+    pub agent: AgentId,
+    #[serde(default)]
+    pub sid: Option<String>,
+    pub reason: RevokeReason,
+}
+/// Why sessions end early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevokeReason {
+    SignedOut,
+    PasswordChanged,
+    SignedOutByAdmin,
+}
+impl RevokeReason {
+    /// The socket close reason (the console shows it).
+    pub fn close_reason(self) -> &'static str {
+        match self {
+            RevokeReason::SignedOut => "signed_out",
+            RevokeReason::PasswordChanged => "password_changed",
+            RevokeReason::SignedOutByAdmin => "signed_out_by_admin",
+        }
+    }
+}
+/// Store a new password hash (PHC) for an agent whose session proved the old one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetPassword {
+    pub agent: AgentId,
+    pub hash: String,
+}
+/// Is this session live? (Answers with the agent's name.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckSession {
+    pub agent: AgentId,
+    pub sid: String,
+}
+/// The origins that may frame a site's widget.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteOrigins {
+    pub site: SiteKey,
+}
+/// Admin: erase one closed conversation, transcript and left message included.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EraseClosed {
+    pub id: ConversationId,
+}
 /// Admin: read the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GetConfig {}
@@ -199,9 +288,22 @@ pub struct ConfigReply {
 /// Admin: replace the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PutConfig(pub AdminConfig);
-/// Admin: closed conversations, newest first.
+/// Admin and agents: closed conversations, newest first, one page after `cursor`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ListClosed {
+    /// From the previous page's `next`.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+/// One page of closed conversations.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListClosed {}
+pub struct ClosedPage {
+    pub items: Vec<ClosedConversation>,
+    /// Cursor of the next page; `None` on the last.
+    pub next: Option<String>,
+}
 /// Admin: one closed conversation with its transcript.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GetClosed {
@@ -221,7 +323,14 @@ pub enum ToTenant {
     Site(Site),
     Start(Start),
     LeaveMessage(LeaveMessage),
-    SignIn(SignIn),
+    SignInBegin(SignInBegin),
+    SignInFinish(SignInFinish),
+    ControlTicket(ControlTicket),
+    Revoke(Revoke),
+    SetPassword(SetPassword),
+    CheckSession(CheckSession),
+    SiteOrigins(SiteOrigins),
+    EraseClosed(EraseClosed),
     GetConfig(GetConfig),
     PutConfig(PutConfig),
     ListClosed(ListClosed),
@@ -233,10 +342,17 @@ calls!(ToTenant:
     Site => SiteInfo,
     Start => StartResponse,
     LeaveMessage => MessageLeft,
-    SignIn => SignInResponse,
+    SignInBegin => Challenge,
+    SignInFinish => SignInResponse,
+    ControlTicket => TicketReply,
+    Revoke => Done,
+    SetPassword => Done,
+    CheckSession => Done,
+    SiteOrigins => Vec<String>,
+    EraseClosed => Done,
     GetConfig => ConfigReply,
     PutConfig => Done,
-    ListClosed => Vec<ClosedConversation>,
+    ListClosed => ClosedPage,
     GetClosed => ClosedReply,
     Report => Delivered,
 );

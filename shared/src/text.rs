@@ -4,6 +4,10 @@
 //! - Text is trimmed of leading and trailing whitespace, then must hold 1 to
 //!   [`MAX_MESSAGE_CHARS`] Unicode scalar values.
 //! - Control characters other than newline and tab are refused.
+//! - A text of only invisible characters (zero-width spaces and joiners, format
+//!   characters, variation selectors, blank fillers) counts as empty.
+//! - U+FFFD, the mark a decoder leaves for invalid UTF-8, is refused: broken input is
+//!   never stored as if it were text.
 //! - An agent's text must not contain `<` or `>`: they are reserved for the
 //!   parameters of message templates. A visitor's text may contain them (it is
 //!   always shown as plain text).
@@ -47,6 +51,9 @@ pub enum TextError {
     /// `<` or `>` in an agent's message.
     #[error("the characters < and > are reserved for template parameters and cannot be sent")]
     Reserved,
+    /// U+FFFD: the input was not valid UTF-8 where it was decoded.
+    #[error("the text contains U+FFFD, the mark of invalid UTF-8; send valid UTF-8")]
+    InvalidUtf8,
     /// A visitor's email that is not one.
     #[error("{0:?} is not an email address")]
     InvalidEmail(String),
@@ -61,6 +68,7 @@ impl TextError {
             TextError::ControlChar(_) => "message_control_char",
             TextError::Reserved => "message_reserved_chars",
             TextError::InvalidEmail(_) => "invalid_email",
+            TextError::InvalidUtf8 => "invalid_utf8",
         }
     }
 }
@@ -110,10 +118,24 @@ pub fn has_reserved(raw: &str) -> bool {
     raw.contains(['<', '>'])
 }
 
+/// Whether `c` shows nothing on its own (whitespace, format characters, fillers).
+pub fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(c,
+            '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+            | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{2800}' | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}'
+            | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E007F}' | '\u{E0100}'..='\u{E01EF}')
+}
+
 fn validate(raw: &str, writer: Writer, max: usize) -> Result<String, TextError> {
     let t = raw.trim();
-    if t.is_empty() {
+    if t.chars().all(is_invisible) {
         return Err(TextError::Empty);
+    }
+    if t.contains('\u{FFFD}') {
+        return Err(TextError::InvalidUtf8);
     }
     let chars = t.chars().count();
     if chars > max {
@@ -146,6 +168,14 @@ mod tests {
             ("a<b>", Writer::Visitor, Ok("a<b>")),
             ("a\u{7}b", Writer::Visitor, Err(TextError::ControlChar(7))),
             ("line\nnext\ttab", Writer::Agent, Ok("line\nnext\ttab")),
+            (
+                "\u{200B}\u{200D}\u{FEFF}",
+                Writer::Visitor,
+                Err(TextError::Empty),
+            ),
+            (" \u{2060}\u{3164} ", Writer::Agent, Err(TextError::Empty)),
+            ("a\u{200D}b", Writer::Visitor, Ok("a\u{200D}b")),
+            ("bad \u{FFFD}", Writer::Visitor, Err(TextError::InvalidUtf8)),
         ];
         for (raw, w, want) in cases {
             let got = MessageText::new(raw, *w).map(|m| m.as_str().to_owned());

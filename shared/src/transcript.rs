@@ -8,6 +8,10 @@
 //!   id from a different author is refused.
 //! - Text rules come from [`crate::text`]; system lines come from the engine's
 //!   [`SystemNote`]s and are stored like any other message.
+//! - A resend with a known client id but another text is refused
+//!   ([`TranscriptError::ClientIdConflict`]): the first text stands.
+//! - Visitors never see agents' login ids: they get [`Message::for_visitor`], where an
+//!   agent is [`Author::Staff`] with the display name only.
 //! - Once the "ended" note is stored, nobody can write any more.
 //! - Resume: [`Transcript::after`] gives exactly the messages after a sequence number.
 //! - Appending costs the same at any length: client ids are indexed and the
@@ -24,8 +28,17 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Author {
-    Customer { name: String },
-    Agent { id: AgentId, name: String },
+    Customer {
+        name: String,
+    },
+    Agent {
+        id: AgentId,
+        name: String,
+    },
+    /// An agent as visitors see them: the display name, no login id.
+    Staff {
+        name: String,
+    },
     System,
 }
 
@@ -48,10 +61,29 @@ pub struct Message {
 pub enum TranscriptError {
     #[error(transparent)]
     Text(#[from] TextError),
-    #[error("client message id {0} was already used by someone else")]
+    #[error("client message id {0} was already used by someone else or for another text")]
     ClientIdConflict(ClientMsgId),
     #[error("the conversation has ended")]
     Ended,
+}
+
+impl Message {
+    /// The message as a visitor may see it: agents by display name only.
+    pub fn for_visitor(&self) -> Message {
+        let mut m = self.clone();
+        if let Author::Agent { name, .. } = &m.author {
+            m.author = Author::Staff { name: name.clone() };
+        }
+        if let Some(SystemNote::Ended {
+            by: crate::engine::EndedBy::Agent(_),
+        }) = &m.note
+        {
+            m.note = Some(SystemNote::Ended {
+                by: crate::engine::EndedBy::Staff,
+            });
+        }
+        m
+    }
 }
 
 impl TranscriptError {
@@ -213,11 +245,13 @@ impl Transcript {
             .get(&client_id)
             .and_then(|i| self.messages.get(*i))
         {
-            let same = match (&m.author, &author) {
+            let same_author = match (&m.author, &author) {
                 (Author::Customer { .. }, Author::Customer { .. }) => true,
                 (Author::Agent { id: a, .. }, Author::Agent { id: b, .. }) => a == b,
                 _ => false,
             };
+            let same_text = MessageText::new(raw, writer).is_ok_and(|t| t.as_str() == m.text);
+            let same = same_author && same_text;
             return if same {
                 Ok(Appended::Duplicate(m.clone()))
             } else {

@@ -71,6 +71,7 @@ fn config() -> TenantConfig {
             text: "Hallo <customer_name>, hier ist <agent_name>.".into(),
         }],
         max_open_conversations: 5_000,
+        retention_days: 90,
     }
 }
 

@@ -217,6 +217,10 @@ pub fn http(method: &str, url: &str, body: Option<&Value>, headers: &[(&str, &st
         Err(ureq::Error::Status(_, r)) => r,
         Err(e) => panic!("{method} {url}: {e}"),
     };
+    answer(resp)
+}
+
+fn answer(resp: ureq::Response) -> Answer {
     let status = resp.status();
     let retry_after = resp.header("Retry-After").map(str::to_owned);
     let text = resp.into_string().unwrap_or_default();
@@ -225,6 +229,26 @@ pub fn http(method: &str, url: &str, body: Option<&Value>, headers: &[(&str, &st
         body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
         retry_after,
     }
+}
+
+/// One HTTP call with a raw body (any bytes, any size).
+pub fn http_raw(method: &str, url: &str, body: &[u8], headers: &[(&str, &str)]) -> Answer {
+    let mut req = ureq::request(method, url).timeout(Duration::from_secs(60));
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let resp = match req.send_bytes(body) {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => {
+            return Answer {
+                status: 0,
+                body: Value::String(e.to_string()),
+                retry_after: None,
+            }
+        }
+    };
+    answer(resp)
 }
 
 /// A WebSocket client with deadline-bound waits.
@@ -280,6 +304,18 @@ impl Socket {
         self.ws
             .send(WsMessage::text(text.to_owned()))
             .expect("ws send");
+    }
+
+    /// Sends a text frame with arbitrary payload bytes (e.g. invalid UTF-8).
+    pub fn send_text_bytes(&mut self, bytes: &[u8]) {
+        use tungstenite::protocol::frame::coding::{Data, OpCode};
+        use tungstenite::protocol::frame::Frame;
+        let f = Frame::message(bytes.to_vec(), OpCode::Data(Data::Text), true);
+        let _ = self.ws.send(WsMessage::Frame(f));
+    }
+    /// Sends a binary frame.
+    pub fn send_binary(&mut self, bytes: &[u8]) {
+        let _ = self.ws.send(WsMessage::binary(bytes.to_vec()));
     }
 
     /// Waits for the next frame (≤ deadline).

@@ -2,7 +2,11 @@
 //! automatic reconnect and resume, and the local session (conversation id, token,
 //! unacknowledged messages) kept in `localStorage` so reloads resume the chat.
 //!
-//! Rules: a message stays in the outbox until the edge acknowledges it and is
+//! Rules: every call waits for the embedding handshake ([`embedding`]): the page that
+//! embeds the frame, as the browser reported it to `boot.js`, goes with each request in
+//! the `X-Switchboard-Embedder` header, and the identity pair comes from it too. The
+//! visitor token travels only in `Authorization` headers: the socket opens with a
+//! single-use ticket fetched just before. A message stays in the outbox until the edge acknowledges it and is
 //! resent with the same client id after every reconnect, so nothing is lost and
 //! the edge stores it once; reconnects ask for messages after the last sequence
 //! number shown, and messages are shown once per sequence number.
@@ -37,7 +41,51 @@ struct Conn {
     _on_close: Closure<dyn FnMut(CloseEvent)>,
 }
 
+/// What the loader told the frame (see `static/boot.js`).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Embedding {
+    pub origin: String,
+    pub user_id: Option<String>,
+    pub user_hash: Option<String>,
+}
+
+/// Waits for the handshake with the embedding page.
+pub async fn embedding() -> Embedding {
+    if let Some(e) = EMBED.with(|e| e.borrow().clone()) {
+        return e;
+    }
+    let promise = web_sys::window()
+        .and_then(|w| js_sys::Reflect::get(&w, &"__switchboardHello".into()).ok())
+        .and_then(|p| p.dyn_into::<js_sys::Promise>().ok());
+    let e = match promise {
+        Some(p) => wasm_bindgen_futures::JsFuture::from(p)
+            .await
+            .ok()
+            .and_then(|v| serde_wasm_bindgen_lite(&v))
+            .unwrap_or_default(),
+        None => Embedding::default(),
+    };
+    EMBED.with(|x| *x.borrow_mut() = Some(e.clone()));
+    e
+}
+
+fn serde_wasm_bindgen_lite(v: &JsValue) -> Option<Embedding> {
+    let s = js_sys::JSON::stringify(v).ok()?.as_string()?;
+    serde_json::from_str(&s).ok()
+}
+
+/// A request with the embedder header.
+async fn request(method: &str, url: &str) -> gloo_net::http::RequestBuilder {
+    let e = embedding().await;
+    let b = match method {
+        "POST" => Request::post(url),
+        _ => Request::get(url),
+    };
+    b.header("X-Switchboard-Embedder", &e.origin)
+}
+
 thread_local! {
+    static EMBED: RefCell<Option<Embedding>> = const { RefCell::new(None) };
     static CONN: RefCell<Option<Conn>> = const { RefCell::new(None) };
     static SESSION: RefCell<Option<Session>> = const { RefCell::new(None) };
     static RETRY: RefCell<u32> = const { RefCell::new(0) };
@@ -88,7 +136,7 @@ pub fn boot(w: Widget) {
     }
     spawn_local(async move {
         let url = format!("/api/v1/sites/{}", w.site.get_value());
-        match Request::get(&url).send().await {
+        match request("GET", &url).await.send().await {
             Ok(r) if r.ok() => {
                 if let Ok(info) = r.json::<SiteInfo>().await {
                     w.site_name.set(info.name.clone());
@@ -117,10 +165,11 @@ pub async fn start(w: Widget, name: String, email: String, text: String) -> Resu
         email: Some(email).filter(|e| !e.trim().is_empty()),
         text,
         client_id: shared::ids::ClientMsgId::new(client_id()).map_err(|e| e.to_string())?,
-        user_id: Some(crate::state::query("user_id")).filter(|s| !s.is_empty()),
-        user_hash: Some(crate::state::query("user_hash")).filter(|s| !s.is_empty()),
+        user_id: embedding().await.user_id.filter(|s| !s.is_empty()),
+        user_hash: embedding().await.user_hash.filter(|s| !s.is_empty()),
     };
-    let resp = Request::post("/api/v1/conversations")
+    let resp = request("POST", "/api/v1/conversations")
+        .await
         .json(&body)
         .map_err(|e| e.to_string())?
         .send()
@@ -157,7 +206,8 @@ pub async fn leave_message(
         email: Some(email).filter(|e| !e.trim().is_empty()),
         text,
     };
-    let resp = Request::post("/api/v1/messages")
+    let resp = request("POST", "/api/v1/messages")
+        .await
         .json(&body)
         .map_err(|e| e.to_string())?
         .send()
@@ -170,15 +220,45 @@ pub async fn leave_message(
     Ok(())
 }
 
-fn ws_url(s: &Session, after: u64) -> String {
+/// Why a socket ticket could not be had.
+enum TicketError {
+    /// The chat is gone or the token no longer counts (expired, erased): start over.
+    Refused(String),
+    /// Network or server trouble: try again later.
+    Later,
+}
+
+/// A single-use socket ticket, fetched with the token in a header.
+async fn ticket(s: &Session) -> Result<String, TicketError> {
+    let url = format!("/api/v1/conversations/{}/ticket", s.conversation);
+    let resp = request("POST", &url)
+        .await
+        .header("Authorization", &format!("Bearer {}", s.token))
+        .send()
+        .await
+        .map_err(|_| TicketError::Later)?;
+    match resp.status() {
+        200 => {}
+        401 | 403 | 404 => return Err(TicketError::Refused(error_text(resp).await)),
+        _ => return Err(TicketError::Later),
+    }
+    #[derive(Deserialize)]
+    struct Reply {
+        ticket: String,
+    }
+    let r: Reply = resp.json().await.map_err(|_| TicketError::Later)?;
+    Ok(r.ticket)
+}
+
+fn ws_url(s: &Session, ticket: &str, after: u64) -> String {
     let loc = web_sys::window().map(|w| w.location());
     let host = loc.as_ref().and_then(|l| l.host().ok()).unwrap_or_default();
     let secure = loc
         .and_then(|l| l.protocol().ok())
         .is_some_and(|p| p == "https:");
-    let token = js_sys::encode_uri_component(&s.token);
+    let ticket = js_sys::encode_uri_component(ticket);
     format!(
-        "{}://{host}/api/v1/conversations/{}/ws?token={token}&after={after}",
+        "{}://{host}/api/v1/conversations/{}/ws?ticket={ticket}&after={after}",
         if secure { "wss" } else { "ws" },
         s.conversation
     )
@@ -203,12 +283,42 @@ fn flush_outbox(w: Widget) {
     }
 }
 
-/// Opens (or reopens) the conversation socket.
+/// Opens (or reopens) the conversation socket: a ticket first, then the socket.
 pub fn connect(w: Widget) {
-    let Some(s) = SESSION.with(|x| x.borrow().clone()) else {
-        return;
-    };
-    let Ok(ws) = WebSocket::new(&ws_url(&s, w.last_seq())) else {
+    spawn_local(async move {
+        let Some(s) = SESSION.with(|x| x.borrow().clone()) else {
+            return;
+        };
+        match ticket(&s).await {
+            Ok(t) => open_socket(w, &s, &t),
+            Err(TicketError::Refused(why)) => {
+                // The chat cannot be resumed: start afresh, saying why.
+                new_chat(w);
+                w.error.set(Some(why));
+            }
+            Err(TicketError::Later) => retry_later(w),
+        }
+    });
+}
+
+/// Schedules a reconnect with back-off.
+fn retry_later(w: Widget) {
+    let n = RETRY.with(|r| {
+        let mut r = r.borrow_mut();
+        *r += 1;
+        *r
+    });
+    let delay = (500 * 2u32.pow(n.min(5))).min(10_000);
+    spawn_local(async move {
+        gloo_timers::future::TimeoutFuture::new(delay).await;
+        if SESSION.with(|x| x.borrow().is_some()) {
+            connect(w);
+        }
+    });
+}
+
+fn open_socket(w: Widget, s: &Session, ticket: &str) {
+    let Ok(ws) = WebSocket::new(&ws_url(s, ticket, w.last_seq())) else {
         return;
     };
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
@@ -230,18 +340,7 @@ pub fn connect(w: Widget) {
         if SESSION.with(|x| x.borrow().is_none()) {
             return;
         }
-        let n = RETRY.with(|r| {
-            let mut r = r.borrow_mut();
-            *r += 1;
-            *r
-        });
-        let delay = (500 * 2u32.pow(n.min(5))).min(10_000);
-        spawn_local(async move {
-            gloo_timers::future::TimeoutFuture::new(delay).await;
-            if SESSION.with(|x| x.borrow().is_some()) {
-                connect(w);
-            }
-        });
+        retry_later(w);
     });
     ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));

@@ -24,7 +24,7 @@ fn transcript_text(w: Widget) -> String {
         .map(|m| {
             let who = match &m.author {
                 Author::Customer { .. } => you.to_string(),
-                Author::Agent { name, .. } => name.clone(),
+                Author::Agent { name, .. } | Author::Staff { name } => name.clone(),
                 Author::System => "—".into(),
             };
             let text = m
@@ -123,7 +123,7 @@ pub fn ChatView() -> impl IntoView {
                 </li>
             }
             .into_any(),
-            Author::Agent { name, .. } => view! {
+            Author::Agent { name, .. } | Author::Staff { name } => view! {
                 <li class="them" data-testid="message" data-seq=m.seq>
                     <div class="who">{name}</div>
                     <div class="bubble" data-testid="agent-message">{m.text.clone()}</div>

@@ -168,8 +168,8 @@ impl Lang {
                     "The chat ended after a period of inactivity".into()
                 }
                 (EndedBy::Inactivity, true) => "Der Chat wurde wegen Inaktivität beendet".into(),
-                (EndedBy::Agent(_), false) => "The agent ended the chat".into(),
-                (EndedBy::Agent(_), true) => "Der Chat wurde beendet".into(),
+                (EndedBy::Agent(_) | EndedBy::Staff, false) => "The agent ended the chat".into(),
+                (EndedBy::Agent(_) | EndedBy::Staff, true) => "Der Chat wurde beendet".into(),
                 (EndedBy::MaxWait, false) => {
                     "Sorry, no agent could take your chat in time. You can leave a message instead."
                         .into()

@@ -1,7 +1,10 @@
 /*! Switchboard chat loader. Paste:
  *  <script src="https://HOST/widget.js" data-site="SITE_KEY" async></script>
  * Optional: data-lang="de", and for identity verification data-user-id="…" with
- * data-user-hash="hex(HMAC-SHA256(site secret, user id))" computed by the site's server.
+ * data-user-hash="TIMESTAMP.hex(HMAC-SHA256(site secret, user id + ':' + TIMESTAMP))"
+ * computed by the site's server (valid 24 hours).
+ * The frame learns this page's origin from the browser (postMessage event.origin) and
+ * gets the identity pair in that message, never in its URL.
  * It draws a launcher button (in a shadow root, so the page's styles cannot reach it)
  * and loads the chat app in an iframe only when the visitor opens it. */
 (function () {
@@ -19,18 +22,27 @@
   host.setAttribute("data-switchboard", "");
   host.style.cssText = "position:fixed;right:20px;bottom:20px;z-index:2147483000;";
   var root = host.attachShadow({ mode: "open" });
-  root.innerHTML =
-    "<style>" +
+  // Styles as a constructed sheet: pages with a strict CSP (no inline styles) allow it.
+  var css =
     ":host{all:initial}" +
     "button{all:unset;box-sizing:border-box;width:60px;height:60px;border-radius:50%;background:#1f5eff;color:#fff;display:grid;place-items:center;cursor:pointer;box-shadow:0 6px 24px rgba(16,24,64,.28);transition:transform .15s}" +
     "button:hover{transform:scale(1.06)}button:focus-visible{outline:3px solid #9db8ff;outline-offset:3px}" +
     ".panel{position:absolute;right:0;bottom:76px;width:min(380px,calc(100vw - 40px));height:min(600px,calc(100vh - 120px));border-radius:16px;overflow:hidden;box-shadow:0 12px 48px rgba(16,24,64,.3);background:#fff}" +
-    ".panel[hidden]{display:none}iframe{border:0;width:100%;height:100%;display:block}" +
-    "</style>" +
+    ".panel[hidden]{display:none}iframe{border:0;width:100%;height:100%;display:block}";
+  root.innerHTML =
     '<div class="panel" hidden></div>' +
     '<button type="button" aria-expanded="false" aria-label="' + label + '" data-testid="launcher">' +
     '<svg width="28" height="28" viewBox="0 0 24 24" fill="none" aria-hidden="true"><path d="M4 5.5A2.5 2.5 0 0 1 6.5 3h11A2.5 2.5 0 0 1 20 5.5v8a2.5 2.5 0 0 1-2.5 2.5H10l-4.2 3.6c-.5.4-1.3.1-1.3-.6V16A2.5 2.5 0 0 1 4 13.5z" fill="currentColor"/></svg>' +
     "</button>";
+  try {
+    var sheet = new CSSStyleSheet();
+    sheet.replaceSync(css);
+    root.adoptedStyleSheets = [sheet];
+  } catch (e) {
+    var st = document.createElement("style");
+    st.textContent = css;
+    root.appendChild(st);
+  }
   var button = root.querySelector("button");
   var panel = root.querySelector(".panel");
   var frame = null;
@@ -38,10 +50,7 @@
     if (!frame) {
       frame = document.createElement("iframe");
       frame.title = de ? "Chat" : "Chat";
-      frame.src = base + "/widget/?site=" + encodeURIComponent(site) + "&lang=" + encodeURIComponent(lang) +
-        "&origin=" + encodeURIComponent(location.origin) +
-        (script.getAttribute("data-user-id") ? "&user_id=" + encodeURIComponent(script.getAttribute("data-user-id")) +
-          "&user_hash=" + encodeURIComponent(script.getAttribute("data-user-hash") || "") : "");
+      frame.src = base + "/widget/?site=" + encodeURIComponent(site) + "&lang=" + encodeURIComponent(lang);
       frame.allow = "clipboard-write";
       panel.appendChild(frame);
     }
@@ -57,7 +66,15 @@
   }
   button.addEventListener("click", function () { panel.hidden ? open() : close(); });
   window.addEventListener("message", function (e) {
-    if (e.origin === base && e.data && e.data.type === "switchboard:close") close();
+    if (e.origin !== base || !frame || e.source !== frame.contentWindow || !e.data) return;
+    if (e.data.type === "switchboard:close") close();
+    if (e.data.type === "switchboard:ready") {
+      frame.contentWindow.postMessage({
+        type: "switchboard:hello",
+        user_id: script.getAttribute("data-user-id") || null,
+        user_hash: script.getAttribute("data-user-hash") || null
+      }, base);
+    }
   });
   function mount() {
     document.body.appendChild(host);

@@ -305,6 +305,8 @@ pub enum EndedBy {
     Inactivity,
     /// Nobody took the chat within the queue's maximum wait.
     MaxWait,
+    /// An agent, unnamed: what a visitor is told ([`crate::transcript::Message::for_visitor`]).
+    Staff,
 }
 
 /// System lines of the transcript; UIs localise them, `text_en` is a fallback.
@@ -333,7 +335,7 @@ impl SystemNote {
                 by: EndedBy::Inactivity,
             } => "The chat ended after inactivity".into(),
             SystemNote::Ended {
-                by: EndedBy::Agent(_),
+                by: EndedBy::Agent(_) | EndedBy::Staff,
             } => "The chat was ended by the agent".into(),
             SystemNote::Ended {
                 by: EndedBy::MaxWait,
@@ -373,6 +375,12 @@ pub enum ConversationEvent {
         agents: Vec<Participant>,
         inactivity_secs: u32,
     },
+    /// An agent's sessions were revoked: close their sockets, refuse their tickets
+    /// issued before `at` (seconds since the epoch). Sent by the tenant's shell.
+    Revoked { agent: AgentId, at: i64 },
+    /// Delete everything this conversation holds (retention or an erasure request).
+    /// Sent by the tenant's shell.
+    Erase,
 }
 
 /// An agent allowed on a conversation's socket.

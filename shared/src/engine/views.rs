@@ -327,6 +327,15 @@ impl Tenant {
     }
 
     /// Who may be on the conversation's socket now.
+    /// Conversations whose socket `agent` may open now (a revocation tells them).
+    pub fn conversations_of(&self, agent: &AgentId) -> Vec<ConversationId> {
+        self.conversations
+            .iter()
+            .filter(|(_, c)| c.announced_access.iter().any(|p| &p.agent == agent))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     pub(super) fn access_of(&self, c: &Conversation) -> Vec<Participant> {
         let p = |a: &AgentId, can_write: bool| Participant {
             agent: a.clone(),

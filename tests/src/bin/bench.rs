@@ -66,7 +66,7 @@ const T_SETUP: Duration = Duration::from_secs(30);
 const DRAIN: Duration = Duration::from_secs(10);
 /// Makes the texts look like chat lines (both systems carry the same text).
 const FILLER: &str = "lorem ipsum dolor sit amet, consectetur adipiscing elit";
-/// Concurrent sign-ins (each hashes a password with PBKDF2 in the service).
+/// Concurrent sign-ins (each checks a password with PBKDF2 in the Worker).
 const SIGN_IN_CONCURRENCY: usize = 4;
 /// Concurrent conversation setups.
 const SETUP_CONCURRENCY: usize = 8;
@@ -545,6 +545,8 @@ async fn http(
         if let Some(t) = bearer {
             req.push_str(&format!("Authorization: Bearer {t}\r\n"));
         }
+        // The widget API serves allowed page origins only.
+        req.push_str(&format!("Origin: {BENCH_ORIGIN}\r\n"));
         req.push_str("\r\n");
         req.push_str(&body);
         s.write_all(req.as_bytes()).await.map_err(io)?;
@@ -649,8 +651,19 @@ impl Ws {
 }
 
 /// Opens a socket. Probes of direction `counts` are recorded; other probes are dropped.
+/// The page origin the bench's sites allow (and its clients send).
+const BENCH_ORIGIN: &str = "https://bench.example";
+
 async fn open_ws(ctx: &Arc<Ctx>, url: &str, counts: Option<Dir>, label: String) -> R<Ws> {
-    let connect = tokio_tungstenite::connect_async_with_config(url, None, true);
+    use tungstenite::client::IntoClientRequest;
+    let mut req = url
+        .into_client_request()
+        .map_err(|e| format!("{label}: {e}"))?;
+    req.headers_mut().insert(
+        "Origin",
+        tungstenite::http::HeaderValue::from_static(BENCH_ORIGIN),
+    );
+    let connect = tokio_tungstenite::connect_async_with_config(req, None, true);
     let (ws, _) = tokio::time::timeout(T_SETUP, connect)
         .await
         .map_err(|_| format!("{label}: no upgrade within {T_SETUP:?}"))?
@@ -859,9 +872,13 @@ async fn ours_agent(
     let token = body["token"]
         .as_str()
         .ok_or_else(|| format!("sign-in of {tenant}/{id}: no token in {body}"))?;
+    let (st, t) = http(ctx, "POST", "/api/v1/agent/ticket", None, Some(token)).await?;
+    let ticket = t["ticket"]
+        .as_str()
+        .ok_or_else(|| format!("ticket of {tenant}/{id}: {st} {t}"))?;
     let mut ws = open_ws(
         ctx,
-        &ctx.ws(&format!("/api/v1/agent/ws?token={}", enc(token))),
+        &ctx.ws(&format!("/api/v1/agent/ws?ticket={}", enc(ticket))),
         None,
         format!("agent {tenant}/{id}"),
     )
@@ -885,7 +902,7 @@ async fn ours_tenant(ctx: &Arc<Ctx>, agents: usize, capacity: usize) -> R<OursTe
     let cfg = json!({
         "config": {
             "name": tenant,
-            "sites": [{ "key": site, "name": "Bench", "allowed_origins": [], "queue": "q1" }],
+            "sites": [{ "key": site, "name": "Bench", "allowed_origins": [BENCH_ORIGIN], "queue": "q1" }],
             "queues": [{
                 "id": "q1", "name": "Bench",
                 "offer_timeout_secs": 60,
@@ -957,12 +974,25 @@ async fn ours_start(ctx: &Ctx, site: &str, i: usize) -> R<(String, String)> {
 }
 
 async fn ours_visitor(ctx: &Arc<Ctx>, conv: &str, token: &str, counts: Option<Dir>) -> R<Ws> {
+    // The conversation is created by the start's first delivery: retry a 404 briefly.
+    let deadline = Instant::now() + T_SETUP;
+    let ticket = loop {
+        let path = format!("/api/v1/conversations/{}/ticket", enc(conv));
+        let (st, t) = http(ctx, "POST", &path, None, Some(token)).await?;
+        match (st, t["ticket"].as_str()) {
+            (200, Some(t)) => break t.to_owned(),
+            (404, _) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            _ => return Err(format!("ticket of visitor {conv}: {st} {t}")),
+        }
+    };
     let mut v = open_ws(
         ctx,
         &ctx.ws(&format!(
-            "/api/v1/conversations/{}/ws?token={}&after=0",
+            "/api/v1/conversations/{}/ws?ticket={}&after=0",
             enc(conv),
-            enc(token)
+            enc(&ticket)
         )),
         counts,
         format!("visitor {conv}"),

@@ -1,0 +1,66 @@
+// Browser test: the chat tag works only on the origins its site allows.
+// Usage: node tests/browser/origins.mjs BASE_URL OUT_DIR ALLOWED_SITE UNLISTED_SITE
+// The host page is served from http://localhost:PORT (another origin than the
+// service at http://127.0.0.1:PORT). ALLOWED_SITE lists that origin; UNLISTED_SITE
+// does not. Waits on events with deadlines; never sleeps.
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import assert from "node:assert/strict";
+import { CHROMIUM_ARGS } from "./pages.mjs";
+
+const [base, out = "tests/out", allowed, unlisted] = process.argv.slice(2);
+mkdirSync(out, { recursive: true });
+const host = base.replace("127.0.0.1", "localhost");
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+let failed = false;
+async function step(name, fn) {
+  try { await fn(); console.log(`ok - ${name}`); }
+  catch (e) { failed = true; console.log(`not ok - ${name}\n  ${String(e.stack || e).split("\n").slice(0, 6).join("\n  ")}`); }
+}
+function embed(site) {
+  return `${host}/embed.html?service=${encodeURIComponent(base)}&site=${encodeURIComponent(site)}`;
+}
+try {
+  const ctx = await browser.newContext({ viewport: { width: 1200, height: 800 }, locale: "en-US" });
+  ctx.setDefaultTimeout(15000);
+
+  await step("the tag on a listed origin opens a working chat", async () => {
+    const page = await ctx.newPage();
+    await page.goto(embed(allowed));
+    await page.locator('[data-testid="launcher"]').click();
+    const w = page.frameLocator("iframe");
+    await w.locator('[data-testid="name"]').fill("Lena");
+    await w.locator('[data-testid="first-message"]').fill("Hello from another origin");
+    await w.locator('[data-testid="start"]').click();
+    await w.locator('[data-testid="composer"]').waitFor();
+    await page.screenshot({ path: join(out, "embed-allowed.png") });
+    await page.close();
+  });
+
+  await step("the same tag on an unlisted origin gets no chat", async () => {
+    const page = await ctx.newPage();
+    const violations = [];
+    page.on("console", (m) => { if (/frame-ancestors/.test(m.text())) violations.push(m.text()); });
+    await page.goto(embed(unlisted));
+    const blocked = page.waitForEvent("framenavigated", (f) => f !== page.mainFrame() && f.url().startsWith("chrome-error:"));
+    await page.locator('[data-testid="launcher"]').click();
+    await blocked;
+    const frame = page.frames().find((f) => f !== page.mainFrame());
+    assert.ok(frame, "the frame exists");
+    assert.equal(await frame.locator('[data-testid="name"]').count(), 0, "no chat form in the frame");
+    // The page cannot use the API directly either: the service refuses its origin.
+    const status = await page.evaluate(async ([b, s]) => {
+      try {
+        const r = await fetch(`${b}/api/v1/sites/${s}`, { mode: "cors" });
+        return r.status;
+      } catch (e) { return "blocked"; }
+    }, [base, unlisted]);
+    assert.notEqual(status, 200, "the API did not answer the unlisted page");
+    await page.screenshot({ path: join(out, "embed-unlisted.png") });
+    await page.close();
+  });
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
