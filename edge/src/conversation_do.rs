@@ -1025,7 +1025,8 @@ impl DurableObject for ConversationObject {
             None => self.on_visitor_frame(&ws, &text).await,
         };
         if let Err(e) = r {
-            let _ = ws.send_with_str(error(e.code, e.message));
+            let b = e.public();
+            let _ = ws.send_with_str(error(b.error, b.message));
         }
         Ok(())
     }

@@ -3,10 +3,15 @@
 //! Rules: every error has a stable snake_case `code` and a human message that
 //! names the problem; over HTTP it is `{ "error": CODE, "message": TEXT }` with the
 //! status chosen in [`ApiError::status`]; on a socket it is an `error` frame.
+//! An internal error reaches clients as a generic message with a reference; its
+//! detail is logged under that reference ([`ApiError::public`]).
 
 use shared::engine::EngineError;
 use shared::protocol::{ErrorBody, FrameError};
 use shared::transcript::TranscriptError;
+
+/// The start of every internal error's public message.
+const INTERNAL: &str = "internal error";
 
 /// An error the service reports to a client.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -62,9 +67,27 @@ impl ApiError {
         }
     }
 
+    /// What a client may see: an internal error becomes a generic message with a
+    /// reference, and its detail goes to the log under that reference.
+    pub fn public(&self) -> ErrorBody {
+        if self.status < 500 || self.code != "internal" || self.message.starts_with(INTERNAL) {
+            return self.body();
+        }
+        let reference = crate::auth::random_id()
+            .map(|id| id[..10].to_owned())
+            .unwrap_or_default();
+        worker::console_error!("internal error {reference}: {}", self.message);
+        ErrorBody {
+            error: self.code.clone(),
+            message: format!(
+                "{INTERNAL} (reference {reference}); the details are in the service log"
+            ),
+        }
+    }
+
     /// The HTTP response.
     pub fn to_response(&self) -> worker::Result<worker::Response> {
-        let mut r = worker::Response::from_json(&self.body())?.with_status(self.status);
+        let mut r = worker::Response::from_json(&self.public())?.with_status(self.status);
         if let Some(s) = self.retry_after {
             r.headers_mut().set("Retry-After", &s.to_string())?;
         }

@@ -543,7 +543,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
         let tenant_of =
             |t: &str| -> ApiResult<Obj> { stub(&env, "TENANTS", TenantId::new(t)?.as_str()) };
         match (method, segs.as_slice()) {
-            (Method::Get, ["widget"] | ["widget", "index.html"]) => {
+            (Method::Get | Method::Head, ["widget"] | ["widget", "index.html"]) => {
                 csp = None;
                 widget_document(&env, req).await
             }
@@ -557,13 +557,20 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
             (Method::Get, ["api", "v1", "sites", site]) => {
                 let site = SiteKey::new(*site)?;
                 let t = tenant_of_site(&env, &site).await?;
+                let c = caller(&req);
                 let info = call(
                     &stub(&env, "TENANTS", t.as_str())?,
                     rpc::Site(with_caller(&req, site.clone())),
                 )
                 .await
                 .inspect_err(|e| forget_site(&site, e))?;
-                Ok(Response::from_json(&info)?)
+                let mut resp = Response::from_json(&info)?;
+                // The loader on an allowed page asks before it opens the chat.
+                if let Some(o) = c.origin.filter(|o| *o != c.self_origin) {
+                    resp.headers_mut().set("Access-Control-Allow-Origin", &o)?;
+                    resp.headers_mut().set("Vary", "Origin")?;
+                }
+                Ok(resp)
             }
             (Method::Post, ["api", "v1", "conversations"]) => {
                 let body: StartRequest = json_body(&mut req).await?;

@@ -106,6 +106,8 @@ pub struct TenantObject {
     name: RefCell<Option<TenantId>>,
     start_limit: u32,
     sign_in_limit: u32,
+    /// Seconds in a day of retention (`TEST_RETENTION_DAY_SECS` shortens it in tests).
+    day_secs: i64,
     faults: Faults,
     /// Conversations a delivery loop runs for now.
     delivering: RefCell<BTreeSet<String>>,
@@ -562,7 +564,7 @@ impl TenantObject {
             .to_array::<Oldest>()?
             .first()
             .and_then(|o| o.at)
-            .map(|at| (at + days * 86_400) * 1000);
+            .map(|at| (at + days * self.day_secs) * 1000);
         let next = engine_next
             .map(|d| d.timestamp_millis())
             .into_iter()
@@ -1467,7 +1469,7 @@ impl TenantObject {
     /// Erases closed conversations older than the retention period, a batch at a time.
     async fn sweep_retention(&self) -> ApiResult<()> {
         let days = self.with_engine(|t| t.config().retention_days)?;
-        let before = now().timestamp() - i64::from(days) * 86_400;
+        let before = now().timestamp() - i64::from(days) * self.day_secs;
         #[derive(Deserialize)]
         struct Id {
             id: String,
@@ -1605,6 +1607,7 @@ impl DurableObject for TenantObject {
         let start_limit = env_u32(&env, "RATE_START_PER_MINUTE", 30);
         let sign_in_limit = env_u32(&env, "RATE_SIGN_IN_PER_MINUTE", 30);
         let faults = Faults::from_env(&env);
+        let day_secs = i64::from(env_u32(&env, "TEST_RETENTION_DAY_SECS", 86_400).max(1));
         Self {
             state,
             env,
@@ -1612,6 +1615,7 @@ impl DurableObject for TenantObject {
             name: RefCell::new(None),
             start_limit,
             sign_in_limit,
+            day_secs,
             faults,
             delivering: RefCell::new(BTreeSet::new()),
             alarm_at: Cell::new(None),
@@ -1701,11 +1705,13 @@ impl DurableObject for TenantObject {
             return Ok(());
         };
         if let Err(e) = self.load(None) {
-            err(&e.code, e.message);
+            let b = e.public();
+            err(&b.error, b.message);
             return Ok(());
         }
         if let Err(e) = self.on_agent_frame(&ws, &info, &text).await {
-            err(&e.code, e.message);
+            let b = e.public();
+            err(&b.error, b.message);
         }
         Ok(())
     }

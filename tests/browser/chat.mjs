@@ -165,6 +165,18 @@ try {
     await agent.page.locator('[data-testid="signin"]').waitFor();
   });
 
+  await step("an admin signs the agent out: the console says why, in the sign-in form", async () => {
+    await agent.signIn("ben", "ben-demo-pass");
+    const r = await fetch(`${base}/api/v1/admin/tenants/demo/agents/ben/sign-out`, {
+      method: "POST",
+      headers: { Authorization: "Bearer dev-admin-token" },
+    });
+    assert.equal(r.status, 200);
+    await agent.page.locator('[data-testid="signin"]').waitFor();
+    await agent.page.locator('[data-testid="error"]', { hasText: "administrator signed you out" }).waitFor();
+    await agent.page.screenshot({ path: join(out, "console-signed-out-by-admin.png") });
+  });
+
   console.log(`# ${failures.length === 0 ? "all browser steps passed" : failures.length + " failed"}`);
 } catch (e) {
   process.exitCode = 1;

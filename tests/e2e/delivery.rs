@@ -304,11 +304,45 @@ pub fn flood(ctx: &Ctx) {
     );
 }
 
+/// Retention: with a "day" of 2 s (`TEST_RETENTION_DAY_SECS`) and `retention_days: 1`,
+/// the tenant's alarm erases closed chats and left messages by itself.
+pub fn retention(ctx: &Ctx) {
+    make_tenant_with(ctx, "t-ret", 60, 3600, &[("r", 3)], |c| {
+        c["config"]["retention_days"] = json!(1);
+    });
+    let (v, _a) = closed_chat(ctx, "t-ret", "r", "short-lived");
+    let r = http(
+        "POST",
+        &format!("{}/api/v1/messages", ctx.base),
+        Some(&json!({ "site": "t-ret-site", "name": "Eva", "text": "call me" })),
+        &[("Origin", SHOP)],
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = closed_list(ctx, "t-ret")
+            .body
+            .as_array()
+            .map_or(0, Vec::len);
+        let tr = super::transcript(ctx, &v.conv, &v.token).status;
+        if left == 0 && tr == 404 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "retention did not erase: {left} closed, transcript {tr}"
+        );
+        // Poll pacing (the event is the alarm's erasure, checked above).
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// The second server's scenarios, in order.
 pub fn run_all(failed: &mut Vec<String>) {
     let mut server = Server::start(&[
         ("RATE_START_PER_MINUTE", "100000"),
         ("TEST_FAIL_DELIVERIES", "3"),
+        ("TEST_RETENTION_DAY_SECS", "2"),
     ]);
     println!(
         "e2e: second wrangler dev on {} (TEST_FAIL_DELIVERIES=3, log {})",
@@ -336,6 +370,10 @@ pub fn run_all(failed: &mut Vec<String>) {
     run(
         "2,000 unanswered starts leave the tenant working",
         &mut || flood(&ctx),
+    );
+    run(
+        "retention: closed chats and left messages erased by the alarm",
+        &mut || retention(&ctx),
     );
     run(
         "kill between a decision and its delivery: it still arrives",

@@ -1044,6 +1044,146 @@ fn security(ctx: &Ctx) {
     assert!(!tr.body.to_string().contains("\"s\""), "{}", tr.body);
 }
 
+/// Typing frames are coalesced: a burst of "typing" reaches the other side once.
+/// Security headers on the console, the widget document and the API.
+fn typing_and_headers(ctx: &Ctx) {
+    make_tenant(ctx, "t-typing", 60, 3600, &[("ty", 3)]);
+    let mut a = agent(ctx, "t-typing", "ty");
+    a.available();
+    let mut v = visitor(ctx, "t-typing-site", "V", "hi");
+    let conv = a.wait_offer();
+    a.accept(&conv);
+    for _ in 0..30 {
+        v.sock.send(json!({ "type": "typing", "typing": true }));
+    }
+    v.sock.send(json!({ "type": "typing", "typing": false }));
+    let chat = a.chat(&conv);
+    chat.wait_for("typing stopped", T, |f| {
+        ty(f) == "typing" && f["typing"] == false
+    });
+    let typing: Vec<bool> = chat
+        .seen
+        .iter()
+        .filter(|f| ty(f) == "typing")
+        .filter_map(|f| f["typing"].as_bool())
+        .collect();
+    assert_eq!(typing, vec![true, false], "coalesced");
+    // Headers.
+    let get = |path: &str| {
+        ureq::get(&format!("{}{path}", ctx.base))
+            .call()
+            .or_else(|e| match e {
+                ureq::Error::Status(_, r) => Ok(r),
+                e => Err(e),
+            })
+            .expect("GET")
+    };
+    for path in [
+        "/agent/",
+        "/widget/?site=t-typing-site",
+        "/api/v1/health",
+        "/",
+    ] {
+        let r = get(path);
+        assert_eq!(
+            r.header("X-Content-Type-Options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(r.header("Referrer-Policy"), Some("no-referrer"), "{path}");
+        let csp = r
+            .header("Content-Security-Policy")
+            .unwrap_or_default()
+            .to_owned();
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        let want = match path {
+            "/widget/?site=t-typing-site" => "frame-ancestors 'self' https://shop.example",
+            _ => "frame-ancestors 'none'",
+        };
+        assert!(csp.contains(want), "{path}: {csp}");
+    }
+}
+
+/// A chat taken, ended and wrapped up: its id, the visitor and the agent.
+fn closed_chat(ctx: &Ctx, tenant: &str, agent_id: &str, text: &str) -> (Visitor, Agent) {
+    let mut a = agent(ctx, tenant, agent_id);
+    a.available();
+    let v = visitor(ctx, &format!("{tenant}-site"), "Closed", text);
+    let conv = a.wait_offer();
+    a.accept(&conv);
+    a.send(json!({ "type": "end", "conversation": conv }));
+    a.sock
+        .wait_for("wrap-up required", T, |f| ev(f) == "wrap_up_required");
+    a.send(json!({ "type": "wrap_up", "conversation": conv, "reason": "solved", "next": { "state": "available" } }));
+    a.sock
+        .wait_for("wrap-up done", T, |f| ev(f) == "wrap_up_done");
+    (v, a)
+}
+
+/// Admin listings are pages that lose nothing; DELETE erases a conversation with its
+/// transcript at once (a GDPR request).
+fn erasure_and_pages(ctx: &Ctx) {
+    make_tenant(ctx, "t-erase", 60, 3600, &[("d", 3)]);
+    let (v, _a) = closed_chat(ctx, "t-erase", "d", "please forget me");
+    for i in 0..4 {
+        let r = http(
+            "POST",
+            &format!("{}/api/v1/messages", ctx.base),
+            Some(&json!({ "site": "t-erase-site", "name": "Eva", "text": format!("left {i}") })),
+            &[("Origin", SHOP)],
+        );
+        assert_eq!(r.status, 201, "{:?}", r.body);
+    }
+    let h = admin(ctx);
+    let auth = [("Authorization", h[0].1.as_str())];
+    let list = |q: &str| {
+        http(
+            "GET",
+            &format!("{}/api/v1/admin/tenants/t-erase/conversations{q}", ctx.base),
+            None,
+            &auth,
+        )
+    };
+    // Pages of 2: every record once, newest first, then no next page.
+    let mut seen = vec![];
+    let mut q = "?limit=2".to_string();
+    loop {
+        let page = list(&q);
+        assert_eq!(page.status, 200, "{:?}", page.body);
+        let items = page.body["items"].as_array().cloned().unwrap_or_default();
+        assert!(items.len() <= 2);
+        seen.extend(
+            items
+                .iter()
+                .map(|i| i["id"].as_str().unwrap_or("").to_owned()),
+        );
+        match page.body["next"].as_str() {
+            Some(c) => q = format!("?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    let distinct: std::collections::BTreeSet<_> = seen.iter().collect();
+    assert_eq!((seen.len(), distinct.len()), (5, 5), "{seen:?}");
+    assert!(seen.contains(&v.conv));
+    // Erase the chat: record and transcript are gone, twice is a 404.
+    let url = format!(
+        "{}/api/v1/admin/tenants/t-erase/conversations/{}",
+        ctx.base, v.conv
+    );
+    assert_eq!(http("GET", &url, None, &auth).status, 200);
+    let d = http("DELETE", &url, None, &auth);
+    assert_eq!(d.status, 200, "{:?}", d.body);
+    assert_eq!(http("GET", &url, None, &auth).status, 404);
+    assert_eq!(http("DELETE", &url, None, &auth).status, 404);
+    let tr = transcript(ctx, &v.conv, &v.token);
+    assert_eq!(
+        (tr.status, tr.body["error"].as_str()),
+        (404, Some("unknown_conversation"))
+    );
+    let all = list("");
+    assert_eq!(all.body["items"].as_array().map(Vec::len), Some(4));
+}
+
 /// Sign-out, an admin's sign-out and a password change revoke sessions at once:
 /// old tokens and old tickets are refused, open sockets close with the reason.
 fn revocation(ctx: &Ctx) {
@@ -1435,6 +1575,12 @@ fn main() {
         "auth, foreign tenant, origins, identity verification",
         &|| security(&ctx),
     );
+    run("typing coalesced; security headers", &|| {
+        typing_and_headers(&ctx)
+    });
+    run("erasure (GDPR) and paginated admin listings", &|| {
+        erasure_and_pages(&ctx)
+    });
     run(
         "revocation: sign-out, admin sign-out, password change",
         &|| revocation(&ctx),

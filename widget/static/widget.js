@@ -28,7 +28,8 @@
     "button{all:unset;box-sizing:border-box;width:60px;height:60px;border-radius:50%;background:#1f5eff;color:#fff;display:grid;place-items:center;cursor:pointer;box-shadow:0 6px 24px rgba(16,24,64,.28);transition:transform .15s}" +
     "button:hover{transform:scale(1.06)}button:focus-visible{outline:3px solid #9db8ff;outline-offset:3px}" +
     ".panel{position:absolute;right:0;bottom:76px;width:min(380px,calc(100vw - 40px));height:min(600px,calc(100vh - 120px));border-radius:16px;overflow:hidden;box-shadow:0 12px 48px rgba(16,24,64,.3);background:#fff}" +
-    ".panel[hidden]{display:none}iframe{border:0;width:100%;height:100%;display:block}";
+    ".panel[hidden]{display:none}iframe{border:0;width:100%;height:100%;display:block}" +
+    ".panel.small{height:auto}.refused{margin:0;padding:20px 24px;font:15px/1.5 system-ui,sans-serif;color:#334}";
   root.innerHTML =
     '<div class="panel" hidden></div>' +
     '<button type="button" aria-expanded="false" aria-label="' + label + '" data-testid="launcher">' +
@@ -46,7 +47,40 @@
   var button = root.querySelector("button");
   var panel = root.querySelector(".panel");
   var frame = null;
+  var checked = null;
+  // Asks the service once, on the first open, whether this page may have the chat
+  // (the answer is readable only by allowed origins).
+  function allowed() {
+    if (!checked) {
+      // On the service's own origin the page names itself, as the chat frame does.
+      var headers = base === location.origin ? { "X-Switchboard-Embedder": location.origin } : {};
+      checked = fetch(base + "/api/v1/sites/" + encodeURIComponent(site), { mode: "cors", credentials: "omit", headers: headers })
+        .then(function (r) { return r.ok; }, function () { return false; });
+    }
+    return checked;
+  }
+  function refuse() {
+    var p = document.createElement("p");
+    p.className = "refused";
+    p.setAttribute("role", "status");
+    p.setAttribute("data-testid", "chat-unavailable");
+    p.textContent = de ? "Der Chat ist auf dieser Seite nicht verfügbar." : "Chat is not available on this page.";
+    panel.classList.add("small");
+    panel.appendChild(p);
+    if (window.console) console.warn("Switchboard: site \"" + site + "\" does not allow " + location.origin + " (add it to the site's allowed origins)");
+  }
   function open() {
+    if (!frame && !panel.firstChild) {
+      allowed().then(function (ok) {
+        if (panel.firstChild) return;
+        if (ok) openFrame(); else refuse();
+      });
+    }
+    panel.hidden = false;
+    button.setAttribute("aria-expanded", "true");
+    try { localStorage.setItem(KEY, "1"); } catch (e) {}
+  }
+  function openFrame() {
     if (!frame) {
       frame = document.createElement("iframe");
       frame.title = de ? "Chat" : "Chat";
@@ -54,9 +88,6 @@
       frame.allow = "clipboard-write";
       panel.appendChild(frame);
     }
-    panel.hidden = false;
-    button.setAttribute("aria-expanded", "true");
-    try { localStorage.setItem(KEY, "1"); } catch (e) {}
   }
   function close() {
     panel.hidden = true;
