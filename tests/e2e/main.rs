@@ -1069,14 +1069,9 @@ fn typing_and_headers(ctx: &Ctx) {
         .collect();
     assert_eq!(typing, vec![true, false], "coalesced");
     // Headers.
-    let get = |path: &str| {
-        ureq::get(&format!("{}{path}", ctx.base))
-            .call()
-            .or_else(|e| match e {
-                ureq::Error::Status(_, r) => Ok(r),
-                e => Err(e),
-            })
-            .expect("GET")
+    let get = |path: &str| match ureq::get(&format!("{}{path}", ctx.base)).call() {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("GET {path}: {e}"),
     };
     for path in [
         "/agent/",
