@@ -11,9 +11,14 @@
 //!   that lives [`TICKET_SECS`] and is used once (its `nonce` is recorded by the
 //!   object that accepts it). A ticket is obtained by a POST carrying the real
 //!   credential in a header.
-//! - Passwords are stored as PHC strings `$pbkdf2-sha256$i=ROUNDS$SALT$HASH` (base64
-//!   without padding, 16-byte salt), derived with Web Crypto in the stateless Worker
-//!   at [`PBKDF2_ROUNDS`]; an older or weaker stored hash is replaced on sign-in. An
+//! - Passwords are stored as PHC strings `$pbkdf2-sha256$i=ROUNDS,c=CHUNK$SALT$HASH`
+//!   (base64 without padding, 16-byte salt), derived with Web Crypto in the stateless
+//!   Worker at [`PBKDF2_ROUNDS`] iterations of HMAC-SHA256 in total. Cloudflare's
+//!   runtime refuses more than [`PBKDF2_MAX_PER_CALL`] iterations in one `deriveBits`
+//!   call (workerd#1346; local workerd does not), so the rounds run as a chain of calls
+//!   of CHUNK iterations, each keyed by the previous output: the same work per guess,
+//!   and no call over the limit (this code refuses one locally too). Without `c=` the
+//!   rounds are one call. An older or weaker stored hash is replaced on sign-in. An
 //!   unknown agent is checked against [`DUMMY_HASH`] so timing reveals nothing.
 //! - Visitor tokens are 32 random bytes (256 bits); only their SHA-256 is stored.
 //! - Identity verification: `user_hash` is `TIMESTAMP.hex(HMAC-SHA256(site secret,
@@ -35,11 +40,13 @@ pub const TICKET_SECS: i64 = 30;
 pub const SESSION_SECS: i64 = shared::agent::SESSION_SECS;
 /// PBKDF2-HMAC-SHA256 rounds for new password hashes (OWASP 2023: 600,000).
 pub const PBKDF2_ROUNDS: u32 = 600_000;
+/// Most iterations one Web Crypto call may run on Cloudflare (production limit).
+pub const PBKDF2_MAX_PER_CALL: u32 = 100_000;
 /// How long a `user_hash` is valid after its timestamp.
 pub const USER_HASH_SECS: i64 = 24 * 3600;
 /// A valid hash of no password, checked when the agent is unknown.
 pub const DUMMY_HASH: &str =
-    "$pbkdf2-sha256$i=600000$c3dpdGNoYm9hcmQtZHVtbXk$ZHVtbXktaGFzaC1kdW1teS1oYXNoLWR1bW15LWhhcw";
+    "$pbkdf2-sha256$i=600000,c=100000$c3dpdGNoYm9hcmQtZHVtbXk$ZHVtbXktaGFzaC1kdW1teS1oYXNoLWR1bW15LWhhc2g";
 
 /// What a signed token is for; each has a key of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,7 +234,10 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredHash {
     pub salt: Vec<u8>,
+    /// Iterations in total.
     pub rounds: u32,
+    /// Iterations per Web Crypto call (`rounds` when one call does them all).
+    pub chunk: u32,
     pub hash: Vec<u8>,
 }
 
@@ -244,13 +254,26 @@ impl StoredHash {
     pub fn parse(s: &str) -> Option<Self> {
         if let Some(rest) = s.strip_prefix("$pbkdf2-sha256$i=") {
             let mut parts = rest.split('$');
-            let rounds = parts.next()?.parse().ok()?;
+            let params = parts.next()?;
+            let (rounds, chunk) = match params.split_once(",c=") {
+                Some((r, c)) => (r.parse().ok()?, c.parse().ok()?),
+                None => {
+                    let r: u32 = params.parse().ok()?;
+                    (r, r)
+                }
+            };
             let salt = B64STD.decode(parts.next()?).ok()?;
             let hash = B64STD.decode(parts.next()?).ok()?;
-            if parts.next().is_some() || hash.is_empty() {
+            let whole = chunk > 0 && rounds >= chunk && rounds % chunk == 0;
+            if parts.next().is_some() || hash.is_empty() || !whole {
                 return None;
             }
-            return Some(Self { salt, rounds, hash });
+            return Some(Self {
+                salt,
+                rounds,
+                chunk,
+                hash,
+            });
         }
         let l: LegacyHash = serde_json::from_str(s).ok()?;
         let hash = (0..l.hash.len())
@@ -260,15 +283,20 @@ impl StoredHash {
         Some(Self {
             salt: l.salt.into_bytes(),
             rounds: l.rounds,
+            chunk: l.rounds,
             hash,
         })
     }
 
     /// The PHC string.
     pub fn phc(&self) -> String {
+        let params = if self.chunk == self.rounds {
+            self.rounds.to_string()
+        } else {
+            format!("{},c={}", self.rounds, self.chunk)
+        };
         format!(
-            "$pbkdf2-sha256$i={}${}${}",
-            self.rounds,
+            "$pbkdf2-sha256$i={params}${}${}",
             B64STD.encode(&self.salt),
             B64STD.encode(&self.hash)
         )
@@ -276,12 +304,19 @@ impl StoredHash {
 
     /// Whether it should be replaced by a hash at today's strength.
     pub fn needs_rehash(&self) -> bool {
-        self.rounds < PBKDF2_ROUNDS || self.salt.len() < 16
+        self.rounds < PBKDF2_ROUNDS || self.salt.len() < 16 || self.chunk > PBKDF2_MAX_PER_CALL
     }
 
     /// Whether `password` matches.
     pub async fn check(&self, password: &str) -> Result<bool, String> {
-        let got = pbkdf2_sha256(password, &self.salt, self.rounds, self.hash.len()).await?;
+        let got = derive(
+            password,
+            &self.salt,
+            self.rounds,
+            self.chunk,
+            self.hash.len(),
+        )
+        .await?;
         Ok(same_bytes(&got, &self.hash))
     }
 }
@@ -289,19 +324,42 @@ impl StoredHash {
 /// Hashes a password with a fresh salt at [`PBKDF2_ROUNDS`]; returns the PHC string.
 pub async fn hash_password(password: &str) -> Result<String, String> {
     let salt = random_bytes::<16>()?.to_vec();
-    let hash = pbkdf2_sha256(password, &salt, PBKDF2_ROUNDS, 32).await?;
+    let (rounds, chunk) = (PBKDF2_ROUNDS, PBKDF2_MAX_PER_CALL);
+    let hash = derive(password, &salt, rounds, chunk, 32).await?;
     Ok(StoredHash {
         salt,
-        rounds: PBKDF2_ROUNDS,
+        rounds,
+        chunk,
         hash,
     }
     .phc())
 }
 
+/// `rounds` iterations of PBKDF2-HMAC-SHA256 as a chain of calls of `chunk` each; a
+/// call of more than [`PBKDF2_MAX_PER_CALL`] is refused, as Cloudflare refuses it.
+async fn derive(
+    password: &str,
+    salt: &[u8],
+    rounds: u32,
+    chunk: u32,
+    len: usize,
+) -> Result<Vec<u8>, String> {
+    if chunk == 0 || chunk > PBKDF2_MAX_PER_CALL || rounds % chunk != 0 {
+        return Err(format!(
+            "PBKDF2 with {rounds} rounds in calls of {chunk}: at most {PBKDF2_MAX_PER_CALL} per call"
+        ));
+    }
+    let mut key = password.as_bytes().to_vec();
+    for _ in 0..rounds / chunk {
+        key = pbkdf2_sha256(&key, salt, chunk, len).await?;
+    }
+    Ok(key)
+}
+
 /// PBKDF2-HMAC-SHA256 with Web Crypto (`crypto.subtle`), off any object's thread.
 #[cfg(target_arch = "wasm32")]
 async fn pbkdf2_sha256(
-    password: &str,
+    password: &[u8],
     salt: &[u8],
     rounds: u32,
     len: usize,
@@ -319,7 +377,7 @@ async fn pbkdf2_sha256(
     let key = subtle
         .import_key_with_object(
             "raw",
-            &Uint8Array::from(password.as_bytes()).into(),
+            &Uint8Array::from(password).into(),
             &alg,
             false,
             &usages,
@@ -346,13 +404,13 @@ async fn pbkdf2_sha256(
 /// PBKDF2-HMAC-SHA256 in Rust (host builds: unit tests).
 #[cfg(not(target_arch = "wasm32"))]
 async fn pbkdf2_sha256(
-    password: &str,
+    password: &[u8],
     salt: &[u8],
     rounds: u32,
     len: usize,
 ) -> Result<Vec<u8>, String> {
     let mut out = vec![0u8; len];
-    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, rounds, &mut out);
+    pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, rounds, &mut out);
     Ok(out)
 }
 
@@ -467,7 +525,7 @@ mod tests {
     #[test]
     fn passwords_phc_and_legacy() {
         let phc = block_on(hash_password("correct horse")).unwrap();
-        assert!(phc.starts_with("$pbkdf2-sha256$i=600000$"));
+        assert!(phc.starts_with("$pbkdf2-sha256$i=600000,c=100000$"));
         let h = StoredHash::parse(&phc).unwrap();
         assert_eq!(h.phc(), phc);
         assert!(!h.needs_rehash());
@@ -481,7 +539,31 @@ mod tests {
         assert!(l.needs_rehash());
         assert!(block_on(l.check("pw")).unwrap());
         let dummy = StoredHash::parse(DUMMY_HASH).unwrap();
-        assert_eq!(dummy.rounds, PBKDF2_ROUNDS);
+        assert_eq!(
+            (dummy.rounds, dummy.chunk),
+            (PBKDF2_ROUNDS, PBKDF2_MAX_PER_CALL)
+        );
+        assert!(!dummy.needs_rehash());
+        // One call over the production limit is refused, as Cloudflare refuses it.
+        let single =
+            StoredHash::parse("$pbkdf2-sha256$i=600000$AAAAAAAAAAAAAAAAAAAAAA$AAAA").unwrap();
+        assert!(single.needs_rehash());
+        assert!(block_on(single.check("x")).is_err());
+        // The chain is what it says: the same as chaining the standard function.
+        let mut k = b"pw".to_vec();
+        for _ in 0..3 {
+            let mut out = [0u8; 32];
+            pbkdf2::pbkdf2_hmac::<Sha256>(&k, b"salt", 1000, &mut out);
+            k = out.to_vec();
+        }
+        let chained = StoredHash {
+            salt: b"salt".to_vec(),
+            rounds: 3000,
+            chunk: 1000,
+            hash: k,
+        };
+        assert_eq!(StoredHash::parse(&chained.phc()), Some(chained.clone()));
+        assert!(block_on(chained.check("pw")).unwrap());
         assert!(StoredHash::parse("$pbkdf2-sha256$i=x$a$b").is_none());
     }
 
