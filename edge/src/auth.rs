@@ -264,7 +264,7 @@ impl StoredHash {
             };
             let salt = B64STD.decode(parts.next()?).ok()?;
             let hash = B64STD.decode(parts.next()?).ok()?;
-            let whole = chunk > 0 && rounds >= chunk && rounds % chunk == 0;
+            let whole = chunk > 0 && rounds >= chunk && rounds.is_multiple_of(chunk);
             if parts.next().is_some() || hash.is_empty() || !whole {
                 return None;
             }
@@ -344,7 +344,7 @@ async fn derive(
     chunk: u32,
     len: usize,
 ) -> Result<Vec<u8>, String> {
-    if chunk == 0 || chunk > PBKDF2_MAX_PER_CALL || rounds % chunk != 0 {
+    if chunk == 0 || chunk > PBKDF2_MAX_PER_CALL || !rounds.is_multiple_of(chunk) {
         return Err(format!(
             "PBKDF2 with {rounds} rounds in calls of {chunk}: at most {PBKDF2_MAX_PER_CALL} per call"
         ));
