@@ -151,7 +151,18 @@ fn ChatPane(
         } else {
             v
         };
+        let cleared = v.trim().is_empty();
         draft.set(v);
+        if cleared {
+            // An emptied box is not typing: say so at once.
+            if last_typing.get_value() > 0.0 {
+                last_typing.set_value(0.0);
+                if let Some(conversation) = conv.get_value() {
+                    api::typing(&conversation, false);
+                }
+            }
+            return;
+        }
         let now = js_sys::Date::now();
         if now - last_typing.get_value() > 3000.0 {
             last_typing.set_value(now);

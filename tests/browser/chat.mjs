@@ -91,6 +91,36 @@ try {
     await agent.customerMessages().filter({ hasText: "Danke!" }).waitFor();
   });
 
+  await step("the typing indicator shows while the agent types and clears when the box is emptied", async () => {
+    await agent.compose().fill("Moment");
+    await site.widget().locator('[data-testid="typing"]').waitFor();
+    await agent.compose().fill("");
+    await site.widget().locator('[data-testid="typing"]').waitFor({ state: "detached" });
+  });
+
+  await step("the widget is German in <html lang>, and user text is bidi-isolated", async () => {
+    const frame = site.page.frames().find((f) => f.url().includes("/widget/"));
+    assert.equal(await frame.evaluate(() => document.documentElement.lang), "de");
+    await site.send("Rechnung \u202Efdp.exe");
+    const bubble = site.widget().locator(".me .bubble bdi", { hasText: "fdp.exe" });
+    await bubble.waitFor();
+    assert.equal(await bubble.evaluate((b) => getComputedStyle(b).unicodeBidi), "isolate");
+    await agent.customerMessages().filter({ hasText: "fdp.exe" }).waitFor();
+  });
+
+  await step("Escape closes the chat and gives focus back to the launcher; Enter opens it with focus inside", async () => {
+    await site.widget().locator('[data-testid="composer"]').focus();
+    await site.page.keyboard.press("Escape");
+    await site.page.locator("iframe").waitFor({ state: "hidden" });
+    await site.page.waitForFunction(() => {
+      const host = document.querySelector("[data-switchboard]");
+      return host && host.shadowRoot.activeElement && host.shadowRoot.activeElement.dataset.testid === "launcher";
+    });
+    await site.page.keyboard.press("Enter");
+    const frame = site.page.frames().find((f) => f.url().includes("/widget/"));
+    await frame.waitForFunction(() => document.activeElement && document.activeElement.dataset.testid === "composer");
+  });
+
   await step("a reply whose chat socket dies mid-send is kept, resent, and arrives once", async () => {
     cut.next = true;
     await agent.reply("Einen Moment bitte.");
@@ -146,6 +176,22 @@ try {
     await agent.accept();
     await agent.page.locator('[data-testid="verified"]', { hasText: "customer-4711" }).waitFor();
     await vctx.close();
+  });
+
+  await step("phone: the open chat fills the screen and the launcher steps aside", async () => {
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, locale: "en-US", isMobile: true, hasTouch: true });
+    phone.setDefaultTimeout(15000);
+    const p = await phone.newPage();
+    await p.goto(base + "/");
+    await p.locator('[data-testid="launcher"]').click();
+    await p.frameLocator("iframe").locator('[data-testid="name"]').waitFor();
+    const box = await p.locator("iframe").boundingBox();
+    assert.deepEqual([box.x, box.y, box.width, box.height].map(Math.round), [0, 0, 390, 844]);
+    assert.equal(await p.locator('[data-testid="launcher"]').isVisible(), false);
+    await p.screenshot({ path: join(out, "visitor-phone.png") });
+    await p.frameLocator("iframe").locator("button.close").click();
+    await p.locator('[data-testid="launcher"]').waitFor();
+    await phone.close();
   });
 
   await step("left messages open in a dialog and close with Escape", async () => {

@@ -38,6 +38,21 @@ try {
     await page.close();
   });
 
+  await step("a hostile host stylesheet cannot move the launcher", async () => {
+    const page = await ctx.newPage();
+    await page.goto(embed(allowed));
+    await page.addStyleTag({ content: "* { all: unset !important; } div { position: static !important; transform: translateX(-500px) !important; }" });
+    const l = page.locator('[data-testid="launcher"]');
+    await l.waitFor();
+    const box = await l.boundingBox();
+    const vp = page.viewportSize();
+    assert.equal(Math.round(box.x + box.width), vp.width - 20, "20 px from the right edge");
+    assert.equal(Math.round(box.y + box.height), vp.height - 20, "20 px from the bottom");
+    await l.click();
+    await page.frameLocator("iframe").locator('[data-testid="name"]').waitFor();
+    await page.close();
+  });
+
   await step("the same tag on an unlisted origin gets no chat", async () => {
     const page = await ctx.newPage();
     await page.goto(embed(unlisted));

@@ -6,7 +6,10 @@
 //! embeds the frame, as the browser reported it to `boot.js`, goes with each request in
 //! the `X-Switchboard-Embedder` header, and the identity pair comes from it too. The
 //! visitor token travels only in `Authorization` headers: the socket opens with a
-//! single-use ticket fetched just before. A message stays in the outbox until the edge acknowledges it and is
+//! single-use ticket fetched just before. A heartbeat (`ping` every
+//! [`PING_MS`]) finds a stalled socket: with no frame for [`DEAD_MS`] it is closed and
+//! reopened. The typing indicator clears on `typing:false`, on a message from the
+//! agents, at the end, and [`TYPING_MS`] after its last refresh. A message stays in the outbox until the edge acknowledges it and is
 //! resent with the same client id after every reconnect, so nothing is lost and
 //! the edge stores it once; reconnects ask for messages after the last sequence
 //! number shown, and messages are shown once per sequence number.
@@ -84,7 +87,16 @@ async fn request(method: &str, url: &str) -> gloo_net::http::RequestBuilder {
     b.header("X-Switchboard-Embedder", &e.origin)
 }
 
+/// A ping this often while the socket is open.
+pub const PING_MS: f64 = 20_000.0;
+/// No frame (not even a pong) for this long: the socket is dead (two pings missed).
+pub const DEAD_MS: f64 = 2.0 * PING_MS + 5_000.0;
+/// The typing indicator clears this long after its last refresh.
+pub const TYPING_MS: f64 = 6_000.0;
+
 thread_local! {
+    static LAST_FRAME: std::cell::Cell<f64> = const { std::cell::Cell::new(0.0) };
+    static LAST_PING: std::cell::Cell<f64> = const { std::cell::Cell::new(0.0) };
     static EMBED: RefCell<Option<Embedding>> = const { RefCell::new(None) };
     static CONN: RefCell<Option<Conn>> = const { RefCell::new(None) };
     static SESSION: RefCell<Option<Session>> = const { RefCell::new(None) };
@@ -124,8 +136,39 @@ async fn error_text(resp: gloo_net::http::Response) -> String {
     }
 }
 
+/// Once a second: heartbeat and typing expiry.
+fn tick(w: Widget) {
+    let now = js_sys::Date::now();
+    if w.typing.get_untracked().is_some() && now - w.typing_at.get_value() > TYPING_MS {
+        w.typing.set(None);
+    }
+    let open = CONN.with(|c| {
+        c.borrow()
+            .as_ref()
+            .filter(|c| c.ws.ready_state() == WebSocket::OPEN)
+            .map(|c| c.ws.clone())
+    });
+    let Some(ws) = open else { return };
+    if now - LAST_FRAME.with(|f| f.get()) > DEAD_MS {
+        // Stalled: nothing came back. Close it; the close handler reconnects.
+        let _ = ws.close();
+        w.connected.set(false);
+        return;
+    }
+    if now - LAST_PING.with(|p| p.get()) >= PING_MS {
+        LAST_PING.with(|p| p.set(now));
+        send_frame(&VisitorFrame::Ping);
+    }
+}
+
 /// Starts the widget: resume a saved conversation, or ask the site for availability.
 pub fn boot(w: Widget) {
+    spawn_local(async move {
+        loop {
+            gloo_timers::future::TimeoutFuture::new(1_000).await;
+            tick(w);
+        }
+    });
     if let Some(s) = load::<Session>(&key(&w, "session")) {
         w.customer_name.set(s.name.clone());
         w.pending
@@ -322,6 +365,7 @@ fn open_socket(w: Widget, s: &Session, ticket: &str) {
         return;
     };
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+        LAST_FRAME.with(|f| f.set(js_sys::Date::now()));
         let Some(text) = e.data().as_string() else {
             return;
         };
@@ -332,7 +376,11 @@ fn open_socket(w: Widget, s: &Session, ticket: &str) {
     });
     let on_open = Closure::<dyn FnMut()>::new(move || {
         RETRY.with(|r| *r.borrow_mut() = 0);
+        let now = js_sys::Date::now();
+        LAST_FRAME.with(|f| f.set(now));
+        LAST_PING.with(|p| p.set(now));
         w.connected.set(true);
+        w.was_online.set(true);
         flush_outbox(w);
     });
     let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_e: CloseEvent| {
@@ -363,6 +411,9 @@ fn on_event(w: Widget, ev: VisitorEvent) {
     match ev {
         VisitorEvent::Welcome { status, .. } => {
             w.error.set(None);
+            if status == VisitorStatus::Ended {
+                w.typing.set(None);
+            }
             w.status.set(Some(status));
         }
         VisitorEvent::Message { message } => {
@@ -372,8 +423,16 @@ fn on_event(w: Widget, ev: VisitorEvent) {
             w.add_message(message);
             save(&key(&w, "outbox"), &w.pending.get_untracked());
         }
-        VisitorEvent::Status { status } => w.status.set(Some(status)),
-        VisitorEvent::Typing { typing, name } => w.typing.set(typing.then_some(name)),
+        VisitorEvent::Status { status } => {
+            if status == VisitorStatus::Ended {
+                w.typing.set(None);
+            }
+            w.status.set(Some(status));
+        }
+        VisitorEvent::Typing { typing, name } => {
+            w.typing_at.set_value(js_sys::Date::now());
+            w.typing.set(typing.then_some(name));
+        }
         VisitorEvent::Ack {
             client_id, message, ..
         } => {

@@ -118,15 +118,15 @@ pub fn ChatView() -> impl IntoView {
             }
             Author::Customer { .. } => view! {
                 <li class="me" data-testid="message" data-seq=m.seq>
-                    <div class="bubble">{m.text.clone()}</div>
+                    <div class="bubble"><bdi>{m.text.clone()}</bdi></div>
                     <time>{time}</time>
                 </li>
             }
             .into_any(),
             Author::Agent { name, .. } | Author::Staff { name } => view! {
                 <li class="them" data-testid="message" data-seq=m.seq>
-                    <div class="who">{name}</div>
-                    <div class="bubble" data-testid="agent-message">{m.text.clone()}</div>
+                    <div class="who"><bdi>{name}</bdi></div>
+                    <div class="bubble" data-testid="agent-message"><bdi>{m.text.clone()}</bdi></div>
                     <time>{time}</time>
                 </li>
             }
@@ -136,11 +136,11 @@ pub fn ChatView() -> impl IntoView {
 
     view! {
         <div class="chat">
-            <div class="thread" node_ref=thread_ref>
-                <ol role="log" aria-live="polite" aria-relevant="additions" data-testid="thread">
+            <div class="thread" node_ref=thread_ref tabindex="0" role="log" aria-live="polite" aria-relevant="additions" aria-label=t.thread>
+                <ol data-testid="thread">
                     <For each=move || w.messages.get() key=|m| m.seq children=row/>
                     <For each=move || w.pending.get() key=|p| p.client_id.clone() children=move |p| view! {
-                        <li class="me pending" data-testid="pending"><div class="bubble">{p.text}</div><time>{t.sending}</time></li>
+                        <li class="me pending" data-testid="pending"><div class="bubble"><bdi>{p.text}</bdi></div><time>{t.sending}</time></li>
                     }/>
                 </ol>
                 <Show when=move || w.typing.get().is_some()>

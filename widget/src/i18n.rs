@@ -1,5 +1,7 @@
 //! English and German texts of the widget. The language comes from the site's
-//! config, else the loader's `lang`, else the browser.
+//! config, else the loader's `lang`, else the browser. Names given by people (agents,
+//! queues) sit inside bidi isolates (U+2068 … U+2069), so a name with U+202E cannot
+//! turn the sentence around it.
 
 use shared::engine::{EndedBy, SystemNote, VisitorStatus};
 
@@ -37,6 +39,9 @@ pub struct Texts {
     pub you: &'static str,
     pub sending: &'static str,
     pub reconnecting: &'static str,
+    pub connecting: &'static str,
+    /// Label of the scrollable message thread.
+    pub thread: &'static str,
     pub online: &'static str,
     pub name_required: &'static str,
     pub text_required: &'static str,
@@ -69,6 +74,8 @@ const EN: Texts = Texts {
     you: "You",
     sending: "sending…",
     reconnecting: "Connection lost — reconnecting…",
+    connecting: "Connecting…",
+    thread: "Messages",
     online: "We typically reply in a few minutes",
     name_required: "Please enter your name.",
     text_required: "Please enter a message.",
@@ -101,6 +108,8 @@ const DE: Texts = Texts {
     you: "Sie",
     sending: "wird gesendet…",
     reconnecting: "Verbindung unterbrochen – wird wiederhergestellt…",
+    connecting: "Verbindung wird aufgebaut…",
+    thread: "Nachrichten",
     online: "Wir antworten meist innerhalb weniger Minuten",
     name_required: "Bitte geben Sie Ihren Namen ein.",
     text_required: "Bitte geben Sie eine Nachricht ein.",
@@ -135,23 +144,23 @@ impl Lang {
         match n {
             SystemNote::Queued { queue_name } => {
                 if de {
-                    format!("Sie sind in der Warteschlange {queue_name}")
+                    format!("Sie sind in der Warteschlange \u{2068}{queue_name}\u{2069}")
                 } else {
-                    format!("You are in the {queue_name} queue")
+                    format!("You are in the \u{2068}{queue_name}\u{2069} queue")
                 }
             }
             SystemNote::Joined { agent_name } => {
                 if de {
-                    format!("{agent_name} ist dem Chat beigetreten")
+                    format!("\u{2068}{agent_name}\u{2069} ist dem Chat beigetreten")
                 } else {
-                    format!("{agent_name} joined the chat")
+                    format!("\u{2068}{agent_name}\u{2069} joined the chat")
                 }
             }
             SystemNote::Left { agent_name } => {
                 if de {
-                    format!("{agent_name} hat den Chat verlassen")
+                    format!("\u{2068}{agent_name}\u{2069} hat den Chat verlassen")
                 } else {
-                    format!("{agent_name} left the chat")
+                    format!("\u{2068}{agent_name}\u{2069} left the chat")
                 }
             }
             SystemNote::Transferring => {
@@ -205,9 +214,9 @@ impl Lang {
                 guest_name: None,
             } => {
                 if de {
-                    format!("Sie chatten mit {agent_name}")
+                    format!("Sie chatten mit \u{2068}{agent_name}\u{2069}")
                 } else {
-                    format!("You are chatting with {agent_name}")
+                    format!("You are chatting with \u{2068}{agent_name}\u{2069}")
                 }
             }
             VisitorStatus::Active {
@@ -215,9 +224,9 @@ impl Lang {
                 guest_name: Some(g),
             } => {
                 if de {
-                    format!("Sie chatten mit {agent_name} und {g}")
+                    format!("Sie chatten mit \u{2068}{agent_name}\u{2069} und \u{2068}{g}\u{2069}")
                 } else {
-                    format!("You are chatting with {agent_name} and {g}")
+                    format!("You are chatting with \u{2068}{agent_name}\u{2069} and \u{2068}{g}\u{2069}")
                 }
             }
             VisitorStatus::Ended => {
@@ -232,8 +241,8 @@ impl Lang {
 
     pub fn typing(self, name: &str) -> String {
         match self {
-            Lang::De => format!("{name} schreibt…"),
-            Lang::En => format!("{name} is typing…"),
+            Lang::De => format!("\u{2068}{name}\u{2069} schreibt…"),
+            Lang::En => format!("\u{2068}{name}\u{2069} is typing…"),
         }
     }
 }

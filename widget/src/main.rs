@@ -16,9 +16,10 @@ fn main() {
 }
 
 mod app {
-    use crate::state::{Phase, Widget};
+    use crate::state::{Conn, Phase, Widget};
     use crate::{chat::ChatView, prechat::PreChat};
     use leptos::prelude::*;
+    use wasm_bindgen::JsCast;
 
     /// The whole widget.
     #[component]
@@ -27,11 +28,44 @@ mod app {
         provide_context(w);
         crate::api::boot(w);
         let t = w.lang.t();
+        if let Some(root) = document().document_element() {
+            let _ = root.set_attribute("lang", w.lang.code());
+        }
+        // Escape closes the panel (the loader gives focus back to the launcher).
+        let _esc = window_event_listener(leptos::ev::keydown, |e| {
+            if e.key() == "Escape" {
+                crate::api::close_panel();
+            }
+        });
+        // The loader focuses the frame on open: put the cursor in the first field, now
+        // or once the form is drawn.
+        let focus_first = || {
+            let first = document()
+                .query_selector("[data-testid=name], [data-testid=composer]")
+                .ok()
+                .flatten()
+                .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok());
+            if let Some(el) = first {
+                let _ = el.focus();
+            }
+        };
+        let _focus = window_event_listener(leptos::ev::focus, move |_| focus_first());
+        Effect::new(move |_| {
+            w.phase.track();
+            if document().has_focus().unwrap_or(false) {
+                request_animation_frame(focus_first);
+            }
+        });
+        let dot = move || match w.conn() {
+            Conn::Online => "dot",
+            Conn::Connecting | Conn::Reconnecting => "dot away",
+            Conn::Ended => "dot off",
+        };
         view! {
             <div class="widget" lang=w.lang.code()>
                 <header class="head">
                     <div class="brand">
-                        <span class="dot" aria-hidden="true"></span>
+                        <span class=dot aria-hidden="true" data-testid="status-dot"></span>
                         <div>
                             <h1>{move || w.site_name.get()}</h1>
                             <p class="sub" data-testid="status-line">{move || w.status_text()}</p>

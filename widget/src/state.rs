@@ -16,6 +16,17 @@ pub enum Phase {
     Chatting,
 }
 
+/// What the header says about the connection.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Conn {
+    /// Before the first socket opened.
+    Connecting,
+    Online,
+    /// The socket dropped (or stalled) and is being reopened.
+    Reconnecting,
+    Ended,
+}
+
 /// A message sent but not yet acknowledged; resent with the same id after reconnects.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Pending {
@@ -35,6 +46,10 @@ pub struct Widget {
     pub pending: RwSignal<Vec<Pending>>,
     pub status: RwSignal<Option<VisitorStatus>>,
     pub typing: RwSignal<Option<String>>,
+    /// When the typing indicator was last refreshed (ms); it clears 6 s later.
+    pub typing_at: StoredValue<f64>,
+    /// Whether a socket was ever open in this chat (Connecting vs Reconnecting).
+    pub was_online: RwSignal<bool>,
     pub error: RwSignal<Option<String>>,
     pub connected: RwSignal<bool>,
     pub customer_name: RwSignal<String>,
@@ -77,6 +92,8 @@ impl Widget {
             pending: RwSignal::new(vec![]),
             status: RwSignal::new(None),
             typing: RwSignal::new(None),
+            typing_at: StoredValue::new(0.0),
+            was_online: RwSignal::new(false),
             error: RwSignal::new(None),
             connected: RwSignal::new(false),
             customer_name: RwSignal::new(String::new()),
@@ -103,13 +120,25 @@ impl Widget {
             .with_untracked(|v| v.last().map_or(0, |m| m.seq))
     }
 
+    /// The connection as the header shows it.
+    pub fn conn(&self) -> Conn {
+        if self.status.get() == Some(VisitorStatus::Ended) {
+            Conn::Ended
+        } else if self.phase.get() != Phase::Chatting || self.connected.get() {
+            Conn::Online
+        } else if self.was_online.get() {
+            Conn::Reconnecting
+        } else {
+            Conn::Connecting
+        }
+    }
+
     pub fn status_text(&self) -> String {
         let t = self.lang.t();
-        if self.phase.get() == Phase::Chatting
-            && !self.connected.get()
-            && self.status.get() != Some(VisitorStatus::Ended)
-        {
-            return t.reconnecting.into();
+        match self.conn() {
+            Conn::Reconnecting => return t.reconnecting.into(),
+            Conn::Connecting => return t.connecting.into(),
+            Conn::Online | Conn::Ended => {}
         }
         match self.status.get() {
             Some(s) => self.lang.status(&s),

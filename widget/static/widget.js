@@ -20,7 +20,11 @@
   var label = de ? "Chat öffnen" : "Open chat";
   var host = document.createElement("div");
   host.setAttribute("data-switchboard", "");
-  host.style.cssText = "position:fixed;right:20px;bottom:20px;z-index:2147483000;";
+  // Inline and !important: no stylesheet of the host page can move the launcher.
+  var place = { position: "fixed", right: "20px", bottom: "20px", left: "auto", top: "auto",
+    "z-index": "2147483000", display: "block", width: "auto", height: "auto", margin: "0",
+    padding: "0", border: "0", transform: "none", visibility: "visible", opacity: "1" };
+  for (var k in place) host.style.setProperty(k, place[k], "important");
   var root = host.attachShadow({ mode: "open" });
   // Styles as a constructed sheet: pages with a strict CSP (no inline styles) allow it.
   var css =
@@ -29,7 +33,10 @@
     "button:hover{transform:scale(1.06)}button:focus-visible{outline:3px solid #9db8ff;outline-offset:3px}" +
     ".panel{position:absolute;right:0;bottom:76px;width:min(380px,calc(100vw - 40px));height:min(600px,calc(100vh - 120px));border-radius:16px;overflow:hidden;box-shadow:0 12px 48px rgba(16,24,64,.3);background:#fff}" +
     ".panel[hidden]{display:none}iframe{border:0;width:100%;height:100%;display:block}" +
-    ".panel.small{height:auto}.refused{margin:0;padding:20px 24px;font:15px/1.5 system-ui,sans-serif;color:#334}";
+    ".panel.small{height:auto}.refused{margin:0;padding:20px 24px;font:15px/1.5 system-ui,sans-serif;color:#334}" +
+    // Phones: the open chat takes the whole screen; its own header closes it.
+    "@media (max-width:480px){.panel{position:fixed;inset:0;width:100%;height:100%;border-radius:0;box-shadow:none}" +
+    ".panel.small{inset:auto 0 0 0;height:auto}:host([data-open]) button{display:none}}";
   root.innerHTML =
     '<div class="panel" hidden></div>' +
     '<button type="button" aria-expanded="false" aria-label="' + label + '" data-testid="launcher">' +
@@ -69,33 +76,38 @@
     panel.appendChild(p);
     if (window.console) console.warn("Switchboard: site \"" + site + "\" does not allow " + location.origin + " (add it to the site's allowed origins)");
   }
-  function open() {
+  // `focus`: opened by the visitor (focus goes into the chat), not restored at load.
+  function open(focus) {
     if (!frame && !panel.firstChild) {
       allowed().then(function (ok) {
         if (panel.firstChild) return;
-        if (ok) openFrame(); else refuse();
+        if (ok) openFrame(focus); else refuse();
       });
     }
     panel.hidden = false;
+    host.setAttribute("data-open", "");
     button.setAttribute("aria-expanded", "true");
+    if (frame && focus) frame.focus();
     try { localStorage.setItem(KEY, "1"); } catch (e) {}
   }
-  function openFrame() {
+  function openFrame(focus) {
     if (!frame) {
       frame = document.createElement("iframe");
       frame.title = de ? "Chat" : "Chat";
       frame.src = base + "/widget/?site=" + encodeURIComponent(site) + "&lang=" + encodeURIComponent(lang);
       frame.allow = "clipboard-write";
       panel.appendChild(frame);
+      if (focus) frame.focus();
     }
   }
   function close() {
     panel.hidden = true;
+    host.removeAttribute("data-open");
     button.setAttribute("aria-expanded", "false");
     try { localStorage.removeItem(KEY); } catch (e) {}
     button.focus();
   }
-  button.addEventListener("click", function () { panel.hidden ? open() : close(); });
+  button.addEventListener("click", function () { panel.hidden ? open(true) : close(); });
   window.addEventListener("message", function (e) {
     if (e.origin !== base || !frame || e.source !== frame.contentWindow || !e.data) return;
     if (e.data.type === "switchboard:close") close();
@@ -109,7 +121,7 @@
   });
   function mount() {
     document.body.appendChild(host);
-    try { if (localStorage.getItem(KEY) === "1") open(); } catch (e) {}
+    try { if (localStorage.getItem(KEY) === "1") open(false); } catch (e) {}
   }
   if (document.body) mount(); else document.addEventListener("DOMContentLoaded", mount);
 })();
