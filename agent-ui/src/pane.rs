@@ -125,6 +125,8 @@ fn ChatPane(
         in_flight.set(Some((client_id.clone(), text.clone())));
         api::say(c, &conversation, client_id, text);
         api::typing(&conversation, false);
+        // The next keystroke says "typing" again at once.
+        last_typing.set_value(0.0);
     };
     // Acknowledged: clear the draft (unless the agent already changed it).
     Effect::new(move |_| {

@@ -21,7 +21,7 @@
 //!   sequence number it gives (`after`), in order.
 //! - Visitor frames are rate limited per conversation (`RATE_VISITOR_PER_MINUTE`) with a
 //!   token bucket stored in `limits` (so eviction does not reset it). Typing frames
-//!   are coalesced: one is passed on when the state changes (at most 4 per second) or
+//!   are coalesced: one is passed on when the state changes (at most 10 per second) or
 //!   every 3 s while it stays "typing".
 //! - Sockets open with single-use tickets (nonces recorded in `tickets`): a visitor
 //!   gets one by a POST with the visitor token in a header (origin and token expiry
@@ -291,7 +291,7 @@ impl ConversationObject {
         let mut m = self.typing.borrow_mut();
         let pass = match m.get(who) {
             None => true,
-            Some(&(last, at)) if last != typing => !typing || t - at >= 250,
+            Some(&(last, at)) if last != typing => !typing || t - at >= 100,
             Some(&(_, at)) => typing && t - at >= 3000,
         };
         if pass {

@@ -121,6 +121,25 @@ try {
     await frame.waitForFunction(() => document.activeElement && document.activeElement.dataset.testid === "composer");
   });
 
+  await step("JS API: open/close events; while closed an agent message counts as unread and fires `message`", async () => {
+    await site.page.evaluate(() => {
+      window.__events = [];
+      Switchboard.on("close", () => __events.push("close"));
+      Switchboard.on("open", () => __events.push("open"));
+      Switchboard.on("unread", (n) => __events.push("unread " + n));
+      Switchboard.on("message", (m) => __events.push("message " + m.from + ": " + m.text));
+    });
+    await site.page.evaluate(() => Switchboard.close());
+    await site.page.locator("iframe").waitFor({ state: "hidden" });
+    await agent.reply("Sind Sie noch da?");
+    await site.page.locator('[data-testid="unread"]', { hasText: "1" }).waitFor();
+    await site.page.screenshot({ path: join(out, "visitor-unread.png") });
+    await site.page.evaluate(() => Switchboard("toggle"));
+    await site.page.locator('[data-testid="unread"]').waitFor({ state: "hidden" });
+    const ev = await site.page.evaluate(() => window.__events);
+    assert.deepEqual(ev, ["close", "message Ben Weber: Sind Sie noch da?", "unread 1", "unread 0", "open"]);
+  });
+
   await step("a reply whose chat socket dies mid-send is kept, resent, and arrives once", async () => {
     cut.next = true;
     await agent.reply("Einen Moment bitte.");

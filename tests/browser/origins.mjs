@@ -38,6 +38,27 @@ try {
     await page.close();
   });
 
+  await step("JS API: calls queued before the loader ran are played in order", async () => {
+    const page = await ctx.newPage();
+    await page.addInitScript(() => {
+      window.Switchboard = window.Switchboard || function () { (Switchboard.q = Switchboard.q || []).push(arguments); };
+      window.__opened = 0;
+      Switchboard("on", "open", () => { window.__opened += 1; });
+      Switchboard("identify", { name: "Queued Quinn", email: "quinn@example.com" });
+      Switchboard("open");
+    });
+    await page.goto(embed(allowed));
+    const w = page.frameLocator("iframe");
+    await w.locator('[data-testid="name"]').waitFor();
+    assert.equal(await w.locator('[data-testid="name"]').inputValue(), "Queued Quinn");
+    assert.equal(await w.locator('[data-testid="email"]').inputValue(), "quinn@example.com");
+    assert.equal(await page.evaluate(() => window.__opened), 1);
+    assert.equal(await page.evaluate(() => typeof window.Switchboard.toggle), "function");
+    // Closed again, so the next page of this browser context starts closed.
+    await page.evaluate(() => Switchboard.close());
+    await page.close();
+  });
+
   await step("a hostile host stylesheet cannot move the launcher", async () => {
     const page = await ctx.newPage();
     await page.goto(embed(allowed));

@@ -50,6 +50,11 @@ pub struct Embedding {
     pub origin: String,
     pub user_id: Option<String>,
     pub user_hash: Option<String>,
+    /// From `Switchboard.identify`: fills the pre-chat form.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 /// Waits for the handshake with the embedding page.
@@ -178,6 +183,9 @@ pub fn boot(w: Widget) {
         connect(w);
     }
     spawn_local(async move {
+        let e = embedding().await;
+        w.prefill
+            .set_value((e.name.unwrap_or_default(), e.email.unwrap_or_default()));
         let url = format!("/api/v1/sites/{}", w.site.get_value());
         match request("GET", &url).await.send().await {
             Ok(r) if r.ok() => {
@@ -420,6 +428,14 @@ fn on_event(w: Widget, ev: VisitorEvent) {
             if message.author != (shared::transcript::Author::System) {
                 w.typing.set(None);
             }
+            if let shared::transcript::Author::Staff { name } = &message.author {
+                if !w
+                    .messages
+                    .with_untracked(|v| v.iter().any(|m| m.seq == message.seq))
+                {
+                    tell_page(name, &message.text);
+                }
+            }
             w.add_message(message);
             save(&key(&w, "outbox"), &w.pending.get_untracked());
         }
@@ -514,6 +530,21 @@ pub fn new_chat(w: Widget) {
 pub fn leave_message_instead(w: Widget) {
     new_chat(w);
     w.phase.set(Phase::LeaveMessage);
+}
+
+/// Tells the embedding page (and only it) that an agent wrote: the loader counts
+/// unread messages and passes the `message` event to the page's listeners.
+fn tell_page(from: &str, text: &str) {
+    let Some(origin) = EMBED.with(|e| e.borrow().as_ref().map(|e| e.origin.clone())) else {
+        return;
+    };
+    if let Some(parent) = web_sys::window().and_then(|w| w.parent().ok().flatten()) {
+        let msg = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&msg, &"type".into(), &"switchboard:message".into());
+        let _ = js_sys::Reflect::set(&msg, &"from".into(), &from.into());
+        let _ = js_sys::Reflect::set(&msg, &"text".into(), &text.into());
+        let _ = parent.post_message(&msg, &origin);
+    }
 }
 
 /// Asks the host page to collapse the chat panel.

@@ -11,8 +11,9 @@ use shared::engine::Availability;
 pub fn PreChat() -> impl IntoView {
     let w = expect_context::<Widget>();
     let t = w.lang.t();
-    let name = RwSignal::new(String::new());
-    let email = RwSignal::new(String::new());
+    let (given_name, given_email) = w.prefill.get_value();
+    let name = RwSignal::new(given_name);
+    let email = RwSignal::new(given_email);
     let text = RwSignal::new(String::new());
     let busy = RwSignal::new(false);
     let leave = move || w.phase.get() == Phase::LeaveMessage;

@@ -50,6 +50,8 @@ pub struct Widget {
     pub typing_at: StoredValue<f64>,
     /// Whether a socket was ever open in this chat (Connecting vs Reconnecting).
     pub was_online: RwSignal<bool>,
+    /// Name and email from the page (`Switchboard.identify`) for the pre-chat form.
+    pub prefill: StoredValue<(String, String)>,
     pub error: RwSignal<Option<String>>,
     pub connected: RwSignal<bool>,
     pub customer_name: RwSignal<String>,
@@ -94,6 +96,7 @@ impl Widget {
             typing: RwSignal::new(None),
             typing_at: StoredValue::new(0.0),
             was_online: RwSignal::new(false),
+            prefill: StoredValue::new((String::new(), String::new())),
             error: RwSignal::new(None),
             connected: RwSignal::new(false),
             customer_name: RwSignal::new(String::new()),

@@ -11,7 +11,13 @@ const hello = new Promise((resolve) => {
   addEventListener("message", function on(e) {
     if (e.source !== window.parent || !e.data || e.data.type !== "switchboard:hello") return;
     removeEventListener("message", on);
-    resolve({ origin: e.origin, user_id: e.data.user_id || null, user_hash: e.data.user_hash || null });
+    resolve({
+      origin: e.origin,
+      user_id: e.data.user_id || null,
+      user_hash: e.data.user_hash || null,
+      name: e.data.name || null,
+      email: e.data.email || null,
+    });
   });
   window.parent.postMessage({ type: "switchboard:ready" }, "*");
 });

@@ -6,7 +6,15 @@
  * The frame learns this page's origin from the browser (postMessage event.origin) and
  * gets the identity pair in that message, never in its URL.
  * It draws a launcher button (in a shadow root, so the page's styles cannot reach it)
- * and loads the chat app in an iframe only when the visitor opens it. */
+ * and loads the chat app in an iframe only when the visitor opens it.
+ *
+ * JS API on one global, callable before the loader ran with this stub:
+ *   window.Switchboard = window.Switchboard || function () { (Switchboard.q = Switchboard.q || []).push(arguments) };
+ *   Switchboard("open") / Switchboard.open(), "close", "toggle",
+ *   "identify", {name, email, userId, userHash}   (before the chat opens),
+ *   "setLanguage", "de"                           (before the chat opens),
+ *   "on" / "off", "open" | "close" | "message" | "unread", fn
+ * "message" gets {from, text} for each agent message; "unread" the count while closed. */
 (function () {
   "use strict";
   var script = document.currentScript;
@@ -18,6 +26,17 @@
   var KEY = "switchboard:open:" + site;
   var de = /^de\b/i.test(lang || navigator.language || "");
   var label = de ? "Chat öffnen" : "Open chat";
+  var identity = {
+    user_id: script.getAttribute("data-user-id") || null,
+    user_hash: script.getAttribute("data-user-hash") || null,
+    name: null,
+    email: null
+  };
+  var listeners = { open: [], close: [], message: [], unread: [] };
+  var unread = 0;
+  function emit(ev, data) {
+    (listeners[ev] || []).slice().forEach(function (f) { try { f(data); } catch (e) {} });
+  }
   var host = document.createElement("div");
   host.setAttribute("data-switchboard", "");
   // Inline and !important: no stylesheet of the host page can move the launcher.
@@ -29,10 +48,11 @@
   // Styles as a constructed sheet: pages with a strict CSP (no inline styles) allow it.
   var css =
     ":host{all:initial}" +
-    "button{all:unset;box-sizing:border-box;width:60px;height:60px;border-radius:50%;background:#1f5eff;color:#fff;display:grid;place-items:center;cursor:pointer;box-shadow:0 6px 24px rgba(16,24,64,.28);transition:transform .15s}" +
+    "button{all:unset;position:relative;box-sizing:border-box;width:60px;height:60px;border-radius:50%;background:#1f5eff;color:#fff;display:grid;place-items:center;cursor:pointer;box-shadow:0 6px 24px rgba(16,24,64,.28);transition:transform .15s}" +
     "button:hover{transform:scale(1.06)}button:focus-visible{outline:3px solid #9db8ff;outline-offset:3px}" +
     ".panel{position:absolute;right:0;bottom:76px;width:min(380px,calc(100vw - 40px));height:min(600px,calc(100vh - 120px));border-radius:16px;overflow:hidden;box-shadow:0 12px 48px rgba(16,24,64,.3);background:#fff}" +
     ".panel[hidden]{display:none}iframe{border:0;width:100%;height:100%;display:block}" +
+    ".badge{position:absolute;top:-2px;right:-2px;min-width:20px;height:20px;padding:0 6px;box-sizing:border-box;border-radius:10px;background:#d92d20;color:#fff;font:700 12px/20px system-ui,sans-serif;text-align:center;box-shadow:0 0 0 2px #fff}.badge[hidden]{display:none}" +
     ".panel.small{height:auto}.refused{margin:0;padding:20px 24px;font:15px/1.5 system-ui,sans-serif;color:#334}" +
     // Phones: the open chat takes the whole screen; its own header closes it.
     "@media (max-width:480px){.panel{position:fixed;inset:0;width:100%;height:100%;border-radius:0;box-shadow:none}" +
@@ -40,6 +60,7 @@
   root.innerHTML =
     '<div class="panel" hidden></div>' +
     '<button type="button" aria-expanded="false" aria-label="' + label + '" data-testid="launcher">' +
+    '<span class="badge" hidden data-testid="unread"></span>' +
     '<svg width="28" height="28" viewBox="0 0 24 24" fill="none" aria-hidden="true"><path d="M4 5.5A2.5 2.5 0 0 1 6.5 3h11A2.5 2.5 0 0 1 20 5.5v8a2.5 2.5 0 0 1-2.5 2.5H10l-4.2 3.6c-.5.4-1.3.1-1.3-.6V16A2.5 2.5 0 0 1 4 13.5z" fill="currentColor"/></svg>' +
     "</button>";
   try {
@@ -52,6 +73,14 @@
     root.appendChild(st);
   }
   var button = root.querySelector("button");
+  var badge = root.querySelector(".badge");
+  function setUnread(n) {
+    unread = n;
+    badge.hidden = n === 0;
+    badge.textContent = n > 9 ? "9+" : String(n);
+    button.setAttribute("aria-label", n ? label + " (" + n + ")" : label);
+    emit("unread", n);
+  }
   var panel = root.querySelector(".panel");
   var frame = null;
   var checked = null;
@@ -84,8 +113,11 @@
         if (ok) openFrame(focus); else refuse();
       });
     }
+    var was = panel.hidden;
     panel.hidden = false;
     host.setAttribute("data-open", "");
+    if (unread) setUnread(0);
+    if (was) emit("open");
     button.setAttribute("aria-expanded", "true");
     if (frame && focus) frame.focus();
     try { localStorage.setItem(KEY, "1"); } catch (e) {}
@@ -101,8 +133,10 @@
     }
   }
   function close() {
+    var was = !panel.hidden;
     panel.hidden = true;
     host.removeAttribute("data-open");
+    if (was) emit("close");
     button.setAttribute("aria-expanded", "false");
     try { localStorage.removeItem(KEY); } catch (e) {}
     button.focus();
@@ -114,14 +148,43 @@
     if (e.data.type === "switchboard:ready") {
       frame.contentWindow.postMessage({
         type: "switchboard:hello",
-        user_id: script.getAttribute("data-user-id") || null,
-        user_hash: script.getAttribute("data-user-hash") || null
+        user_id: identity.user_id,
+        user_hash: identity.user_hash,
+        name: identity.name,
+        email: identity.email
       }, base);
     }
+    if (e.data.type === "switchboard:message") {
+      emit("message", { from: String(e.data.from || ""), text: String(e.data.text || "") });
+      if (panel.hidden) setUnread(unread + 1);
+    }
   });
+  var api = {
+    open: function () { open(true); },
+    close: close,
+    toggle: function () { panel.hidden ? open(true) : close(); },
+    identify: function (o) {
+      o = o || {};
+      if (o.userId !== undefined) identity.user_id = o.userId ? String(o.userId) : null;
+      if (o.userHash !== undefined) identity.user_hash = o.userHash ? String(o.userHash) : null;
+      if (o.name !== undefined) identity.name = o.name ? String(o.name) : null;
+      if (o.email !== undefined) identity.email = o.email ? String(o.email) : null;
+    },
+    setLanguage: function (l) { lang = String(l || ""); de = /^de\b/i.test(lang); },
+    on: function (ev, fn) { if (listeners[ev] && typeof fn === "function") listeners[ev].push(fn); },
+    off: function (ev, fn) { if (listeners[ev]) listeners[ev] = listeners[ev].filter(function (f) { return f !== fn; }); }
+  };
+  var queued = (window.Switchboard && window.Switchboard.q) || [];
+  var Switchboard = function (method) {
+    if (api.hasOwnProperty(method)) return api[method].apply(null, [].slice.call(arguments, 1));
+  };
+  for (var m in api) Switchboard[m] = api[m];
+  window.Switchboard = Switchboard;
   function mount() {
     document.body.appendChild(host);
-    try { if (localStorage.getItem(KEY) === "1") open(false); } catch (e) {}
+    // Calls made before the loader ran, in order.
+    for (var i = 0; i < queued.length; i++) Switchboard.apply(null, queued[i]);
+    try { if (localStorage.getItem(KEY) === "1" && panel.hidden) open(false); } catch (e) {}
   }
   if (document.body) mount(); else document.addEventListener("DOMContentLoaded", mount);
 })();
