@@ -19,6 +19,8 @@ pub struct Texts {
     pub agent_label: &'static str,
     pub password: &'static str,
     pub sign_out: &'static str,
+    /// Label of a chat's scrollable message thread.
+    pub messages_label: &'static str,
     /// Shown after an administrator ended the session.
     pub revoked_by_admin: &'static str,
     /// Shown after the password was changed (every session ends).
@@ -83,6 +85,7 @@ const EN: Texts = Texts {
     agent_label: "Agent",
     password: "Password",
     sign_out: "Sign out",
+    messages_label: "Messages",
     revoked_by_admin: "An administrator signed you out. Sign in again to continue.",
     revoked_password:
         "Your password was changed, so every session ended. Sign in with the new password.",
@@ -146,6 +149,7 @@ const DE: Texts = Texts {
     agent_label: "Agent",
     password: "Passwort",
     sign_out: "Abmelden",
+    messages_label: "Nachrichten",
     revoked_by_admin: "Ein Administrator hat Sie abgemeldet. Melden Sie sich erneut an, um weiterzuarbeiten.",
     revoked_password: "Ihr Passwort wurde geändert, daher wurden alle Sitzungen beendet. Melden Sie sich mit dem neuen Passwort an.",
     available: "Verfügbar",

@@ -249,8 +249,8 @@ fn ChatPane(
                     <button type="button" class="primary" data-testid="open-wrap-up" on:click=dialog(Dialog::WrapUp)>{move || c.t().wrap_up}</button>
                 </Show>
             </div>
-            <div class="thread" node_ref=thread_ref>
-                <ol role="log" aria-live="polite" data-testid="thread">
+            <div class="thread" node_ref=thread_ref tabindex="0" role="log" aria-live="polite" aria-label=move || c.t().messages_label>
+                <ol data-testid="thread">
                     {move || entry().map(|e| e.messages.into_iter().map(|m| message_row(c, m, me.clone())).collect_view())}
                 </ol>
                 <Show when=move || entry().and_then(|e| e.typing).is_some()>

@@ -5,7 +5,7 @@ import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import assert from "node:assert/strict";
-import { CHROMIUM_ARGS, DemoSite, Console } from "./pages.mjs";
+import { CHROMIUM_ARGS, DemoSite, Console, axeCheck, widgetFrame } from "./pages.mjs";
 
 const base = process.argv[2];
 const out = process.argv[3] || "tests/out";
@@ -52,6 +52,8 @@ try {
     await site.open();
     await site.launcher().click();
     await site.widget().locator('[data-testid="start"]', { hasText: "Chat starten" }).waitFor();
+    await axeCheck(widgetFrame(site.page), "widget: pre-chat form");
+    await axeCheck(site.page, "demo page with the launcher");
     await site.launcher().click(); // close again, startChat reopens
     await site.startChat("Eva Muster", "Hallo, wo ist meine Bestellung <b>1234</b>?");
   });
@@ -62,6 +64,7 @@ try {
     assert.equal(await agent.page.locator('[data-testid="offer-queue"]').textContent(), "Support");
     await agent.page.locator('[data-testid="offer-thread"]', { hasText: "<b>1234</b>" }).waitFor();
     await agent.page.screenshot({ path: join(out, "agent-offer.png") });
+    await axeCheck(agent.page, "console: offer popover");
   });
 
   await step("agent accepts and sees the customer's text as plain text", async () => {
@@ -84,6 +87,8 @@ try {
     await site.agentMessages().filter({ hasText: "ich schaue sofort nach" }).waitFor();
     await site.status().filter({ hasText: "Ben Weber" }).waitFor();
     await site.page.screenshot({ path: join(out, "visitor-chat.png") });
+    await axeCheck(widgetFrame(site.page), "widget: chat");
+    await axeCheck(agent.page, "console: chat");
   });
 
   await step("visitor writes back; agent receives it", async () => {
@@ -176,6 +181,7 @@ try {
     await agent.end();
     await agent.page.locator('[data-testid="wrap-up-dialog"]').waitFor();
     await agent.page.screenshot({ path: join(out, "agent-wrap-up.png") });
+    await axeCheck(agent.page, "console: wrap-up dialog");
     await agent.wrapUp("solved");
     await site.widget().locator('[data-testid="ended"]').waitFor();
     const [download] = await Promise.all([
@@ -184,6 +190,7 @@ try {
     ]);
     assert.equal(download.suggestedFilename(), "chat-transcript.txt");
     await site.page.screenshot({ path: join(out, "visitor-ended.png") });
+    await axeCheck(widgetFrame(site.page), "widget: ended");
   });
   await step("identity verification: a signed-in shop customer arrives verified", async () => {
     const vctx = await browser.newContext({ locale: "en-US" });
@@ -240,6 +247,7 @@ try {
     await agent.page.locator('[data-testid="signin"]').waitFor();
     await agent.page.locator('[data-testid="error"]', { hasText: "administrator signed you out" }).waitFor();
     await agent.page.screenshot({ path: join(out, "console-signed-out-by-admin.png") });
+    await axeCheck(agent.page, "console: sign-in form with a notice");
   });
 
   console.log(`# ${failures.length === 0 ? "all browser steps passed" : failures.length + " failed"}`);

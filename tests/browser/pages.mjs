@@ -53,3 +53,26 @@ export class Console {
     await d.waitFor({ state: "detached" });
   }
 }
+
+// axe-core, evaluated in a frame over the DevTools protocol (the pages' CSP forbids
+// injected scripts, and stays on).
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+/** Runs axe in `frame` (a Page or Frame); throws on any serious or critical violation. */
+export async function axeCheck(frame, label) {
+  await frame.evaluate(axeSource);
+  const violations = await frame.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ["violations"] });
+    return r.violations
+      .filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).slice(0, 3).join(", ")}`);
+  });
+  if (violations.length) throw new Error(`axe on ${label}:\n  ${violations.join("\n  ")}`);
+}
+
+/** The widget's frame of a page. */
+export function widgetFrame(page) {
+  return page.frames().find((f) => f.url().includes("/widget/"));
+}
