@@ -75,6 +75,9 @@ pub struct Meta {
     /// Agents whose sessions were revoked, and when: older tickets are refused.
     #[serde(default)]
     pub revoked: std::collections::BTreeMap<AgentId, i64>,
+    /// The visitor's rating, once given (after the end).
+    #[serde(default)]
+    pub rating: Option<shared::engine::Rating>,
 }
 
 /// A visitor token stops working this long after the conversation's last message.
@@ -356,6 +359,7 @@ impl ConversationObject {
             inactivity_secs: default_inactivity(),
             active_since: None,
             revoked: Default::default(),
+            rating: None,
         };
         self.save_meta(&meta)?;
         self.save_message(first.message())?;
@@ -517,8 +521,9 @@ impl ConversationObject {
     /// Writes a report to the outbox (idempotent by key) and delivers it.
     async fn report(&self, report: ConversationReport) -> ApiResult<()> {
         let meta = self.meta()?;
-        let key = match report {
+        let key = match &report {
             ConversationReport::CustomerEnded => format!("{}:customer_end", meta.conversation),
+            ConversationReport::Rated(_) => format!("{}:rated", meta.conversation),
             ConversationReport::Inactive => {
                 format!("{}:inactive:{}", meta.conversation, meta.access_version)
             }
@@ -837,6 +842,35 @@ impl ConversationObject {
                 );
             }
             VisitorFrame::End => self.report(ConversationReport::CustomerEnded).await?,
+            VisitorFrame::Rate { score, comment } => {
+                let (score, comment) = shared::intake::check_rating(score, comment.as_deref())
+                    .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
+                let mut meta = self.meta()?;
+                if meta.status != VisitorStatus::Ended {
+                    return Err(ApiError::new(
+                        409,
+                        "not_ended",
+                        "a chat can be rated once it has ended",
+                    ));
+                }
+                if meta.rating.is_some() {
+                    return Err(ApiError::new(
+                        409,
+                        "already_rated",
+                        "this chat has been rated already",
+                    ));
+                }
+                let rating = shared::engine::Rating {
+                    score,
+                    comment,
+                    at: now(),
+                };
+                meta.rating = Some(rating.clone());
+                self.save_meta(&meta)?;
+                self.with(|l| l.meta.rating = meta.rating.clone())?;
+                let _ = ws.send_with_str(encode(&VisitorEvent::Rated { score }));
+                self.report(ConversationReport::Rated(rating)).await?;
+            }
         }
         Ok(())
     }

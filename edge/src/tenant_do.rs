@@ -177,6 +177,7 @@ impl TenantObject {
             "CREATE TABLE IF NOT EXISTS logins (agent TEXT PRIMARY KEY, failures INTEGER NOT NULL, locked_until INTEGER NOT NULL, at INTEGER NOT NULL)",
             "CREATE TABLE IF NOT EXISTS limits (key TEXT PRIMARY KEY, value TEXT NOT NULL, at INTEGER NOT NULL)",
             "CREATE TABLE IF NOT EXISTS tickets (nonce TEXT PRIMARY KEY, exp INTEGER NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS ratings (id TEXT PRIMARY KEY, value TEXT NOT NULL)",
         ] {
             sql.exec(ddl, None)?;
         }
@@ -476,7 +477,21 @@ impl TenantObject {
                     Some((_, v)) => v.push(event),
                     None => batches.push((conversation, vec![event])),
                 },
-                Effect::Closed(c) => {
+                Effect::Closed(mut c) => {
+                    // A rating given during wrap-up joins the record now.
+                    let pending: Vec<ValueRow> = sql
+                        .exec(
+                            "SELECT value FROM ratings WHERE id = ?",
+                            vec![c.id.as_str().into()],
+                        )?
+                        .to_array()?;
+                    if let Some(r) = pending.first() {
+                        c.rating = serde_json::from_str(&r.value).ok();
+                        sql.exec(
+                            "DELETE FROM ratings WHERE id = ?",
+                            vec![c.id.as_str().into()],
+                        )?;
+                    }
                     sql.exec(
                         "INSERT OR REPLACE INTO closed (id, created_at, ended_at, kind, value) VALUES (?, ?, ?, ?, ?)",
                         vec![
@@ -1219,6 +1234,14 @@ impl TenantObject {
             });
         }
         let cmd = match r.report {
+            ConversationReport::Rated(rating) => {
+                self.rate(&r.conversation, rating)?;
+                Applied { sql: &sql }.record(&r.key, now_ms())?;
+                return Ok(Delivered {
+                    duplicate: false,
+                    thread: None,
+                });
+            }
             ConversationReport::CustomerEnded => Command::CustomerEnd {
                 conversation: r.conversation.clone(),
             },
@@ -1249,6 +1272,31 @@ impl TenantObject {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Puts a rating on the closed record; while wrap-up is pending (no record yet) it
+    /// waits in `ratings` and joins the record when that is written.
+    fn rate(&self, id: &ConversationId, rating: shared::engine::Rating) -> ApiResult<()> {
+        let sql = self.sql();
+        match self.closed_one(id) {
+            Ok(mut c) => {
+                if c.rating.is_none() {
+                    c.rating = Some(rating);
+                    sql.exec(
+                        "UPDATE closed SET value = ? WHERE id = ?",
+                        vec![serde_json::to_string(&c)?.into(), id.as_str().into()],
+                    )?;
+                }
+            }
+            Err(_) if self.with_engine(|t| t.conversation(id).is_some())? => {
+                sql.exec(
+                    "INSERT OR IGNORE INTO ratings (id, value) VALUES (?, ?)",
+                    vec![id.as_str().into(), serde_json::to_string(&rating)?.into()],
+                )?;
+            }
+            Err(_) => {} // Erased or unknown: nothing to rate.
+        }
+        Ok(())
     }
 
     async fn on_agent_frame(&self, ws: &WebSocket, info: &SocketInfo, text: &str) -> ApiResult<()> {

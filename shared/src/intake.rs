@@ -54,6 +54,43 @@ impl IntakeError {
     }
 }
 
+/// Why a rating was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RatingError {
+    #[error("a rating is 1 to 5; {0} is not")]
+    Score(u8),
+    #[error("comment: {0}")]
+    Comment(TextError),
+}
+
+impl RatingError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RatingError::Score(_) => "invalid_rating",
+            RatingError::Comment(e) => e.code(),
+        }
+    }
+}
+
+/// Checks a rating: a score of 1 to 5 and an optional comment under the message rules
+/// (an empty comment is none).
+pub fn check_rating(score: u8, comment: Option<&str>) -> Result<(u8, Option<String>), RatingError> {
+    if !(1..=5).contains(&score) {
+        return Err(RatingError::Score(score));
+    }
+    let comment = match comment.map(str::trim).filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(
+            MessageText::new(c, Writer::Visitor)
+                .map_err(RatingError::Comment)?
+                .as_str()
+                .to_owned(),
+        ),
+    };
+    Ok((score, comment))
+}
+
 /// Checks a start request.
 pub fn check_start(req: &StartRequest) -> Result<Intake, IntakeError> {
     let name = crate::text::validate_name(&req.name).map_err(IntakeError::Name)?;
@@ -90,6 +127,22 @@ mod tests {
             user_id: None,
             user_hash: None,
         }
+    }
+
+    #[test]
+    fn ratings() {
+        assert_eq!(check_rating(5, None), Ok((5, None)));
+        assert_eq!(check_rating(1, Some("  ")), Ok((1, None)));
+        assert_eq!(
+            check_rating(4, Some(" fast ")),
+            Ok((4, Some("fast".into())))
+        );
+        assert_eq!(check_rating(0, None).unwrap_err().code(), "invalid_rating");
+        assert_eq!(check_rating(6, None).unwrap_err().code(), "invalid_rating");
+        assert_eq!(
+            check_rating(3, Some(&"x".repeat(1001))).unwrap_err().code(),
+            "message_too_long"
+        );
     }
 
     #[test]

@@ -91,6 +91,12 @@ pub enum VisitorFrame {
         client_id: ClientMsgId,
         text: String,
     },
+    /// After the end: 1 to 5, with an optional comment; once.
+    Rate {
+        score: u8,
+        #[serde(default)]
+        comment: Option<String>,
+    },
     Typing {
         typing: bool,
     },
@@ -129,6 +135,10 @@ pub enum VisitorEvent {
     Error {
         code: String,
         message: String,
+    },
+    /// Your rating is stored.
+    Rated {
+        score: u8,
     },
     Pong,
 }

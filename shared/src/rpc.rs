@@ -170,13 +170,15 @@ impl Call for ReadTranscript {
 // ---------------------------------------------------------------- to a tenant
 
 /// What a conversation object reports to its tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConversationReport {
     /// The customer ended the chat.
     CustomerEnded,
     /// No customer activity for the inactivity timeout.
     Inactive,
+    /// The customer rated the ended chat (goes on its closed record).
+    Rated(crate::engine::Rating),
 }
 
 /// A conversation object's report, once per `key`.

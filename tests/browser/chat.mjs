@@ -189,8 +189,12 @@ try {
       site.widget().locator('[data-testid="download"]').click(),
     ]);
     assert.equal(download.suggestedFilename(), "chat-transcript.txt");
-    await site.page.screenshot({ path: join(out, "visitor-ended.png") });
     await axeCheck(widgetFrame(site.page), "widget: ended");
+    await site.widget().locator('[data-testid="star-5"]').click();
+    await site.widget().locator('[data-testid="rating-comment"]').fill("Sehr hilfreich");
+    await site.page.screenshot({ path: join(out, "visitor-ended.png") });
+    await site.widget().locator('[data-testid="send-rating"]').click();
+    await site.widget().locator('[data-testid="rated"]').waitFor();
   });
   await step("identity verification: a signed-in shop customer arrives verified", async () => {
     const vctx = await browser.newContext({ locale: "en-US" });

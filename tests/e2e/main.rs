@@ -1099,6 +1099,76 @@ fn typing_and_headers(ctx: &Ctx) {
     }
 }
 
+/// After the end a visitor rates the chat once (1 to 5, optional comment); the rating
+/// lands on the closed record, whether the wrap-up is done before or after.
+fn rating(ctx: &Ctx) {
+    make_tenant(ctx, "t-rating", 60, 3600, &[("rt", 3)]);
+    let mut a = agent(ctx, "t-rating", "rt");
+    a.available();
+    let mut v = visitor(ctx, "t-rating-site", "V", "hi");
+    let c = a.wait_offer();
+    a.accept(&c);
+    let rate = |v: &mut Visitor, score: u64, comment: &str| {
+        v.sock.clear();
+        v.sock
+            .send(json!({ "type": "rate", "score": score, "comment": comment }));
+        v.sock
+            .wait_for("rating answer", T, |f| ty(f) == "rated" || ty(f) == "error")
+    };
+    assert_eq!(rate(&mut v, 4, "")["code"], "not_ended");
+    v.sock.send(json!({ "type": "end" }));
+    v.sock.wait_for("ended", T, |f| {
+        ty(f) == "status" && f["status"]["status"] == "ended"
+    });
+    assert_eq!(rate(&mut v, 6, "")["code"], "invalid_rating");
+    assert_eq!(
+        rate(&mut v, 4, "quick and kind"),
+        json!({ "v": 1, "type": "rated", "score": 4 })
+    );
+    assert_eq!(rate(&mut v, 5, "")["code"], "already_rated");
+    // Rated during the wrap-up: the record written at wrap-up carries it.
+    a.sock
+        .wait_for("wrap-up required", T, |f| ev(f) == "wrap_up_required");
+    a.send(json!({ "type": "wrap_up", "conversation": c, "reason": "solved", "next": { "state": "available" } }));
+    a.sock
+        .wait_for("wrap-up done", T, |f| ev(f) == "wrap_up_done");
+    let h = admin(ctx);
+    let url = |id: &str| {
+        format!(
+            "{}/api/v1/admin/tenants/t-rating/conversations/{id}",
+            ctx.base
+        )
+    };
+    let rec = http("GET", &url(&c), None, &[("Authorization", &h[0].1)]);
+    assert_eq!(
+        rec.body["conversation"]["rating"]["score"], 4,
+        "{:?}",
+        rec.body
+    );
+    assert_eq!(
+        rec.body["conversation"]["rating"]["comment"],
+        "quick and kind"
+    );
+    // Rated after the record exists: the record is updated.
+    let (mut v2, _a2) = closed_chat(ctx, "t-rating", "rt", "second");
+    v2.sock.wait_for("ended", T, |f| {
+        ty(f) == "status" && f["status"]["status"] == "ended"
+    });
+    assert_eq!(rate(&mut v2, 2, "")["score"], 2);
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let r = http("GET", &url(&v2.conv), None, &[("Authorization", &h[0].1)]);
+        if r.body["conversation"]["rating"]["score"] == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rating not on the record: {:?}",
+            r.body
+        );
+    }
+}
+
 /// A chat taken, ended and wrapped up: its id, the visitor and the agent.
 fn closed_chat(ctx: &Ctx, tenant: &str, agent_id: &str, text: &str) -> (Visitor, Agent) {
     let mut a = agent(ctx, tenant, agent_id);
@@ -1572,6 +1642,9 @@ fn main() {
     );
     run("typing coalesced; security headers", &|| {
         typing_and_headers(&ctx)
+    });
+    run("rating after the end, on the closed record", &|| {
+        rating(&ctx)
     });
     run("erasure (GDPR) and paginated admin listings", &|| {
         erasure_and_pages(&ctx)

@@ -467,8 +467,12 @@ fn on_event(w: Widget, ev: VisitorEvent) {
                 });
                 save(&key(&w, "outbox"), &w.pending.get_untracked());
             }
+            if code == "already_rated" {
+                w.rated.set(Some(0));
+            }
             w.error.set(Some(message));
         }
+        VisitorEvent::Rated { score } => w.rated.set(Some(score)),
         VisitorEvent::Pong => {}
     }
 }
@@ -493,6 +497,14 @@ pub fn send_text(w: Widget, text: String) {
 /// Tells the agent whether the visitor is typing.
 pub fn send_typing(typing: bool) {
     send_frame(&VisitorFrame::Typing { typing });
+}
+
+/// Rates the ended chat.
+pub fn rate(score: u8, comment: String) {
+    send_frame(&VisitorFrame::Rate {
+        score,
+        comment: Some(comment).filter(|c| !c.trim().is_empty()),
+    });
 }
 
 /// Ends the chat.

@@ -151,6 +151,7 @@ pub fn ChatView() -> impl IntoView {
                 </Show>
             </div>
             <Show when=move || !api::ended(w) fallback=move || view! {
+                <Rating/>
                 <div class="ended" data-testid="ended">
                     <button type="button" on:click=move |_| download(w) data-testid="download">{t.download}</button>
                     <button type="button" on:click=move |_| {
@@ -182,6 +183,42 @@ pub fn ChatView() -> impl IntoView {
                 </div>
             </Show>
         </div>
+    }
+}
+
+/// After the end: 1 to 5 stars and an optional comment, sent once.
+#[component]
+fn Rating() -> impl IntoView {
+    let w = expect_context::<Widget>();
+    let t = w.lang.t();
+    let score = RwSignal::new(0u8);
+    let comment = RwSignal::new(String::new());
+    view! {
+        <Show when=move || w.rated.get().is_none() fallback=move || view! {
+            <p class="rated" role="status" data-testid="rated">{t.rate_thanks}</p>
+        }>
+            <form class="rating" data-testid="rating" on:submit=move |e: leptos::ev::SubmitEvent| {
+                e.prevent_default();
+                if score.get_untracked() > 0 {
+                    api::rate(score.get_untracked(), comment.get_untracked());
+                }
+            }>
+                <fieldset>
+                    <legend>{t.rate_title}</legend>
+                    <div class="stars">
+                        {(1u8..=5).map(|n| view! {
+                            <button type="button" class={move || if score.get() >= n { "star on" } else { "star" }}
+                                aria-pressed={move || if score.get() == n { "true" } else { "false" }}
+                                aria-label=format!("{n} {}", t.rate_of) data-testid=format!("star-{n}")
+                                on:click=move |_| score.set(n)>"★"</button>
+                        }).collect_view()}
+                    </div>
+                </fieldset>
+                <textarea rows="2" maxlength="1000" aria-label=t.rate_comment placeholder=t.rate_comment data-testid="rating-comment"
+                    prop:value=move || comment.get() on:input=move |e| comment.set(event_target_value(&e))></textarea>
+                <button type="submit" class="primary" disabled=move || score.get() == 0 data-testid="send-rating">{t.rate_send}</button>
+            </form>
+        </Show>
     }
 }
 

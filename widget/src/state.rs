@@ -50,6 +50,8 @@ pub struct Widget {
     pub typing_at: StoredValue<f64>,
     /// Whether a socket was ever open in this chat (Connecting vs Reconnecting).
     pub was_online: RwSignal<bool>,
+    /// The rating the service stored for this chat.
+    pub rated: RwSignal<Option<u8>>,
     /// Name and email from the page (`Switchboard.identify`) for the pre-chat form.
     pub prefill: StoredValue<(String, String)>,
     pub error: RwSignal<Option<String>>,
@@ -97,6 +99,7 @@ impl Widget {
             typing_at: StoredValue::new(0.0),
             was_online: RwSignal::new(false),
             prefill: StoredValue::new((String::new(), String::new())),
+            rated: RwSignal::new(None),
             error: RwSignal::new(None),
             connected: RwSignal::new(false),
             customer_name: RwSignal::new(String::new()),

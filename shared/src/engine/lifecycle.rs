@@ -50,6 +50,7 @@ impl Tenant {
                     handle_secs: 0,
                     wrap_ups: vec![],
                     message: Some(text.as_str().to_owned()),
+                    rating: None,
                 })));
                 Ok(())
             }
@@ -697,6 +698,7 @@ impl Tenant {
             handle_secs: answered.map_or(0, |a| (ended_at - a).num_seconds()),
             wrap_ups: c.wrap_ups,
             message: None,
+            rating: None,
         })));
     }
 }

@@ -432,6 +432,19 @@ pub struct ClosedConversation {
     pub wrap_ups: Vec<WrapUpRecord>,
     /// The text of a left message.
     pub message: Option<String>,
+    /// The visitor's rating after the chat ended, if they gave one.
+    #[serde(default)]
+    pub rating: Option<Rating>,
+}
+
+/// A visitor's rating of an ended chat ([`crate::intake::check_rating`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rating {
+    /// 1 (poor) to 5 (excellent).
+    pub score: u8,
+    #[serde(default)]
+    pub comment: Option<String>,
+    pub at: DateTime<Utc>,
 }
 
 /// What comes out of a command.
