@@ -1150,7 +1150,17 @@ fn rating(ctx: &Ctx) {
         "quick and kind"
     );
     // Rated after the record exists: the record is updated.
-    let (mut v2, _a2) = closed_chat(ctx, "t-rating", "rt", "second");
+    let mut v2 = visitor(ctx, "t-rating-site", "W", "second");
+    let c2 = a.wait_offer();
+    a.accept(&c2);
+    a.send(json!({ "type": "end", "conversation": c2 }));
+    a.sock.wait_for("wrap-up required", T, |f| {
+        ev(f) == "wrap_up_required" && f["event"]["conversation"] == c2.as_str()
+    });
+    a.send(json!({ "type": "wrap_up", "conversation": c2, "reason": "solved", "next": { "state": "available" } }));
+    a.sock.wait_for("wrap-up done", T, |f| {
+        ev(f) == "wrap_up_done" && f["event"]["conversation"] == c2.as_str()
+    });
     v2.sock.wait_for("ended", T, |f| {
         ty(f) == "status" && f["status"]["status"] == "ended"
     });

@@ -174,7 +174,7 @@ pub fn ChatView() -> impl IntoView {
                     </button>
                 </div>
                 <div class="actions">
-                    <span class="hint">{t.hint}</span>
+                    <span></span>
                     <Show when=move || confirm_end.get() fallback=move || view! {
                         <button type="button" class="link" on:click=move |_| confirm_end.set(true) data-testid="end">{t.end}</button>
                     }>

@@ -51,7 +51,6 @@ pub struct Texts {
     pub online: &'static str,
     pub name_required: &'static str,
     pub text_required: &'static str,
-    pub hint: &'static str,
 }
 
 const EN: Texts = Texts {
@@ -90,7 +89,6 @@ const EN: Texts = Texts {
     online: "We typically reply in a few minutes",
     name_required: "Please enter your name.",
     text_required: "Please enter a message.",
-    hint: "Enter sends · Shift+Enter for a new line",
 };
 
 const DE: Texts = Texts {
@@ -129,7 +127,6 @@ const DE: Texts = Texts {
     online: "Wir antworten meist innerhalb weniger Minuten",
     name_required: "Bitte geben Sie Ihren Namen ein.",
     text_required: "Bitte geben Sie eine Nachricht ein.",
-    hint: "Enter sendet · Umschalt+Enter für neue Zeile",
 };
 
 impl Lang {
