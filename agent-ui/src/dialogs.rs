@@ -70,22 +70,23 @@ fn TransferDialog(
                 <input type="search" node_ref=first placeholder=move || c.t().filter aria-label=move || c.t().filter data-testid="filter"
                     prop:value=move || filter.get() on:input=move |e| filter.set(event_target_value(&e))/>
                 <h3>{move || c.t().queues}</h3>
-                <ul class="picklist" role="listbox">
-                    <For each=move || { let v: Vec<_> = c.queues.get().into_iter().filter(|q| matches(&filter.get(), &q.name)).collect(); v } key=|q| q.id.clone() children=move |q| {
+                <ul class="picklist" aria-label=move || c.t().queues>
+                    // Keyed by the count too: a refreshed count redraws its row.
+                    <For each=move || { let v: Vec<_> = c.queues.get().into_iter().filter(|q| matches(&filter.get(), &q.name)).collect(); v } key=|q| (q.id.clone(), q.waiting) children=move |q| {
                         let target = TransferTarget::Queue(q.id.clone());
                         let t2 = target.clone();
-                        view! { <li><button type="button" role="option" data-testid="target-queue" aria-selected=move || if choice.get().as_ref() == Some(&t2) { "true" } else { "false" }
+                        view! { <li><button type="button" data-testid="target-queue" aria-pressed=move || if choice.get().as_ref() == Some(&t2) { "true" } else { "false" }
                             class:chosen={ let t3 = target.clone(); move || choice.get().as_ref() == Some(&t3) }
                             on:click=move |_| choice.set(Some(target.clone()))>{q.name.clone()}<small>{format!(" ({})", q.waiting)}</small></button></li> }
                     }/>
                 </ul>
                 <h3>{move || c.t().agents}</h3>
-                <ul class="picklist" role="listbox">
+                <ul class="picklist" aria-label=move || c.t().agents>
                     <Show when=move || c.agents.with(|a| a.is_empty())><li class="empty">{move || c.t().none_available}</li></Show>
                     <For each=move || { let v: Vec<_> = c.agents.get().into_iter().filter(|a| matches(&filter.get(), &a.name)).collect(); v } key=|a| a.id.clone() children=move |a| {
                         let target = TransferTarget::Agent(a.id.clone());
                         let t2 = target.clone();
-                        view! { <li><button type="button" role="option" data-testid="target-agent" aria-selected=move || if choice.get().as_ref() == Some(&t2) { "true" } else { "false" }
+                        view! { <li><button type="button" data-testid="target-agent" aria-pressed=move || if choice.get().as_ref() == Some(&t2) { "true" } else { "false" }
                             class:chosen={ let t3 = target.clone(); move || choice.get().as_ref() == Some(&t3) }
                             on:click=move |_| choice.set(Some(target.clone()))>{a.name.clone()}</button></li> }
                     }/>

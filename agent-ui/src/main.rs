@@ -29,6 +29,13 @@ mod app {
         let c = Console::new();
         provide_context(c);
         crate::api::resume(c);
+        // `<html lang>` follows the console's language.
+        Effect::new(move |_| {
+            let code = c.lang.get().code();
+            if let Some(root) = document().document_element() {
+                let _ = root.set_attribute("lang", code);
+            }
+        });
         view! {
             <Show when=move || c.session.get().is_some() fallback=|| view! { <crate::signin::SignIn/> }>
                 <div class="console">

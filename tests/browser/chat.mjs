@@ -162,6 +162,7 @@ try {
     await agent.page.locator('[data-testid="transfer"]').click();
     const d = agent.page.locator('[data-testid="transfer-dialog"]');
     await d.locator('[data-testid="target-queue"]', { hasText: "Sales" }).waitFor();
+    await axeCheck(agent.page, "console: transfer dialog");
     await agent.page.keyboard.type("sal");
     await d.locator('[data-testid="target-queue"]', { hasText: "Support" }).waitFor({ state: "detached" });
     assert.equal(await d.locator('[data-testid="target-queue"]').count(), 1);
