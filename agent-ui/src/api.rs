@@ -396,6 +396,15 @@ fn open_control(c: Console, ticket: &str) {
 
 fn on_frame(c: Console, f: AgentServerFrame) {
     match f {
+        AgentServerFrame::Config {
+            idle_reasons,
+            wrap_up_reasons,
+            templates,
+        } => {
+            c.idle_reasons.set(idle_reasons);
+            c.wrap_up_reasons.set(wrap_up_reasons);
+            c.templates.set(templates);
+        }
         AgentServerFrame::Snapshot {
             snapshot,
             transcripts,

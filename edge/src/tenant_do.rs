@@ -1149,30 +1149,14 @@ impl TenantObject {
                 tickets.insert(c.conversation.clone(), t);
             }
         }
-        let reasons = |v: &[shared::config::Reason]| {
-            v.iter()
-                .map(|r| ReasonInfo {
-                    id: r.id.clone(),
-                    label: r.label.clone(),
-                    label_de: r.label_de.clone(),
-                })
-                .collect()
-        };
+        let (idle_reasons, wrap_up_reasons, templates) = config_lists(&cfg);
         Ok(AgentServerFrame::Snapshot {
             snapshot,
             transcripts,
             tickets,
-            idle_reasons: reasons(&cfg.idle_reasons),
-            wrap_up_reasons: reasons(&cfg.wrap_up_reasons),
-            templates: cfg
-                .templates
-                .iter()
-                .map(|t| TemplateInfo {
-                    id: t.id.clone(),
-                    name: t.name.clone(),
-                    text: t.text.clone(),
-                })
-                .collect(),
+            idle_reasons,
+            wrap_up_reasons,
+            templates,
         })
     }
 
@@ -1581,6 +1565,7 @@ impl TenantObject {
                 name: s.name.clone(),
                 language: s.language.clone(),
                 availability: t.availability(&s.key, now())?,
+                accent: s.accent.clone(),
             })
         })?
     }
@@ -1599,6 +1584,17 @@ impl TenantObject {
         .await?;
         self.write_config(&admin, engine)?;
         self.exec(Command::Tick).await?;
+        // Signed-in consoles get the new reasons and templates at once.
+        let cfg = self.with_engine(|t| t.config().clone())?;
+        let (idle_reasons, wrap_up_reasons, templates) = config_lists(&cfg);
+        let frame = encode(&AgentServerFrame::Config {
+            idle_reasons,
+            wrap_up_reasons,
+            templates,
+        });
+        for ws in self.state.get_websockets() {
+            let _ = ws.send_with_str(&frame);
+        }
         Ok(Done {})
     }
 
@@ -1819,4 +1815,33 @@ pub fn consume_nonce(sql: &worker::SqlStorage, nonce: &str, exp: i64) -> ApiResu
         vec![nonce.into(), exp.into()],
     )?;
     Ok(())
+}
+
+/// Reasons and templates as the console shows them.
+fn config_lists(
+    cfg: &shared::config::TenantConfig,
+) -> (Vec<ReasonInfo>, Vec<ReasonInfo>, Vec<TemplateInfo>) {
+    let reasons = |v: &[shared::config::Reason]| {
+        v.iter()
+            .map(|r| ReasonInfo {
+                id: r.id.clone(),
+                label: r.label.clone(),
+                label_de: r.label_de.clone(),
+            })
+            .collect()
+    };
+    let templates = cfg
+        .templates
+        .iter()
+        .map(|t| TemplateInfo {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            text: t.text.clone(),
+        })
+        .collect();
+    (
+        reasons(&cfg.idle_reasons),
+        reasons(&cfg.wrap_up_reasons),
+        templates,
+    )
 }

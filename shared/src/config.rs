@@ -138,6 +138,14 @@ pub struct SiteConfig {
     /// "en" or "de"; empty means the browser's language.
     #[serde(default)]
     pub language: String,
+    /// The widget's accent colour, `#rrggbb` (buttons, header, the visitor's bubbles).
+    #[serde(default)]
+    pub accent: Option<String>,
+}
+
+/// Whether `c` is a colour the widget takes: `#` and six hex digits.
+pub fn is_accent(c: &str) -> bool {
+    c.len() == 7 && c.starts_with('#') && c[1..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// A queue.
@@ -294,6 +302,12 @@ impl TenantConfig {
         for s in &self.sites {
             if self.queue(&s.queue).is_none() {
                 return e(format!("site {}: unknown queue {}", s.key, s.queue));
+            }
+            if let Some(a) = s.accent.as_deref().filter(|a| !is_accent(a)) {
+                return e(format!(
+                    "site {}: accent {a:?} is not a colour like #1f5eff",
+                    s.key
+                ));
             }
         }
         for a in &self.agents {

@@ -237,6 +237,12 @@ pub enum AgentServerFrame {
         wrap_up_reasons: Vec<ReasonInfo>,
         templates: Vec<TemplateInfo>,
     },
+    /// The tenant's configuration changed: reasons and templates as they are now.
+    Config {
+        idle_reasons: Vec<ReasonInfo>,
+        wrap_up_reasons: Vec<ReasonInfo>,
+        templates: Vec<TemplateInfo>,
+    },
     /// A new offer with the thread so far.
     Offer {
         offer: Offer,
@@ -345,6 +351,9 @@ pub struct SiteInfo {
     pub name: String,
     pub language: String,
     pub availability: Availability,
+    /// The widget's accent colour (`#rrggbb`), if the site sets one.
+    #[serde(default)]
+    pub accent: Option<String>,
 }
 
 /// `POST /api/v1/agent/sign-in`.

@@ -37,6 +37,7 @@ fn config() -> TenantConfig {
             allowed_origins: vec![],
             queue: q(0),
             language: String::new(),
+            accent: None,
         }],
         queues: QUEUES
             .iter()

@@ -48,6 +48,7 @@ fn config() -> TenantConfig {
             allowed_origins: vec![],
             queue: q("support"),
             language: String::new(),
+            accent: None,
         }],
         queues: vec![queue("support", "Support"), queue("sales", "Sales")],
         agents: vec![

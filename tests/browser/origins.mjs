@@ -30,6 +30,10 @@ try {
     await page.goto(embed(allowed));
     await page.locator('[data-testid="launcher"]').click();
     const w = page.frameLocator("iframe");
+    // The site's accent colour: on the chat's buttons and on the launcher.
+    const green = "rgb(15, 123, 108)";
+    await page.waitForFunction(() => getComputedStyle(document.querySelector("[data-switchboard]").shadowRoot.querySelector("button")).backgroundColor === "rgb(15, 123, 108)");
+    assert.equal(await w.locator('[data-testid="start"]').evaluate((b) => getComputedStyle(b).backgroundColor), green);
     await w.locator('[data-testid="name"]').fill("Lena");
     await w.locator('[data-testid="first-message"]').fill("Hello from another origin");
     await w.locator('[data-testid="start"]').click();

@@ -197,6 +197,12 @@ fn fixtures(ctx: &Ctx) -> Fixtures {
         config(tenant, |c| c["config"]["retention_days"] = json!(0)),
     );
     configs.insert(
+        "config_bad_accent",
+        config(tenant, |c| {
+            c["config"]["sites"][0]["accent"] = json!("red; background:url(x)")
+        }),
+    );
+    configs.insert(
         "config_bad_hash",
         config(tenant, |c| {
             c["password_hashes"] = json!({ "ca": "md5:abc" })

@@ -1179,6 +1179,31 @@ fn rating(ctx: &Ctx) {
     }
 }
 
+/// An admin's configuration change reaches signed-in consoles at once: a new template
+/// is there (and renders) without signing in again.
+fn config_reaches_consoles(ctx: &Ctx) {
+    make_tenant(ctx, "t-live-cfg", 60, 3600, &[("lc", 3)]);
+    let mut a = agent(ctx, "t-live-cfg", "lc");
+    a.available();
+    let _v = visitor(ctx, "t-live-cfg-site", "Vera", "hi");
+    let c = a.wait_offer();
+    a.accept(&c);
+    make_tenant_with(ctx, "t-live-cfg", 60, 3600, &[("lc", 3)], |cfg| {
+        cfg["config"]["templates"]
+            .as_array_mut()
+            .expect("templates")
+            .push(json!({ "id": "bye", "name": "Goodbye", "text": "Goodbye <customer_name>!" }));
+        cfg.as_object_mut().expect("cfg").remove("passwords");
+    });
+    let f = a.sock.wait_for("config frame", T, |f| ty(f) == "config");
+    assert!(f["templates"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|t| t["id"] == "bye")));
+    a.send(json!({ "type": "template", "conversation": c, "template": "bye" }));
+    let t = a.sock.wait_for("template", T, |f| ty(f) == "template");
+    assert_eq!(t["text"], "Goodbye Vera!");
+}
+
 /// A chat taken, ended and wrapped up: its id, the visitor and the agent.
 fn closed_chat(ctx: &Ctx, tenant: &str, agent_id: &str, text: &str) -> (Visitor, Agent) {
     let mut a = agent(ctx, tenant, agent_id);
@@ -1656,6 +1681,9 @@ fn main() {
     run("rating after the end, on the closed record", &|| {
         rating(&ctx)
     });
+    run("config changes reach signed-in consoles", &|| {
+        config_reaches_consoles(&ctx)
+    });
     run("erasure (GDPR) and paginated admin listings", &|| {
         erasure_and_pages(&ctx)
     });
@@ -1710,6 +1738,7 @@ fn main() {
             let host = ctx.base.replace("127.0.0.1", "localhost");
             make_tenant_with(&ctx, "t-embed", 60, 3600, &[("e", 3)], |c| {
                 c["config"]["sites"][0]["allowed_origins"] = json!([host]);
+                c["config"]["sites"][0]["accent"] = json!("#0f7b6c");
             });
             make_tenant(&ctx, "t-embed-x", 60, 3600, &[("x", 3)]);
             let mut e = agent(&ctx, "t-embed", "e");

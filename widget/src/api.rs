@@ -191,6 +191,13 @@ pub fn boot(w: Widget) {
             Ok(r) if r.ok() => {
                 if let Ok(info) = r.json::<SiteInfo>().await {
                     w.site_name.set(info.name.clone());
+                    if let Some(accent) = info
+                        .accent
+                        .as_deref()
+                        .filter(|a| shared::config::is_accent(a))
+                    {
+                        set_accent(accent);
+                    }
                     let open = matches!(info.availability, Availability::Open { .. });
                     w.availability.set(Some(info.availability));
                     if w.phase.get_untracked() == Phase::Loading {
@@ -556,6 +563,21 @@ fn tell_page(from: &str, text: &str) {
         let _ = js_sys::Reflect::set(&msg, &"from".into(), &from.into());
         let _ = js_sys::Reflect::set(&msg, &"text".into(), &text.into());
         let _ = parent.post_message(&msg, &origin);
+    }
+}
+
+/// The site's accent colour on the widget (CSS custom properties, set through the
+/// CSSOM, which the page's CSP allows).
+fn set_accent(accent: &str) {
+    let Some(root) = document()
+        .document_element()
+        .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+    else {
+        return;
+    };
+    let style = root.style();
+    for var in ["--brand", "--brand-d", "--me", "--head-a", "--head-b"] {
+        let _ = style.set_property(var, accent);
     }
 }
 

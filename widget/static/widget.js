@@ -1,6 +1,7 @@
 /*! Switchboard chat loader. Paste:
  *  <script src="https://HOST/widget.js" data-site="SITE_KEY" async></script>
- * Optional: data-lang="de", and for identity verification data-user-id="…" with
+ * Optional: data-lang="de", data-color="#0f7b6c" (launcher colour before the site's
+ * accent is known), and for identity verification data-user-id="…" with
  * data-user-hash="TIMESTAMP.hex(HMAC-SHA256(site secret, user id + ':' + TIMESTAMP))"
  * computed by the site's server (valid 24 hours).
  * The frame learns this page's origin from the browser (postMessage event.origin) and
@@ -73,6 +74,11 @@
     root.appendChild(st);
   }
   var button = root.querySelector("button");
+  // The site's accent colour: `data-color` at once, the site's config once asked.
+  function paint(c) {
+    if (/^#[0-9a-fA-F]{6}$/.test(c || "")) button.style.setProperty("background", c);
+  }
+  paint(script.getAttribute("data-color"));
   var badge = root.querySelector(".badge");
   function setUnread(n) {
     unread = n;
@@ -91,7 +97,13 @@
       // On the service's own origin the page names itself, as the chat frame does.
       var headers = base === location.origin ? { "X-Switchboard-Embedder": location.origin } : {};
       checked = fetch(base + "/api/v1/sites/" + encodeURIComponent(site), { mode: "cors", credentials: "omit", headers: headers })
-        .then(function (r) { return r.ok; }, function () { return false; });
+        .then(function (r) {
+          if (!r.ok) return false;
+          return r.json().then(function (info) {
+            if (info && info.accent) paint(info.accent);
+            return true;
+          }, function () { return true; });
+        }, function () { return false; });
     }
     return checked;
   }
