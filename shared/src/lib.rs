@@ -17,7 +17,7 @@
 //! - [`protocol`]: versioned JSON frames between visitor, agent, admin and edge.
 //! - [`rpc`]: typed calls between the Worker and the Durable Objects, with idempotency keys.
 //! - [`hours`]: business hours of a queue.
-//! - [`ratelimit`]: fixed-window rate limits per IP or visitor token.
+//! - [`ratelimit`]: token-bucket rate limits (stored by the caller) per address (IPv6 per /64) or conversation.
 
 pub mod agent;
 pub mod config;
