@@ -105,29 +105,47 @@ pub fn ChatView() -> impl IntoView {
         }
     };
 
-    let row = move |m: Message| {
+    // Consecutive messages of one author within 5 minutes are a group: the name shows
+    // on the first, the time on the last.
+    let grouped = move || {
+        let v = w.messages.get();
+        let same = |a: &Message, b: &Message| {
+            a.author == b.author
+                && a.author != Author::System
+                && (b.at - a.at).num_seconds().abs() < 300
+        };
+        (0..v.len())
+            .map(|i| {
+                let first = i == 0 || !same(&v[i - 1], &v[i]);
+                let last = i + 1 == v.len() || !same(&v[i], &v[i + 1]);
+                (v[i].clone(), first, last)
+            })
+            .collect::<Vec<_>>()
+    };
+    let row = move |(m, first, last): (Message, bool, bool)| {
         let lang = w.lang;
         let time = clock(&m);
+        let time = move || last.then(|| view! { <time>{time.clone()}</time> });
         match m.author.clone() {
             Author::System => {
                 let text = m
                     .note
                     .as_ref()
                     .map_or_else(|| m.text.clone(), |n| lang.note(n));
-                view! { <li class="sys" data-testid="system-message"><span>{text}</span><time>{time}</time></li> }.into_any()
+                view! { <li class="sys" data-testid="system-message"><span>{text}</span>{time}</li> }.into_any()
             }
             Author::Customer { .. } => view! {
                 <li class="me" data-testid="message" data-seq=m.seq>
                     <div class="bubble"><bdi>{m.text.clone()}</bdi></div>
-                    <time>{time}</time>
+                    {time}
                 </li>
             }
             .into_any(),
             Author::Agent { name, .. } | Author::Staff { name } => view! {
                 <li class="them" data-testid="message" data-seq=m.seq>
-                    <div class="who"><bdi>{name}</bdi></div>
+                    {first.then(|| view! { <div class="who"><bdi>{name.clone()}</bdi></div> })}
                     <div class="bubble" data-testid="agent-message"><bdi>{m.text.clone()}</bdi></div>
-                    <time>{time}</time>
+                    {time}
                 </li>
             }
             .into_any(),
@@ -138,7 +156,7 @@ pub fn ChatView() -> impl IntoView {
         <div class="chat">
             <div class="thread" node_ref=thread_ref tabindex="0" role="log" aria-live="polite" aria-relevant="additions" aria-label=t.thread>
                 <ol data-testid="thread">
-                    <For each=move || w.messages.get() key=|m| m.seq children=row/>
+                    <For each=grouped key=|(m, first, last)| (m.seq, *first, *last) children=row/>
                     <For each=move || w.pending.get() key=|p| p.client_id.clone() children=move |p| view! {
                         <li class="me pending" data-testid="pending"><div class="bubble"><bdi>{p.text}</bdi></div><time>{t.sending}</time></li>
                     }/>
