@@ -737,8 +737,8 @@ impl TenantObject {
         consume_nonce(&self.sql(), nonce, exp)
     }
 
-    /// Whether `sid` is a live session of `agent`.
-    fn session_live(&self, agent: &AgentId, sid: &str) -> ApiResult<bool> {
+    /// The expiry of `sid` when it is a live session of `agent`.
+    fn session_live(&self, agent: &AgentId, sid: &str) -> ApiResult<Option<i64>> {
         #[derive(Deserialize)]
         struct Row {
             agent: String,
@@ -753,17 +753,15 @@ impl TenantObject {
             .to_array()?;
         Ok(rows
             .first()
-            .is_some_and(|r| r.agent == agent.as_str() && r.exp > now().timestamp()))
+            .filter(|r| r.agent == agent.as_str() && r.exp > now().timestamp())
+            .map(|r| r.exp))
     }
 
-    fn require_session(&self, agent: &AgentId, sid: &str) -> ApiResult<()> {
-        if self.session_live(agent, sid)? {
-            Ok(())
-        } else {
-            Err(ApiError::unauthorized(
-                "this session was signed out or has expired; sign in again",
-            ))
-        }
+    /// A live session's expiry, or 401.
+    fn require_session(&self, agent: &AgentId, sid: &str) -> ApiResult<i64> {
+        self.session_live(agent, sid)?.ok_or_else(|| {
+            ApiError::unauthorized("this session was signed out or has expired; sign in again")
+        })
     }
 
     async fn send_agent_events(
@@ -1172,7 +1170,7 @@ impl TenantObject {
             return Err(ApiError::unauthorized("this ticket is for another tenant"));
         }
         self.consume_nonce(&t.nonce, t.exp)?;
-        self.require_session(&t.agent, &t.sid)?;
+        let exp = self.require_session(&t.agent, &t.sid)?;
         let agent = t.agent;
         let signed_in =
             self.with_engine(|e| e.agent(&agent).is_some_and(|a| a.state.is_signed_in()))?;
@@ -1181,19 +1179,6 @@ impl TenantObject {
                 "this session was signed out; sign in again",
             ));
         }
-        #[derive(Deserialize)]
-        struct Exp {
-            exp: i64,
-        }
-        let exp = self
-            .sql()
-            .exec(
-                "SELECT exp FROM sessions WHERE sid = ?",
-                vec![t.sid.as_str().into()],
-            )?
-            .to_array::<Exp>()?
-            .first()
-            .map_or(0, |e| e.exp);
         let frame = self.snapshot_frame(&agent).await?;
         let pair = WebSocketPair::new()?;
         let sid_tag = format!("sid:{}", t.sid);
@@ -1619,9 +1604,9 @@ impl TenantObject {
             ToTenant::ControlTicket(c) => answer::<rpc::ControlTicket>(self.control_ticket(c)),
             ToTenant::Revoke(r) => answer::<rpc::Revoke>(self.revoke(r).await),
             ToTenant::SetPassword(p) => answer::<rpc::SetPassword>(self.set_password(p).await),
-            ToTenant::CheckSession(c) => answer::<rpc::CheckSession>(
-                self.require_session(&c.agent, &c.sid).map(|()| Done {}),
-            ),
+            ToTenant::CheckSession(c) => {
+                answer::<rpc::CheckSession>(self.require_session(&c.agent, &c.sid).map(|_| Done {}))
+            }
             ToTenant::SiteOrigins(o) => answer::<rpc::SiteOrigins>(self.site_origins(&o.site)),
             ToTenant::EraseClosed(e) => answer::<rpc::EraseClosed>(self.erase_one(e.id).await),
             ToTenant::GetConfig(_) => answer::<rpc::GetConfig>(self.with_engine(|t| ConfigReply {
