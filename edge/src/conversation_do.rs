@@ -292,11 +292,7 @@ impl ConversationObject {
     fn pass_typing(&self, who: &str, typing: bool) -> bool {
         let t = now().timestamp_millis();
         let mut m = self.typing.borrow_mut();
-        let pass = match m.get(who) {
-            None => true,
-            Some(&(last, at)) if last != typing => !typing || t - at >= 100,
-            Some(&(_, at)) => typing && t - at >= 3000,
-        };
+        let pass = shared::ratelimit::pass_typing(m.get(who).copied(), typing, t);
         if pass {
             m.insert(who.to_owned(), (typing, t));
         }

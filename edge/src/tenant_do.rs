@@ -24,7 +24,7 @@
 //!   applied once, in the same transaction as the state change.
 //! - Passwords are checked by the Worker (Web Crypto); here only the verdict is
 //!   recorded: consecutive failures per login id back off and lock the account
-//!   ([`lockout_secs`]), and sign-in attempts and conversation starts are limited per
+//!   ([`shared::ratelimit::lockout_secs`]), and sign-in attempts and conversation starts are limited per
 //!   address (IPv6 per /64) with token buckets stored in `limits`, so limits survive
 //!   eviction.
 //! - A session is a row; its token names it. Revoking (sign-out, password change, an
@@ -75,20 +75,6 @@ struct SocketInfo {
     exp: i64,
     #[serde(default)]
     sid: String,
-}
-
-/// Consecutive failed sign-ins that are free; each further one doubles the wait.
-pub const FREE_FAILURES: i64 = 5;
-/// Longest lockout.
-pub const MAX_LOCKOUT_SECS: i64 = 15 * 60;
-
-/// Seconds an account is locked after `failures` consecutive failed sign-ins.
-pub fn lockout_secs(failures: i64) -> i64 {
-    if failures < FREE_FAILURES {
-        0
-    } else {
-        (30i64 << (failures - FREE_FAILURES).min(10)).min(MAX_LOCKOUT_SECS)
-    }
 }
 
 /// What a committed command leaves to do.
@@ -963,7 +949,7 @@ impl TenantObject {
                 vec![
                     b.agent.as_str().into(),
                     failures.into(),
-                    (now_s + lockout_secs(failures)).into(),
+                    (now_s + shared::ratelimit::lockout_secs(failures)).into(),
                     now_s.into(),
                 ],
             )?;

@@ -8,6 +8,8 @@
 //! - [`RateLimiter`] keeps buckets per key in memory (for limits that may reset).
 //! - [`client_key`] is the key of an address: IPv4 as is, IPv6 by its /64 prefix
 //!   (one subscriber usually holds a whole /64).
+//! - [`lockout_secs`]: how long a login id waits after consecutive failed sign-ins.
+//! - [`pass_typing`]: which typing frames are passed on.
 //! - Time is an input.
 
 use chrono::{DateTime, Utc};
@@ -99,6 +101,31 @@ impl RateLimiter {
     }
 }
 
+/// Consecutive failed sign-ins that are free; each further one doubles the wait.
+pub const FREE_FAILURES: i64 = 5;
+/// Longest lockout.
+pub const MAX_LOCKOUT_SECS: i64 = 15 * 60;
+
+/// Seconds an account is locked after `failures` consecutive failed sign-ins.
+pub fn lockout_secs(failures: i64) -> i64 {
+    if failures < FREE_FAILURES {
+        0
+    } else {
+        (30i64 << (failures - FREE_FAILURES).min(10)).min(MAX_LOCKOUT_SECS)
+    }
+}
+
+/// Passes a typing frame on when the state changes (a stop at once, a start at most
+/// every 100 ms) or, while it stays "typing", every 3 s; `last` is the state passed on
+/// last and when (ms). Coalesces floods of typing frames.
+pub fn pass_typing(last: Option<(bool, i64)>, typing: bool, now_ms: i64) -> bool {
+    match last {
+        None => true,
+        Some((was, at)) if was != typing => !typing || now_ms - at >= 100,
+        Some((_, at)) => typing && now_ms - at >= 3000,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +155,25 @@ mod tests {
             })
             .count();
         assert!(passed <= 31, "{passed} passed");
+    }
+
+    #[test]
+    fn lockout_doubles_and_caps() {
+        assert_eq!(lockout_secs(4), 0);
+        assert_eq!(lockout_secs(5), 30);
+        assert_eq!(lockout_secs(6), 60);
+        assert_eq!(lockout_secs(50), MAX_LOCKOUT_SECS);
+    }
+
+    #[test]
+    fn typing_is_coalesced() {
+        assert!(pass_typing(None, true, 0));
+        assert!(!pass_typing(Some((true, 0)), true, 2_999));
+        assert!(pass_typing(Some((true, 0)), true, 3_000));
+        assert!(pass_typing(Some((true, 0)), false, 1));
+        assert!(!pass_typing(Some((false, 0)), true, 99));
+        assert!(pass_typing(Some((false, 0)), true, 100));
+        assert!(!pass_typing(Some((false, 0)), false, 10_000));
     }
 
     #[test]
