@@ -212,7 +212,8 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn hmac_hex(key: &[u8], msg: &[u8]) -> String {
+/// Hex HMAC-SHA256.
+pub fn hmac_hex(key: &[u8], msg: &[u8]) -> String {
     // HMAC accepts keys of any length.
     let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
     m.update(msg);

@@ -30,9 +30,14 @@ pub mod error;
 pub mod outbox;
 pub mod relay_do;
 pub mod tenant_do;
+pub mod webhooks;
+
+/// The queue binding webhook jobs go through ([`webhooks`]).
+pub const WEBHOOK_QUEUE: &str = "WEBHOOKS";
 
 use chrono::{DateTime, Utc};
 use error::{ApiError, ApiResult};
+use futures::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shared::ids::{ConversationId, SiteKey, TenantId};
@@ -307,6 +312,93 @@ fn with_caller<T>(req: &Request, body: T) -> WithCaller<T> {
         caller: caller(req),
         body,
     }
+}
+
+/// `from` and `to` query parameters (unix seconds), both needed when `required`.
+fn range_of(req: &Request, required: bool) -> ApiResult<(Option<i64>, Option<i64>)> {
+    let bound = |name: &str| -> ApiResult<Option<chrono::DateTime<Utc>>> {
+        match query(req, name).as_str() {
+            "" if required => Err(ApiError::bad_request(
+                "invalid_range",
+                format!("{name} is missing (a date like 2026-11-27 or an RFC 3339 time)"),
+            )),
+            "" => Ok(None),
+            v => shared::export::parse_bound(name, v)
+                .map(Some)
+                .map_err(|m| ApiError::bad_request("invalid_range", m)),
+        }
+    };
+    let (from, to) = (bound("from")?, bound("to")?);
+    if let (Some(f), Some(t)) = (from, to) {
+        shared::export::check_range(f, t).map_err(|m| ApiError::bad_request("invalid_range", m))?;
+    }
+    Ok((from.map(|f| f.timestamp()), to.map(|t| t.timestamp())))
+}
+
+/// Streams every closed conversation that ended in `[from, to)`, page by page
+/// (one tenant call per 200 records), as NDJSON or CSV.
+fn export(
+    tenant: Obj,
+    format: shared::export::Format,
+    from: Option<i64>,
+    to: Option<i64>,
+    name: &str,
+) -> ApiResult<Response> {
+    use shared::export::Format;
+    // State: the next cursor; `None` once the last page was sent.
+    let first = match format {
+        Format::Csv => shared::export::CSV_HEADER.as_bytes().to_vec(),
+        Format::Ndjson => vec![],
+    };
+    let pages = futures::stream::unfold(
+        (Some(None::<String>), tenant),
+        move |(cursor, tenant)| async move {
+            let cursor = cursor?;
+            let page = call(
+                &tenant,
+                rpc::ListClosed {
+                    cursor,
+                    limit: Some(200),
+                    from,
+                    to,
+                },
+            )
+            .await;
+            let page = match page {
+                Ok(p) => p,
+                Err(e) => {
+                    worker::console_error!("export: {e}");
+                    return Some((Err(worker::Error::RustError(e.to_string())), (None, tenant)));
+                }
+            };
+            let mut out = Vec::new();
+            for c in &page.items {
+                match format {
+                    Format::Ndjson => {
+                        out.extend(serde_json::to_vec(c).unwrap_or_default());
+                        out.push(b'\n');
+                    }
+                    Format::Csv => out.extend(shared::export::csv_row(c).into_bytes()),
+                }
+            }
+            let next = page.next.map(Some);
+            Some((Ok::<Vec<u8>, worker::Error>(out), (next, tenant)))
+        },
+    );
+    let body =
+        futures::stream::once(async move { Ok::<Vec<u8>, worker::Error>(first) }).chain(pages);
+    let mut resp = Response::from_stream(body)?;
+    let h = resp.headers_mut();
+    h.set("Content-Type", format.content_type())?;
+    h.set(
+        "Content-Disposition",
+        &format!(
+            "attachment; filename=\"switchboard-{}.{}\"",
+            name.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"),
+            format.extension()
+        ),
+    )?;
+    Ok(resp)
 }
 
 fn admin_check(env: &Env, req: &Request) -> ApiResult<()> {
@@ -765,8 +857,44 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
                     ),
                 };
                 let cursor = Some(query(&req, "cursor")).filter(|c| !c.is_empty());
-                let r = call(&tenant_of(t)?, rpc::ListClosed { cursor, limit }).await?;
+                let (from, to) = range_of(&req, false)?;
+                let r = call(
+                    &tenant_of(t)?,
+                    rpc::ListClosed {
+                        cursor,
+                        limit,
+                        from,
+                        to,
+                    },
+                )
+                .await?;
                 Ok(Response::from_json(&r)?)
+            }
+            (Method::Get, ["api", "v1", "admin", "tenants", t, "export"]) => {
+                admin_check(&env, &req)?;
+                let format = shared::export::Format::parse(&query(&req, "format"))
+                    .map_err(|m| ApiError::bad_request("invalid_format", m))?;
+                let (from, to) = range_of(&req, true)?;
+                export(tenant_of(t)?, format, from, to, t)
+            }
+            (Method::Get, ["api", "v1", "admin", "tenants", t, "webhooks", "dead"]) => {
+                admin_check(&env, &req)?;
+                let r = call(&tenant_of(t)?, rpc::ListDeadHooks {}).await?;
+                Ok(Response::from_json(&serde_json::json!({ "items": r }))?)
+            }
+            (
+                Method::Post,
+                ["api", "v1", "admin", "tenants", t, "webhooks", "dead", id, "retry"],
+            ) => {
+                admin_check(&env, &req)?;
+                call(
+                    &tenant_of(t)?,
+                    rpc::RetryDeadHook {
+                        id: (*id).to_owned(),
+                    },
+                )
+                .await?;
+                Ok(Response::from_json(&serde_json::json!({ "ok": true }))?)
             }
             (Method::Get, ["api", "v1", "admin", "tenants", t, "conversations", id]) => {
                 admin_check(&env, &req)?;

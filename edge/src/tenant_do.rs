@@ -58,6 +58,7 @@ use shared::rpc::{
     MessageLeft, ReadTranscript, Report, ToTenant, WithCaller,
 };
 use shared::transcript::Message;
+use shared::webhook::{DeadLetter, WebhookEvent, WebhookJob};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use worker::{
@@ -164,6 +165,8 @@ impl TenantObject {
             "CREATE TABLE IF NOT EXISTS limits (key TEXT PRIMARY KEY, value TEXT NOT NULL, at INTEGER NOT NULL)",
             "CREATE TABLE IF NOT EXISTS tickets (nonce TEXT PRIMARY KEY, exp INTEGER NOT NULL)",
             "CREATE TABLE IF NOT EXISTS ratings (id TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS hooks (id TEXT PRIMARY KEY, value TEXT NOT NULL, at INTEGER NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS dead_hooks (id TEXT PRIMARY KEY, value TEXT NOT NULL, at INTEGER NOT NULL)",
         ] {
             sql.exec(ddl, None)?;
         }
@@ -372,6 +375,23 @@ impl TenantObject {
                 ));
             }
         }
+        if let Some(secret) = &admin.webhook_secret {
+            if secret.len() < shared::config::MIN_SITE_SECRET_BYTES {
+                return Err(ApiError::bad_request(
+                    "invalid_config",
+                    format!(
+                        "webhook_secret has {} bytes; at least {} are needed",
+                        secret.len(),
+                        shared::config::MIN_SITE_SECRET_BYTES
+                    ),
+                ));
+            }
+        } else if !admin.config.webhooks.is_empty() && !self.has_webhook_secret(stored)? {
+            return Err(ApiError::bad_request(
+                "invalid_config",
+                "webhooks need a webhook_secret to sign their requests",
+            ));
+        }
         for (s, secret) in &admin.site_secrets {
             if admin.config.site(s).is_none() {
                 return Err(ApiError::bad_request(
@@ -384,6 +404,10 @@ impl TenantObject {
         Ok(engine)
     }
 
+    fn has_webhook_secret(&self, stored: bool) -> ApiResult<bool> {
+        Ok(stored && self.kv_get("webhook_secret")?.is_some())
+    }
+
     /// Stores a configuration [`Self::check_config`] accepted.
     fn write_config(&self, admin: &AdminConfig, mut engine: Tenant) -> ApiResult<()> {
         // One synchronous run: everything or nothing is written.
@@ -394,6 +418,9 @@ impl TenantObject {
         }
         for (s, secret) in &admin.site_secrets {
             self.kv_put(&format!("secret:{s}"), secret)?;
+        }
+        if let Some(secret) = &admin.webhook_secret {
+            self.kv_put("webhook_secret", secret)?;
         }
         self.kv_put("config", &serde_json::to_string(engine.config())?)?;
         self.kv_put("schema_version", &SCHEMA_VERSION.to_string())?;
@@ -488,6 +515,7 @@ impl TenantObject {
                             serde_json::to_string(&c)?.into(),
                         ],
                     )?;
+                    self.queue_hooks(t, &c, at_ms)?;
                 }
             }
         }
@@ -530,6 +558,139 @@ impl TenantObject {
         })
     }
 
+    /// Writes one `hooks` row per webhook that wants this closed record's event (in
+    /// the transaction that wrote the record); [`Self::flush_hooks`] hands them to
+    /// the webhook queue.
+    fn queue_hooks(&self, t: &Tenant, c: &ClosedConversation, at_ms: i64) -> ApiResult<()> {
+        let event = WebhookEvent::of(c);
+        let tenant = self.tenant_name()?;
+        for w in t.config().webhooks.iter().filter(|w| w.wants(event)) {
+            let job = WebhookJob {
+                id: auth::random_id().map_err(ApiError::internal)?,
+                tenant: tenant.clone(),
+                event,
+                conversation: c.id.clone(),
+                url: w.url.clone(),
+                attempt: 0,
+                last_error: None,
+            };
+            self.sql().exec(
+                "INSERT INTO hooks (id, value, at) VALUES (?, ?, ?)",
+                vec![
+                    job.id.as_str().into(),
+                    serde_json::to_string(&job)?.into(),
+                    at_ms.into(),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Sends waiting `hooks` rows to the webhook queue; a row is deleted once the
+    /// queue took it (the alarm retries the rest).
+    async fn flush_hooks(&self) -> ApiResult<()> {
+        let rows: Vec<IdValueRow> = self
+            .sql()
+            .exec("SELECT id, value FROM hooks ORDER BY at LIMIT 100", None)?
+            .to_array()?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let queue = self.env.queue(crate::WEBHOOK_QUEUE)?;
+        for r in rows {
+            let job: WebhookJob = serde_json::from_str(&r.value)?;
+            queue.send(job).await?;
+            self.sql()
+                .exec("DELETE FROM hooks WHERE id = ?", vec![r.id.into()])?;
+        }
+        Ok(())
+    }
+
+    /// What the webhook consumer needs for one job, read now.
+    async fn hook_material(&self, id: &ConversationId) -> ApiResult<rpc::HookMaterialReply> {
+        let urls = self.with_engine(|t| {
+            t.config()
+                .webhooks
+                .iter()
+                .map(|w| w.url.clone())
+                .collect::<Vec<_>>()
+        })?;
+        let closed = match self.closed_one(id) {
+            Ok(conversation) => Some(ClosedReply {
+                transcript: self.read(id).await,
+                conversation,
+            }),
+            Err(e) if e.status == 404 => None,
+            Err(e) => return Err(e),
+        };
+        Ok(rpc::HookMaterialReply {
+            secret: self.kv_get("webhook_secret")?,
+            urls,
+            closed,
+        })
+    }
+
+    /// A job that ran out of attempts joins the dead-letter list (once per job id).
+    fn hook_dead(&self, job: WebhookJob) -> ApiResult<Done> {
+        let dead = DeadLetter { at: now(), job };
+        self.sql().exec(
+            "INSERT OR REPLACE INTO dead_hooks (id, value, at) VALUES (?, ?, ?)",
+            vec![
+                dead.job.id.as_str().into(),
+                serde_json::to_string(&dead)?.into(),
+                now_ms().into(),
+            ],
+        )?;
+        Ok(Done {})
+    }
+
+    /// The dead-letter list, newest first (at most 500).
+    fn dead_hooks(&self) -> ApiResult<Vec<DeadLetter>> {
+        let rows: Vec<ValueRow> = self
+            .sql()
+            .exec(
+                "SELECT value FROM dead_hooks ORDER BY at DESC LIMIT 500",
+                None,
+            )?
+            .to_array()?;
+        rows.iter()
+            .map(|r| Ok(serde_json::from_str(&r.value)?))
+            .collect()
+    }
+
+    /// Moves a dead-lettered job back to `hooks` with its attempts reset.
+    fn retry_dead_hook(&self, id: &str) -> ApiResult<()> {
+        let rows: Vec<ValueRow> = self
+            .sql()
+            .exec("SELECT value FROM dead_hooks WHERE id = ?", vec![id.into()])?
+            .to_array()?;
+        let dead: DeadLetter = match rows.first() {
+            Some(r) => serde_json::from_str(&r.value)?,
+            None => {
+                return Err(ApiError::not_found(
+                    "unknown_delivery",
+                    format!("no dead-lettered webhook delivery {id:?}"),
+                ))
+            }
+        };
+        let job = WebhookJob {
+            attempt: 0,
+            last_error: None,
+            ..dead.job
+        };
+        self.sql().exec(
+            "INSERT OR REPLACE INTO hooks (id, value, at) VALUES (?, ?, ?)",
+            vec![
+                job.id.as_str().into(),
+                serde_json::to_string(&job)?.into(),
+                now_ms().into(),
+            ],
+        )?;
+        self.sql()
+            .exec("DELETE FROM dead_hooks WHERE id = ?", vec![id.into()])?;
+        Ok(())
+    }
+
     /// Delivers an outcome: agent events to control sockets (with chat tickets),
     /// then sets the alarm, then delivers the outbox rows to their conversations.
     async fn finish(&self, o: Outcome) {
@@ -540,6 +701,9 @@ impl TenantObject {
             .deliver_all(o.targets.iter().map(|c| c.to_string()).collect())
             .await;
         self.send_agent_events(o.agent_events, threads).await;
+        if let Err(e) = self.flush_hooks().await {
+            worker::console_error!("webhook queue: {e}");
+        }
     }
 
     /// Runs, persists, schedules and delivers.
@@ -566,10 +730,14 @@ impl TenantObject {
             .first()
             .and_then(|o| o.at)
             .map(|at| (at + days * self.day_secs) * 1000);
+        // Rows the webhook queue did not take yet are tried again in 5 s.
+        let hooks_next =
+            (count(&sql, "SELECT COUNT(*) AS n FROM hooks", vec![])? > 0).then(|| now_ms() + 5_000);
         let next = engine_next
             .map(|d| d.timestamp_millis())
             .into_iter()
             .chain(outbox_next)
+            .chain(hooks_next)
             .chain(retention_next)
             .min();
         let storage = self.state.storage();
@@ -1377,12 +1545,15 @@ impl TenantObject {
             created_at: i64,
             value: String,
         }
+        // The range filters on `ended_at`; the keyset stays on `created_at, id`.
+        let from = q.from.unwrap_or(i64::MIN);
+        let to = q.to.unwrap_or(i64::MAX);
         let rows: Vec<Row> = match q.cursor.as_deref() {
             None => self
                 .sql()
                 .exec(
-                    "SELECT id, created_at, value FROM closed ORDER BY created_at DESC, id DESC LIMIT ?",
-                    vec![(limit + 1).into()],
+                    "SELECT id, created_at, value FROM closed WHERE ended_at >= ? AND ended_at < ? ORDER BY created_at DESC, id DESC LIMIT ?",
+                    vec![from.into(), to.into(), (limit + 1).into()],
                 )?
                 .to_array()?,
             Some(c) => {
@@ -1394,8 +1565,8 @@ impl TenantObject {
                     })?;
                 self.sql()
                     .exec(
-                        "SELECT id, created_at, value FROM closed WHERE created_at < ? OR (created_at = ? AND id < ?) ORDER BY created_at DESC, id DESC LIMIT ?",
-                        vec![at.into(), at.into(), id.into(), (limit + 1).into()],
+                        "SELECT id, created_at, value FROM closed WHERE ended_at >= ? AND ended_at < ? AND (created_at < ? OR (created_at = ? AND id < ?)) ORDER BY created_at DESC, id DESC LIMIT ?",
+                        vec![from.into(), to.into(), at.into(), at.into(), id.into(), (limit + 1).into()],
                     )?
                     .to_array()?
             }
@@ -1613,6 +1784,18 @@ impl TenantObject {
                 answer::<rpc::GetClosed>(r)
             }
             ToTenant::Report(r) => answer::<Report>(self.on_report(r).await),
+            ToTenant::HookMaterial(h) => {
+                answer::<rpc::HookMaterial>(self.hook_material(&h.conversation).await)
+            }
+            ToTenant::HookDead(rpc::HookDead(job)) => answer::<rpc::HookDead>(self.hook_dead(job)),
+            ToTenant::ListDeadHooks(_) => answer::<rpc::ListDeadHooks>(self.dead_hooks()),
+            ToTenant::RetryDeadHook(r) => {
+                let r = match self.retry_dead_hook(&r.id) {
+                    Ok(()) => self.flush_hooks().await.map(|()| Done {}),
+                    Err(e) => Err(e),
+                };
+                answer::<rpc::RetryDeadHook>(r)
+            }
         }
     }
 }
@@ -1682,6 +1865,9 @@ impl DurableObject for TenantObject {
             let week = 7 * 24 * 3600 * 1000;
             if let Err(e) = (Applied { sql: &sql }).prune(now_ms() - week) {
                 worker::console_error!("prune: {e}");
+            }
+            if let Err(e) = self.flush_hooks().await {
+                worker::console_error!("webhook queue: {e}");
             }
             if let Err(e) = self.sweep_retention().await {
                 worker::console_error!("retention: {e}");

@@ -216,6 +216,9 @@ pub struct TenantConfig {
     /// Days a closed conversation (transcript and left message included) is kept.
     #[serde(default = "default_retention_days")]
     pub retention_days: u32,
+    /// Receivers of closed conversations and left messages ([`crate::webhook`]).
+    #[serde(default)]
+    pub webhooks: Vec<crate::webhook::WebhookConfig>,
 }
 
 /// Default retention of closed conversations.
@@ -317,6 +320,15 @@ impl TenantConfig {
             if let Some(q) = a.queues.iter().find(|q| self.queue(q).is_none()) {
                 return e(format!("agent {}: unknown queue {q}", a.id));
             }
+        }
+        if self.webhooks.len() > crate::webhook::MAX_WEBHOOKS {
+            return e(format!(
+                "at most {} webhooks are allowed",
+                crate::webhook::MAX_WEBHOOKS
+            ));
+        }
+        for w in &self.webhooks {
+            crate::webhook::check_url(&w.url).map_err(ConfigError)?;
         }
         for t in &self.templates {
             Template::parse(&t.text)

@@ -12,16 +12,19 @@
 //! - [`agent`]: agent states (Signed out, Idle, Available, RONA).
 //! - [`engine`]: the tenant engine: queues, offers, RONA, accept, transfer,
 //!   conference, end, wrap-up; inputs in, effects out, next deadline polled.
+//! - [`export`]: closed conversations as NDJSON or CSV for a date range.
 //! - [`intake`]: what a visitor's start request must hold (name, text, email, identity pair).
 //! - [`transcript`]: one conversation's messages: sequence numbers, client ids accepted once, resume.
 //! - [`protocol`]: versioned JSON frames between visitor, agent, admin and edge.
 //! - [`rpc`]: typed calls between the Worker and the Durable Objects, with idempotency keys.
 //! - [`hours`]: business hours of a queue.
+//! - [`webhook`]: events sent to a tenant's URLs (closed conversation, left message), signing and back-off.
 //! - [`ratelimit`]: token-bucket rate limits (stored by the caller) per address (IPv6 per /64) or conversation.
 
 pub mod agent;
 pub mod config;
 pub mod engine;
+pub mod export;
 pub mod hours;
 pub mod ids;
 pub mod intake;
@@ -31,5 +34,6 @@ pub mod rpc;
 pub mod template;
 pub mod text;
 pub mod transcript;
+pub mod webhook;
 
 pub use chrono;

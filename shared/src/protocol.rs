@@ -396,6 +396,9 @@ pub struct AdminConfig {
     /// these before the tenant sees them; an admin may also import them directly.
     #[serde(default)]
     pub password_hashes: BTreeMap<AgentId, String>,
+    /// A new webhook signing secret (at least 32 bytes); omitted keeps the stored one.
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
 }
 
 #[cfg(test)]

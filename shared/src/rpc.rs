@@ -298,6 +298,12 @@ pub struct ListClosed {
     pub cursor: Option<String>,
     #[serde(default)]
     pub limit: Option<u32>,
+    /// Only conversations that ended at or after this time (unix seconds).
+    #[serde(default)]
+    pub from: Option<i64>,
+    /// Only conversations that ended before this time (unix seconds).
+    #[serde(default)]
+    pub to: Option<i64>,
 }
 /// One page of closed conversations.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -316,6 +322,33 @@ pub struct GetClosed {
 pub struct ClosedReply {
     pub conversation: ClosedConversation,
     pub transcript: Vec<Message>,
+}
+
+/// Webhook consumer: what it needs to send one job (read at delivery time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookMaterial {
+    pub conversation: ConversationId,
+}
+/// Answer to [`HookMaterial`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookMaterialReply {
+    /// The signing secret; `None` when the tenant has none any more.
+    pub secret: Option<String>,
+    /// The URLs configured now (a job to a removed URL is dropped).
+    pub urls: Vec<String>,
+    /// The record and transcript; `None` when it was erased.
+    pub closed: Option<ClosedReply>,
+}
+/// Webhook consumer: a job ran out of attempts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookDead(pub crate::webhook::WebhookJob);
+/// Admin: the webhook dead-letter list, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListDeadHooks {}
+/// Admin: send a dead-lettered job again (attempts start over).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryDeadHook {
+    pub id: String,
 }
 
 /// Everything a tenant object is asked.
@@ -338,6 +371,10 @@ pub enum ToTenant {
     ListClosed(ListClosed),
     GetClosed(GetClosed),
     Report(Report),
+    HookMaterial(HookMaterial),
+    HookDead(HookDead),
+    ListDeadHooks(ListDeadHooks),
+    RetryDeadHook(RetryDeadHook),
 }
 
 calls!(ToTenant:
@@ -357,6 +394,10 @@ calls!(ToTenant:
     ListClosed => ClosedPage,
     GetClosed => ClosedReply,
     Report => Delivered,
+    HookMaterial => HookMaterialReply,
+    HookDead => Done,
+    ListDeadHooks => Vec<crate::webhook::DeadLetter>,
+    RetryDeadHook => Done,
 );
 
 // ---------------------------------------------------------------- to the directory

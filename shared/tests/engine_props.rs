@@ -74,6 +74,7 @@ fn config() -> TenantConfig {
         templates: vec![],
         max_open_conversations: 8,
         retention_days: 90,
+        webhooks: vec![],
     }
 }
 

@@ -11,6 +11,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 use tests::{ev, http, open_ws, ty, Server, Socket, ADMIN_TOKEN};
 
+mod centre;
 mod corpus;
 mod delivery;
 
@@ -1618,6 +1619,8 @@ fn main() {
     let mut server = Server::start(&[
         ("RATE_START_PER_MINUTE", &start_limit.to_string()),
         ("RATE_VISITOR_PER_MINUTE", &visitor_limit.to_string()),
+        ("WEBHOOK_RETRY_BASE_SECS", "1"),
+        ("WEBHOOK_MAX_ATTEMPTS", "3"),
     ]);
     println!(
         "e2e: wrangler dev on {} (log {})",
@@ -1698,6 +1701,14 @@ fn main() {
     run(
         "sign-in flood: chat latency before and during, account locks",
         &|| sign_in_flood(&ctx),
+    );
+    run(
+        "webhooks: signed, retried, dead-lettered, retried by the admin",
+        &|| centre::webhooks(&ctx),
+    );
+    run(
+        "export: NDJSON and CSV hold every closed chat of the range",
+        &|| centre::export(&ctx),
     );
     run("leave a message when nobody is signed in", &|| {
         leave_message(&ctx)

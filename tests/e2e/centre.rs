@@ -1,0 +1,378 @@
+//! Scenarios of the contact centre around the chat: webhooks through the queue
+//! (signature, payload, retries, dead letters), the export of closed conversations,
+//! and the supervisor's live view.
+
+use super::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{mpsc, Arc, Mutex};
+
+const HOOK_SECRET: &str = "hook-secret-hook-secret-hook-secret!";
+
+/// One request a [`Receiver`] got.
+#[derive(Debug, Clone)]
+struct Hit {
+    path: String,
+    headers: BTreeMap<String, String>,
+    body: String,
+    status: u16,
+}
+
+/// A local webhook receiver: answers 500 to the first `fail` requests of each path
+/// (and always on paths listed in `down`), 200 otherwise; reports every request.
+struct Receiver {
+    port: u16,
+    hits: mpsc::Receiver<Hit>,
+    down: Arc<Mutex<Vec<String>>>,
+}
+
+impl Receiver {
+    fn start(fail: usize) -> Receiver {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let (tx, hits) = mpsc::channel();
+        let down = Arc::new(Mutex::new(Vec::<String>::new()));
+        let down2 = down.clone();
+        std::thread::spawn(move || {
+            let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+            for s in l.incoming().flatten() {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut r = BufReader::new(s);
+                let mut line = String::new();
+                if r.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let path = line.split(' ').nth(1).unwrap_or_default().to_owned();
+                let mut headers = BTreeMap::new();
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).is_err() || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = h.split_once(':') {
+                        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+                    }
+                }
+                let n: usize = headers
+                    .get("content-length")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0; n];
+                let _ = r.read_exact(&mut body);
+                let count = seen.entry(path.clone()).or_default();
+                *count += 1;
+                let failing = *count <= fail || down2.lock().expect("lock").contains(&path);
+                let status = if failing { 500 } else { 200 };
+                let mut s = r.into_inner();
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = tx.send(Hit {
+                    path,
+                    headers,
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                    status,
+                });
+            }
+        });
+        Receiver { port, hits, down }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The next request to `path` (others are kept in `other`), within `d`.
+    fn next(&self, path: &str, d: Duration, other: &mut Vec<Hit>) -> Hit {
+        let deadline = std::time::Instant::now() + d;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.hits.recv_timeout(left) {
+                Ok(h) if h.path == path => return h,
+                Ok(h) => other.push(h),
+                Err(_) => panic!("no webhook request to {path} within {d:?}; others: {other:?}"),
+            }
+        }
+    }
+}
+
+fn check_signature(h: &Hit) {
+    let sig = &h.headers["x-switchboard-signature"];
+    let (t, v1) = sig
+        .strip_prefix("t=")
+        .and_then(|r| r.split_once(",v1="))
+        .unwrap_or_else(|| panic!("signature header {sig:?}"));
+    assert_eq!(
+        tests_mac(HOOK_SECRET, &format!("{t}.{}", h.body)),
+        v1,
+        "the signature verifies"
+    );
+    let age = chrono::Utc::now().timestamp() - t.parse::<i64>().expect("timestamp");
+    assert!(age.abs() < 300, "signed now ({age} s)");
+}
+
+/// Webhooks: a closed chat reaches a receiver that fails twice (three attempts, one
+/// delivery id, a valid signature on each); a left message to a receiver that is
+/// down ends in the dead-letter list, and an admin's retry delivers it.
+pub fn webhooks(ctx: &Ctx) {
+    let rx = Receiver::start(2);
+    let h = admin(ctx);
+    let auth = [("Authorization", h[0].1.as_str())];
+    // Refused: webhooks without a secret, and a plain-http URL that is not local.
+    let put = |tenant: &str, body: Value| {
+        http(
+            "PUT",
+            &format!("{}/api/v1/admin/tenants/{tenant}/config", ctx.base),
+            Some(&body),
+            &auth,
+        )
+    };
+    let base_cfg = |hooks: Value| {
+        json!({
+            "config": {
+                "name": "Hooks", "sites": [{ "key": "t-hooks-site", "name": "S", "allowed_origins": [SHOP], "queue": "q1" }],
+                "queues": [{ "id": "q1", "name": "Support", "offer_timeout_secs": 30, "inactivity_timeout_secs": 600 }],
+                "agents": [{ "id": "wh", "name": "Agent wh", "queues": ["q1"] }],
+                "wrap_up_reasons": [{ "id": "solved", "label": "Solved" }],
+                "webhooks": hooks
+            },
+            "passwords": { "wh": PW }
+        })
+    };
+    let r = put("t-hooks", base_cfg(json!([{ "url": rx.url("/closed") }])));
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert!(r.body["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("webhook_secret"));
+    let mut bad = base_cfg(json!([{ "url": "http://crm.example/h" }]));
+    bad["webhook_secret"] = json!(HOOK_SECRET);
+    let r = put("t-hooks", bad);
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert!(r.body["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("https"));
+    let mut short = base_cfg(json!([]));
+    short["webhook_secret"] = json!("short");
+    assert_eq!(put("t-hooks", short).status, 400);
+
+    let mut good = base_cfg(json!([
+        { "url": rx.url("/closed"), "events": ["conversation.closed"] },
+        { "url": rx.url("/left"), "events": ["message.left"] }
+    ]));
+    good["webhook_secret"] = json!(HOOK_SECRET);
+    let r = put("t-hooks", good);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+
+    // A chat, ended and wrapped up.
+    let mut a = agent(ctx, "t-hooks", "wh");
+    a.available();
+    let mut v = visitor(ctx, "t-hooks-site", "Hook Visitor", "first words");
+    let c = a.wait_offer();
+    a.accept(&c);
+    v.say("h1", "where is my parcel?");
+    a.send(json!({ "type": "end", "conversation": c }));
+    a.sock
+        .wait_for("wrap-up required", T, |f| ev(f) == "wrap_up_required");
+    a.send(json!({ "type": "wrap_up", "conversation": c, "reason": "solved", "next": { "state": "available" } }));
+    let mut other = vec![];
+    let wait = Duration::from_secs(30);
+    let first = rx.next("/closed", wait, &mut other);
+    let second = rx.next("/closed", wait, &mut other);
+    let third = rx.next("/closed", wait, &mut other);
+    assert_eq!(
+        (first.status, second.status, third.status),
+        (500, 500, 200),
+        "failed twice, then delivered"
+    );
+    let id = &first.headers["x-switchboard-delivery"];
+    for hit in [&first, &second, &third] {
+        assert_eq!(
+            &hit.headers["x-switchboard-delivery"], id,
+            "one delivery id across retries"
+        );
+        assert_eq!(hit.headers["x-switchboard-event"], "conversation.closed");
+        check_signature(hit);
+    }
+    let p: Value = serde_json::from_str(&third.body).expect("json body");
+    assert_eq!(p["event"], "conversation.closed");
+    assert_eq!(p["tenant"], "t-hooks");
+    assert_eq!(p["conversation"]["id"], c.as_str());
+    assert_eq!(p["conversation"]["customer"]["name"], "Hook Visitor");
+    assert_eq!(p["conversation"]["wrap_ups"][0]["reason"], "solved");
+    assert!(p["conversation"]["wait_secs"].is_number());
+    assert!(p["conversation"]["handle_secs"].is_number());
+    let texts: Vec<&str> = p["transcript"]
+        .as_array()
+        .expect("transcript")
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert!(texts.contains(&"where is my parcel?"), "{texts:?}");
+
+    // A left message, to a receiver that stays down: dead letter, then a retry.
+    rx.down.lock().expect("lock").push("/left".into());
+    let r = http(
+        "POST",
+        &format!("{}/api/v1/messages", ctx.base),
+        Some(&json!({ "site": "t-hooks-site", "name": "Lea", "text": "call me back" })),
+        &[("Origin", SHOP)],
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let left_id = r.body["id"].as_str().expect("id").to_owned();
+    for _ in 0..3 {
+        assert_eq!(rx.next("/left", wait, &mut other).status, 500);
+    }
+    let dead_url = format!("{}/api/v1/admin/tenants/t-hooks/webhooks/dead", ctx.base);
+    let deadline = std::time::Instant::now() + wait;
+    let dead = loop {
+        // The dead letter is written right after the last attempt's answer.
+        let d = http("GET", &dead_url, None, &auth);
+        if let Some(item) = d.body["items"].as_array().and_then(|l| l.first()) {
+            break item.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no dead letter: {:?}",
+            d.body
+        );
+        let _ = rx
+            .hits
+            .recv_timeout(Duration::from_millis(200))
+            .map(|h| other.push(h));
+    };
+    assert_eq!(dead["job"]["conversation"], left_id.as_str());
+    assert_eq!(dead["job"]["event"], "message.left");
+    assert_eq!(dead["job"]["attempt"], 3);
+    assert_eq!(dead["job"]["last_error"], "HTTP 500");
+    assert!(
+        other.iter().all(|h| h.path != "/closed"),
+        "the closed chat went once: {other:?}"
+    );
+    rx.down.lock().expect("lock").clear();
+    let job = dead["job"]["id"].as_str().expect("job id");
+    let r = http("POST", &format!("{dead_url}/{job}/retry"), None, &auth);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let ok = rx.next("/left", wait, &mut other);
+    assert_eq!(ok.status, 200);
+    check_signature(&ok);
+    let p: Value = serde_json::from_str(&ok.body).expect("json");
+    assert_eq!(p["conversation"]["message"], "call me back");
+    let d = http("GET", &dead_url, None, &auth);
+    assert_eq!(d.body["items"], json!([]), "the retried job left the list");
+    let r = http("POST", &format!("{dead_url}/nope/retry"), None, &auth);
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (404, Some("unknown_delivery"))
+    );
+}
+
+/// The export holds every closed conversation of the range, in both formats, and
+/// agrees with the paginated listing; a bad range is refused by name.
+pub fn export(ctx: &Ctx) {
+    make_tenant(ctx, "t-export", 30, 600, &[("ex", 5)]);
+    let h = admin(ctx);
+    let auth = [("Authorization", h[0].1.as_str())];
+    let mut ids = vec![];
+    for i in 0..5 {
+        let r = http(
+            "POST",
+            &format!("{}/api/v1/messages", ctx.base),
+            Some(
+                &json!({ "site": "t-export-site", "name": format!("N{i}, \"quoted\""), "text": format!("=cmd {i}") }),
+            ),
+            &[("Origin", SHOP)],
+        );
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        ids.push(r.body["id"].as_str().expect("id").to_owned());
+    }
+    let today = chrono::Utc::now().date_naive();
+    let (from, to) = (
+        today.pred_opt().expect("day"),
+        today.succ_opt().expect("day"),
+    );
+    let url = |q: &str| format!("{}/api/v1/admin/tenants/t-export/export?{q}", ctx.base);
+    let text = |q: &str| {
+        let r = ureq::get(&url(q))
+            .set("Authorization", &h[0].1)
+            .call()
+            .unwrap_or_else(|e| panic!("export {q}: {e}"));
+        assert_eq!(r.status(), 200);
+        (r.content_type().to_owned(), r.into_string().expect("body"))
+    };
+    let (ct, nd) = text(&format!("from={from}&to={to}"));
+    assert!(ct.starts_with("application/x-ndjson"), "{ct}");
+    let mut got: Vec<String> = nd
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("one JSON record per line")["id"]
+                .as_str()
+                .expect("id")
+                .to_owned()
+        })
+        .collect();
+    got.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(got, want, "every closed conversation of the range");
+    // The listing, page by page, agrees.
+    let mut listed = vec![];
+    let mut cursor = String::new();
+    loop {
+        let r = http(
+            "GET",
+            &format!(
+                "{}/api/v1/admin/tenants/t-export/conversations?limit=2&from={from}&to={to}&cursor={cursor}",
+                ctx.base
+            ),
+            None,
+            &auth,
+        );
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        for i in r.body["items"].as_array().expect("items") {
+            listed.push(i["id"].as_str().expect("id").to_owned());
+        }
+        match r.body["next"].as_str() {
+            Some(n) => cursor = n.to_owned(),
+            None => break,
+        }
+    }
+    listed.sort();
+    assert_eq!(listed, want);
+    let (ct, csv) = text(&format!("from={from}&to={to}&format=csv"));
+    assert!(ct.starts_with("text/csv"), "{ct}");
+    let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 6, "header and five rows: {csv}");
+    assert!(lines[0].starts_with("id,kind,site,"));
+    assert!(
+        csv.contains("\"N0, \"\"quoted\"\"\""),
+        "quoted names: {csv}"
+    );
+    assert!(csv.contains(",'=cmd 0"), "formula guarded: {csv}");
+    // A range in the past is empty; bad ranges are refused by name.
+    let (_, empty) = text("from=2020-01-01&to=2020-01-02");
+    assert_eq!(empty, "");
+    for (q, word) in [
+        ("to=2020-01-02", "from"),
+        ("from=2020-01-02&to=2020-01-01", "before"),
+        ("from=yesterday&to=2020-01-01", "from="),
+        (&format!("from={from}&to={to}&format=xml") as &str, "format"),
+    ] {
+        let r = http("GET", &url(q), None, &auth);
+        assert_eq!(r.status, 400, "{q}: {:?}", r.body);
+        assert!(
+            r.body["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(word),
+            "{q}: {:?}",
+            r.body
+        );
+    }
+    assert_eq!(
+        http("GET", &url(&format!("from={from}&to={to}")), None, &[]).status,
+        401
+    );
+}
