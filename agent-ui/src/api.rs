@@ -41,6 +41,169 @@ thread_local! {
     static RETRY: RefCell<u32> = const { RefCell::new(0) };
     static WAITING: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
     static CHATS: RefCell<BTreeMap<ConversationId, Conn>> = const { RefCell::new(BTreeMap::new()) };
+    /// The read-only socket of the chat a supervisor reads along.
+    static OBSERVER: RefCell<Option<Conn>> = const { RefCell::new(None) };
+}
+
+const ALERTS_KEY: &str = "switchboard:offer-alerts";
+
+/// Whether offer alerts (sound, title flash) were switched on in this browser.
+pub fn alerts_remembered() -> bool {
+    web_sys::window()
+        .and_then(|w| w.local_storage().ok().flatten())
+        .and_then(|s| s.get_item(ALERTS_KEY).ok().flatten())
+        .is_some_and(|v| v == "on")
+}
+
+/// Switches offer alerts and remembers the choice in this browser.
+pub fn set_alerts(c: Console, on: bool) {
+    c.alert_offers.set(on);
+    if let Some(s) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+        let _ = s.set_item(ALERTS_KEY, if on { "on" } else { "off" });
+    }
+}
+
+/// A short two-tone chime (Web Audio; silent where the browser blocks audio).
+pub fn chime() {
+    let Ok(ctx) = web_sys::AudioContext::new() else {
+        return;
+    };
+    for (i, freq) in [880.0f32, 1320.0].into_iter().enumerate() {
+        let (Ok(osc), Ok(gain)) = (ctx.create_oscillator(), ctx.create_gain()) else {
+            return;
+        };
+        let start = ctx.current_time() + i as f64 * 0.18;
+        osc.frequency().set_value(freq);
+        gain.gain().set_value(0.08);
+        let _ = gain.gain().linear_ramp_to_value_at_time(0.0, start + 0.16);
+        let _ = osc.connect_with_audio_node(&gain);
+        let _ = gain.connect_with_audio_node(&ctx.destination());
+        let _ = osc.start_with_when(start);
+        let _ = osc.stop_with_when(start + 0.17);
+    }
+}
+
+/// Opens the read-only socket of a chat a supervisor reads along.
+fn open_observer(c: Console, conversation: ConversationId, ticket: &str) {
+    close_observer();
+    let url = ws_url(&format!(
+        "/api/v1/conversations/{}/agent-ws?ticket={}&after=0",
+        js_sys::encode_uri_component(conversation.as_str()),
+        js_sys::encode_uri_component(ticket)
+    ));
+    let Ok(ws) = WebSocket::new(&url) else { return };
+    let on_message = frame_handler(c);
+    let on_open = Closure::<dyn FnMut()>::new(move || {
+        c.observed.update(|o| {
+            if let Some(o) = o {
+                o.online = true;
+            }
+        });
+    });
+    let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_e: CloseEvent| {
+        c.observed.update(|o| {
+            if let Some(o) = o {
+                o.online = false;
+            }
+        });
+    });
+    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    OBSERVER.with(|x| {
+        *x.borrow_mut() = Some(Conn {
+            ws,
+            _on_message: on_message,
+            _on_open: on_open,
+            _on_close: on_close,
+        })
+    });
+}
+
+/// Stops reading along.
+pub fn close_observer() {
+    OBSERVER.with(|x| {
+        if let Some(old) = x.borrow_mut().take() {
+            old.ws.set_onclose(None);
+            let _ = old.ws.close();
+        }
+    });
+}
+
+/// Admin API: `GET` or `PUT` with the session's bearer token; the error names the problem.
+async fn admin_call<T: serde::de::DeserializeOwned>(
+    c: Console,
+    method: &str,
+    path: &str,
+    body: Option<String>,
+) -> Result<T, String> {
+    let Some(s) = c.session.get_untracked() else {
+        return Err("signed out".into());
+    };
+    let url = format!(
+        "/api/v1/admin/tenants/{}/{path}",
+        js_sys::encode_uri_component(&s.tenant)
+    );
+    let auth = format!("Bearer {}", s.token);
+    let req = match method {
+        "PUT" => Request::put(&url),
+        "POST" => Request::post(&url),
+        _ => Request::get(&url),
+    }
+    .header("Authorization", &auth);
+    let resp = match body {
+        Some(b) => {
+            req.header("Content-Type", "application/json")
+                .body(b)
+                .map_err(|e| e.to_string())?
+                .send()
+                .await
+        }
+        None => req.send().await,
+    }
+    .map_err(|e| e.to_string())?;
+    if !resp.ok() {
+        return Err(error_of(resp).await);
+    }
+    resp.json::<T>().await.map_err(|e| e.to_string())
+}
+
+/// The tenant's configuration (admin role).
+pub async fn load_config(c: Console) -> Result<shared::config::TenantConfig, String> {
+    admin_call::<shared::rpc::ConfigReply>(c, "GET", "config", None)
+        .await
+        .map(|r| r.config)
+}
+
+/// Saves the configuration (passwords are hashed by the service).
+pub async fn save_config(c: Console, body: &shared::protocol::AdminConfig) -> Result<(), String> {
+    let body = serde_json::to_string(body).map_err(|e| e.to_string())?;
+    admin_call::<serde_json::Value>(c, "PUT", "config", Some(body))
+        .await
+        .map(|_| ())
+}
+
+/// The webhook dead-letter list.
+pub async fn dead_letters(c: Console) -> Result<Vec<shared::webhook::DeadLetter>, String> {
+    #[derive(serde::Deserialize)]
+    struct Items {
+        items: Vec<shared::webhook::DeadLetter>,
+    }
+    admin_call::<Items>(c, "GET", "webhooks/dead", None)
+        .await
+        .map(|i| i.items)
+}
+
+/// Sends a dead-lettered webhook delivery again.
+pub async fn retry_dead(c: Console, id: &str) -> Result<(), String> {
+    admin_call::<serde_json::Value>(
+        c,
+        "POST",
+        &format!("webhooks/dead/{}/retry", js_sys::encode_uri_component(id)),
+        None,
+    )
+    .await
+    .map(|_| ())
 }
 
 fn storage() -> Option<web_sys::Storage> {
@@ -83,11 +246,7 @@ pub async fn sign_in(
         .await
         .map_err(|e| e.to_string())?;
     if !resp.ok() {
-        return Err(resp
-            .json::<ErrorBody>()
-            .await
-            .map(|b| b.message)
-            .unwrap_or_else(|_| format!("HTTP {}", resp.status())));
+        return Err(error_of(resp).await);
     }
     let r: SignInResponse = resp.json().await.map_err(|e| e.to_string())?;
     let s = SessionInfo {
@@ -102,6 +261,14 @@ pub async fn sign_in(
     c.session.set(Some(s));
     connect(c);
     Ok(())
+}
+
+/// The message of an error answer (its `ErrorBody`), or its status.
+async fn error_of(resp: gloo_net::http::Response) -> String {
+    resp.json::<ErrorBody>()
+        .await
+        .map(|b| b.message)
+        .unwrap_or_else(|_| format!("HTTP {}", resp.status()))
 }
 
 /// Drops the session locally.
@@ -367,6 +534,9 @@ fn open_control(c: Console, ticket: &str) {
         if e.code() == 4001 || e.code() == 4003 {
             let why = match e.reason().as_str() {
                 "signed_out_by_admin" => Some(c.t().revoked_by_admin.to_string()),
+                "signed_out_by_supervisor" => {
+                    Some(c.lang.get_untracked().c().revoked_by_supervisor.to_string())
+                }
                 "password_changed" => Some(c.t().revoked_password.to_string()),
                 "signed_out" => None,
                 other => Some(other.to_string()),
@@ -415,6 +585,12 @@ fn on_frame(c: Console, f: AgentServerFrame) {
         } => {
             c.state.set(snapshot.state);
             c.capacity.set(snapshot.capacity);
+            c.role.set(snapshot.role);
+            if snapshot.role.supervises()
+                && c.screen.get_untracked() == crate::state::Screen::Supervisor
+            {
+                send(c, AgentFrame::Supervise);
+            }
             c.idle_reasons.set(idle_reasons);
             c.wrap_up_reasons.set(wrap_up_reasons);
             c.templates.set(templates);
@@ -473,7 +649,12 @@ fn on_frame(c: Console, f: AgentServerFrame) {
             ticket,
         } => open_chat(c, conversation, &ticket),
         AgentServerFrame::Welcome { .. } => {}
-        AgentServerFrame::Offer { offer, thread } => c.offer.set(Some((offer, thread))),
+        AgentServerFrame::Offer { offer, thread } => {
+            if c.alert_offers.get_untracked() {
+                chime();
+            }
+            c.offer.set(Some((offer, thread)))
+        }
         AgentServerFrame::Event { event } => on_event(c, event),
         AgentServerFrame::Transcript {
             conversation,
@@ -483,6 +664,22 @@ fn on_frame(c: Console, f: AgentServerFrame) {
                 e.add(m);
             }
         }),
+        AgentServerFrame::Message {
+            conversation,
+            message,
+        } if c
+            .observed
+            .with_untracked(|o| o.as_ref().is_some_and(|o| o.conversation == conversation)) =>
+        {
+            c.observed.update(|o| {
+                if let Some(o) = o {
+                    if !o.messages.iter().any(|m| m.seq == message.seq) {
+                        o.messages.push(message);
+                        o.messages.sort_by_key(|m| m.seq);
+                    }
+                }
+            });
+        }
         AgentServerFrame::Message {
             conversation,
             message,
@@ -529,13 +726,23 @@ fn on_frame(c: Console, f: AgentServerFrame) {
         }
         AgentServerFrame::Template { conversation, text } => c.fill.set(Some((conversation, text))),
         AgentServerFrame::Error { message, .. } => c.error.set(Some(message)),
+        AgentServerFrame::Supervisor { view } => c.supervisor.set(Some(view)),
+        AgentServerFrame::Observe {
+            conversation,
+            ticket,
+        } => open_observer(c, conversation, &ticket),
     }
 }
 
 fn on_event(c: Console, ev: AgentEvent) {
     match ev {
         AgentEvent::State { state } => c.state.set(state),
-        AgentEvent::Offer(o) => c.offer.set(Some((o, vec![]))),
+        AgentEvent::Offer(o) => {
+            if c.alert_offers.get_untracked() {
+                chime();
+            }
+            c.offer.set(Some((o, vec![])))
+        }
         AgentEvent::OfferWithdrawn { conversation, .. } => {
             if c.offer
                 .get_untracked()

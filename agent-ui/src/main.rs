@@ -4,14 +4,17 @@
 //! decides every state change with `shared`. Everything any party writes is
 //! rendered as plain text.
 
+mod admin;
 mod api;
 mod chats;
 mod dialogs;
 mod i18n;
+mod i18n_centre;
 mod offer;
 mod pane;
 mod signin;
 mod state;
+mod supervisor;
 mod topbar;
 
 fn main() {
@@ -20,7 +23,7 @@ fn main() {
 }
 
 mod app {
-    use crate::state::Console;
+    use crate::state::{Console, Screen};
     use leptos::prelude::*;
 
     /// Sign-in, or the console once signed in.
@@ -36,6 +39,19 @@ mod app {
                 let _ = root.set_attribute("lang", code);
             }
         });
+        // The title flashes while an offer waits (when offer alerts are on).
+        Effect::new(move |_| {
+            let base = c.t().title;
+            let flash = c.alert_offers.get()
+                && c.offer.with(|o| o.is_some())
+                && ((c.now_ms.get() / 1000.0) as u64).is_multiple_of(2);
+            let title = if flash {
+                format!("● {} — {base}", c.t().offer_title)
+            } else {
+                base.to_string()
+            };
+            document().set_title(&title);
+        });
         view! {
             <Show when=move || c.session.get().is_some() fallback=|| view! { <crate::signin::SignIn/> }>
                 <div class="console">
@@ -46,9 +62,17 @@ mod app {
                             <button type="button" aria-label="×" on:click=move |_| c.error.set(None)>"×"</button>
                         </div>
                     </Show>
-                    <main class="layout">
-                        <crate::chats::ChatList/>
-                        <crate::pane::Pane/>
+                    <main class="screens">
+                        // The chats stay mounted (drafts, sockets) while another screen shows.
+                        <div class="layout" hidden=move || c.screen.get() != Screen::Chats>
+                            <crate::chats::ChatList/>
+                            <crate::pane::Pane/>
+                        </div>
+                        {move || match c.screen.get() {
+                            Screen::Chats => ().into_any(),
+                            Screen::Supervisor => view! { <crate::supervisor::SupervisorScreen/> }.into_any(),
+                            Screen::Admin => view! { <crate::admin::AdminScreen/> }.into_any(),
+                        }}
                     </main>
                     <crate::offer::OfferPopover/>
                     <crate::dialogs::Dialogs/>

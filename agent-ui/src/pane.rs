@@ -37,7 +37,7 @@ pub fn Pane() -> impl IntoView {
     }
 }
 
-fn message_row(c: Console, m: Message, me: String) -> impl IntoView {
+pub(crate) fn message_row(c: Console, m: Message, me: String) -> impl IntoView {
     let time = clock(&m.at);
     match m.author.clone() {
         Author::System => {

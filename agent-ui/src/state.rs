@@ -92,6 +92,23 @@ pub enum Dialog {
     LeftMessages,
 }
 
+/// Which screen of the console is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Screen {
+    Chats,
+    Supervisor,
+    Admin,
+}
+
+/// A live chat a supervisor reads along (read-only).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    pub conversation: ConversationId,
+    pub customer_name: String,
+    pub messages: Vec<Message>,
+    pub online: bool,
+}
+
 /// Everything the console shows.
 #[derive(Clone, Copy)]
 pub struct Console {
@@ -116,6 +133,14 @@ pub struct Console {
     pub dialog: RwSignal<Dialog>,
     /// Milliseconds since the epoch, ticking every second (timers).
     pub now_ms: RwSignal<f64>,
+    /// The signed-in agent's role (supervisor and admin screens).
+    pub role: RwSignal<shared::config::Role>,
+    pub screen: RwSignal<Screen>,
+    /// The supervisor's live view, as last pushed.
+    pub supervisor: RwSignal<Option<shared::engine::SupervisorView>>,
+    pub observed: RwSignal<Option<Observed>>,
+    /// Sound and title flash on a new offer (remembered in this browser).
+    pub alert_offers: RwSignal<bool>,
 }
 
 impl Console {
@@ -143,6 +168,11 @@ impl Console {
             fill: RwSignal::new(None),
             dialog: RwSignal::new(Dialog::None),
             now_ms: RwSignal::new(js_sys::Date::now()),
+            role: RwSignal::new(shared::config::Role::Agent),
+            screen: RwSignal::new(initial_screen()),
+            supervisor: RwSignal::new(None),
+            observed: RwSignal::new(None),
+            alert_offers: RwSignal::new(crate::api::alerts_remembered()),
         }
     }
 
@@ -163,6 +193,18 @@ impl Console {
                 f(c);
             }
         });
+    }
+}
+
+/// `/admin/` opens the admin screen (same app, same build).
+fn initial_screen() -> Screen {
+    let path = web_sys::window()
+        .and_then(|w| w.location().pathname().ok())
+        .unwrap_or_default();
+    if path.starts_with("/admin") {
+        Screen::Admin
+    } else {
+        Screen::Chats
     }
 }
 

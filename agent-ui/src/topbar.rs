@@ -1,7 +1,7 @@
 //! The top bar: who is signed in, the state control, the RONA banner, language, sign-out.
 
 use crate::api;
-use crate::state::Console;
+use crate::state::{Console, Screen};
 use leptos::prelude::*;
 use shared::agent::{AgentState, RequestedState};
 use shared::protocol::AgentFrame;
@@ -58,7 +58,33 @@ pub fn TopBar() -> impl IntoView {
                     }/>
                 </select>
             </label>
+            <Show when=move || c.role.get().supervises()>
+                <nav class="tabs" aria-label=move || c.lang.get().c().nav_label>
+                    <button type="button" data-testid="tab-chats" aria-current=move || (c.screen.get() == Screen::Chats).then_some("page")
+                        on:click=move |_| c.screen.set(Screen::Chats)>{move || c.lang.get().c().chats_tab}</button>
+                    <button type="button" data-testid="tab-supervisor" aria-current=move || (c.screen.get() == Screen::Supervisor).then_some("page")
+                        on:click=move |_| { c.screen.set(Screen::Supervisor); api::send(c, AgentFrame::Supervise); }>{move || c.lang.get().c().supervisor_tab}</button>
+                    <Show when=move || c.role.get().administers()>
+                        <button type="button" data-testid="tab-admin" aria-current=move || (c.screen.get() == Screen::Admin).then_some("page")
+                            on:click=move |_| c.screen.set(Screen::Admin)>{move || c.lang.get().c().admin_tab}</button>
+                    </Show>
+                </nav>
+            </Show>
             <span class="spacer"></span>
+            <button type="button" class="ghost icon" data-testid="offer-alerts"
+                aria-pressed=move || if c.alert_offers.get() { "true" } else { "false" }
+                aria-label=move || c.lang.get().c().offer_alerts
+                title=move || c.lang.get().c().offer_alerts
+                on:click=move |_| {
+                    let on = !c.alert_offers.get_untracked();
+                    api::set_alerts(c, on);
+                    if on { api::chime(); }
+                }>
+                <svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true">
+                    <path d="M18 8a6 6 0 0 0-12 0c0 7-3 9-3 9h18s-3-2-3-9"/><path d="M13.7 21a2 2 0 0 1-3.4 0"/>
+                    <Show when=move || !c.alert_offers.get()><path d="M3 3l18 18"/></Show>
+                </svg>
+            </button>
             <Show when=move || !c.connected.get()>
                 <span class="offline" role="status">{move || c.t().reconnecting}</span>
             </Show>

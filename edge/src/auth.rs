@@ -103,6 +103,10 @@ pub struct ChatTicket {
     /// The conversation's access version when the tenant issued it.
     pub version: u32,
     pub can_write: bool,
+    /// A supervisor reading along: admitted to any live chat, never writes, not in
+    /// the access list (so access changes do not close it).
+    #[serde(default)]
+    pub observer: bool,
     pub nonce: String,
     /// Issued at, seconds since the epoch (a revocation refuses older tickets).
     pub iat: i64,

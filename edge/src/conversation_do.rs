@@ -102,6 +102,9 @@ struct AgentSock {
     can_write: bool,
     /// The access version the socket was admitted under.
     version: u32,
+    /// A supervisor reading along (read-only, outside the access list).
+    #[serde(default)]
+    observer: bool,
 }
 
 const VISITOR_TAG: &str = "v";
@@ -493,8 +496,8 @@ impl ConversationObject {
                 let _ = ws.close(Some(4001), Some("unknown socket"));
                 continue;
             };
-            if s.version > meta.access_version {
-                continue; // Admitted by a newer ticket than this list.
+            if s.version > meta.access_version || s.observer {
+                continue; // Admitted by a newer ticket than this list, or reading along.
             }
             match meta.access.iter().find(|p| p.agent == s.agent) {
                 None => {
@@ -732,12 +735,22 @@ impl ConversationObject {
         }
         let after = self.after(req)?;
         crate::tenant_do::consume_nonce(&self.sql(), &t.nonce, t.exp)?;
-        let sock = if t.version > meta.access_version {
+        // The tenant issues observer tickets only for live chats, to supervisors.
+        let sock = if t.observer {
+            AgentSock {
+                agent: t.agent.clone(),
+                name: t.name.clone(),
+                can_write: false,
+                version: t.version,
+                observer: true,
+            }
+        } else if t.version > meta.access_version {
             AgentSock {
                 agent: t.agent.clone(),
                 name: t.name.clone(),
                 can_write: t.can_write,
                 version: t.version,
+                observer: false,
             }
         } else {
             let p = meta
@@ -758,6 +771,7 @@ impl ConversationObject {
                 name: p.name.clone(),
                 can_write: p.can_write,
                 version: meta.access_version,
+                observer: false,
             }
         };
         let pair = WebSocketPair::new()?;

@@ -115,7 +115,7 @@ impl From<EngineError> for ApiError {
             UnknownIdleReason(_) | UnknownWrapUpReason(_) | Template(_) | Text(_) | SelfTarget => {
                 400
             }
-            NotOwner(_) | NotParticipant(_) => 403,
+            NotOwner(_) | NotParticipant(_) | NotSupervisor(_) => 403,
             QueueClosed(_) | NoAgentsSignedIn(_) | QueueFull { .. } | TenantFull(_) => 503,
             _ => 409,
         };

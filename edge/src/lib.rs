@@ -401,6 +401,33 @@ fn export(
     Ok(resp)
 }
 
+/// The admin API of tenant `t`: the admin token, or the session of an agent of `t`
+/// whose role is admin (the admin console).
+async fn admin_of(env: &Env, req: &Request, t: &str) -> ApiResult<()> {
+    let token = bearer(req);
+    let is_token = env_string(env, "ADMIN_TOKEN").is_some_and(|w| auth::same(&w, &token));
+    if is_token || token.is_empty() {
+        return admin_check(env, req);
+    }
+    let s = session_of(env, req)?;
+    if s.tenant.as_str() != t {
+        return Err(ApiError::forbidden(
+            "not_admin",
+            "this session belongs to another tenant",
+        ));
+    }
+    call(
+        &stub(env, "TENANTS", s.tenant.as_str())?,
+        rpc::CheckSession {
+            agent: s.agent,
+            sid: s.sid,
+            admin: true,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 fn admin_check(env: &Env, req: &Request) -> ApiResult<()> {
     let want = env_string(env, "ADMIN_TOKEN")
         .ok_or_else(|| ApiError::internal("ADMIN_TOKEN is not configured"))?;
@@ -775,6 +802,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
                     rpc::CheckSession {
                         agent: s.agent.clone(),
                         sid: s.sid.clone(),
+                        admin: false,
                     },
                 )
                 .await?;
@@ -827,12 +855,12 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
                 );
             }
             (Method::Get, ["api", "v1", "admin", "tenants", t, "config"]) => {
-                admin_check(&env, &req)?;
+                admin_of(&env, &req, t).await?;
                 let r = call(&tenant_of(t)?, rpc::GetConfig {}).await?;
                 Ok(Response::from_json(&r)?)
             }
             (Method::Put, ["api", "v1", "admin", "tenants", t, "config"]) => {
-                admin_check(&env, &req)?;
+                admin_of(&env, &req, t).await?;
                 let obj = tenant_of(t)?;
                 let body: AdminConfig = json_body(&mut req).await?;
                 body.config.validate()?;
@@ -841,7 +869,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
                 Ok(Response::from_json(&serde_json::json!({ "ok": true }))?)
             }
             (Method::Get, ["api", "v1", "admin", "tenants", t, "conversations"]) => {
-                admin_check(&env, &req)?;
+                admin_of(&env, &req, t).await?;
                 let limit = match query(&req, "limit").as_str() {
                     "" => None,
                     l => Some(
@@ -871,14 +899,14 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
                 Ok(Response::from_json(&r)?)
             }
             (Method::Get, ["api", "v1", "admin", "tenants", t, "export"]) => {
-                admin_check(&env, &req)?;
+                admin_of(&env, &req, t).await?;
                 let format = shared::export::Format::parse(&query(&req, "format"))
                     .map_err(|m| ApiError::bad_request("invalid_format", m))?;
                 let (from, to) = range_of(&req, true)?;
                 export(tenant_of(t)?, format, from, to, t)
             }
             (Method::Get, ["api", "v1", "admin", "tenants", t, "webhooks", "dead"]) => {
-                admin_check(&env, &req)?;
+                admin_of(&env, &req, t).await?;
                 let r = call(&tenant_of(t)?, rpc::ListDeadHooks {}).await?;
                 Ok(Response::from_json(&serde_json::json!({ "items": r }))?)
             }
@@ -886,7 +914,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
                 Method::Post,
                 ["api", "v1", "admin", "tenants", t, "webhooks", "dead", id, "retry"],
             ) => {
-                admin_check(&env, &req)?;
+                admin_of(&env, &req, t).await?;
                 call(
                     &tenant_of(t)?,
                     rpc::RetryDeadHook {
@@ -897,19 +925,19 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
                 Ok(Response::from_json(&serde_json::json!({ "ok": true }))?)
             }
             (Method::Get, ["api", "v1", "admin", "tenants", t, "conversations", id]) => {
-                admin_check(&env, &req)?;
+                admin_of(&env, &req, t).await?;
                 let id = ConversationId::new(*id)?;
                 let r = call(&tenant_of(t)?, rpc::GetClosed { id }).await?;
                 Ok(Response::from_json(&r)?)
             }
             (Method::Delete, ["api", "v1", "admin", "tenants", t, "conversations", id]) => {
-                admin_check(&env, &req)?;
+                admin_of(&env, &req, t).await?;
                 let id = ConversationId::new(*id)?;
                 call(&tenant_of(t)?, rpc::EraseClosed { id }).await?;
                 Ok(Response::from_json(&serde_json::json!({ "ok": true }))?)
             }
             (Method::Post, ["api", "v1", "admin", "tenants", t, "agents", a, "sign-out"]) => {
-                admin_check(&env, &req)?;
+                admin_of(&env, &req, t).await?;
                 let agent = shared::ids::AgentId::new(*a)?;
                 call(
                     &tenant_of(t)?,

@@ -100,7 +100,15 @@ pub struct TenantObject {
     delivering: RefCell<BTreeSet<String>>,
     /// The alarm time last set (ms), to skip needless writes.
     alarm_at: Cell<Option<i64>>,
+    /// When supervisors last got the live view (ms), and whether a change since waits.
+    supervisor_pushed: Cell<i64>,
+    supervisor_dirty: Cell<bool>,
 }
+
+/// Socket tag of control sockets whose agent supervises.
+const SUPERVISOR_TAG: &str = "supervisor";
+/// Least time between two live views to supervisors (a trailing push follows).
+const SUPERVISOR_PUSH_MS: i64 = 250;
 
 #[derive(Deserialize)]
 struct ValueRow {
@@ -704,6 +712,146 @@ impl TenantObject {
         if let Err(e) = self.flush_hooks().await {
             worker::console_error!("webhook queue: {e}");
         }
+        self.push_supervisors().await;
+    }
+
+    /// A live session, and for `admin` an agent whose role administers.
+    fn check_session(&self, c: rpc::CheckSession) -> ApiResult<Done> {
+        self.require_session(&c.agent, &c.sid)?;
+        if c.admin {
+            let role = self.with_engine(|t| t.config().agent(&c.agent).map(|a| a.role))?;
+            if !role.is_some_and(|r| r.administers()) {
+                return Err(ApiError::forbidden(
+                    "not_admin",
+                    format!("agent {} has no admin role", c.agent),
+                ));
+            }
+        }
+        Ok(Done {})
+    }
+
+    /// The supervisors' live view now: routing state from the engine, the day's
+    /// figures summed from `closed`.
+    fn supervisor_view(&self) -> ApiResult<shared::engine::SupervisorView> {
+        let at = now();
+        let midnight = at
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc().timestamp())
+            .unwrap_or_default();
+        #[derive(Deserialize)]
+        struct Sums {
+            chats: i64,
+            answered: Option<i64>,
+            wait: Option<i64>,
+            handle: Option<i64>,
+            ratings: Option<i64>,
+            rating_sum: Option<i64>,
+        }
+        #[derive(Deserialize)]
+        struct ByQueue {
+            q: Option<String>,
+            n: i64,
+        }
+        let sql = self.sql();
+        let sums: Vec<Sums> = sql
+            .exec(
+                "SELECT COUNT(*) AS chats, \
+                 SUM(json_extract(value, '$.answered_at') IS NOT NULL) AS answered, \
+                 SUM(json_extract(value, '$.wait_secs')) AS wait, \
+                 SUM(json_extract(value, '$.handle_secs')) AS handle, \
+                 COUNT(json_extract(value, '$.rating.score')) AS ratings, \
+                 SUM(json_extract(value, '$.rating.score')) AS rating_sum \
+                 FROM closed WHERE ended_at >= ? AND kind = 'chat'",
+                vec![midnight.into()],
+            )?
+            .to_array()?;
+        let by_queue: Vec<ByQueue> = sql
+            .exec(
+                "SELECT json_extract(value, '$.queue_history[#-1].queue') AS q, COUNT(*) AS n \
+                 FROM closed WHERE ended_at >= ? GROUP BY q",
+                vec![midnight.into()],
+            )?
+            .to_array()?;
+        let n = |v: Option<i64>| u32::try_from(v.unwrap_or(0)).unwrap_or(0);
+        let today = match sums.first() {
+            Some(s) => shared::engine::ClosedToday {
+                by_queue: by_queue
+                    .into_iter()
+                    .filter_map(|r| {
+                        Some((
+                            shared::ids::QueueId::new(r.q?).ok()?,
+                            u32::try_from(r.n).unwrap_or(0),
+                        ))
+                    })
+                    .collect(),
+                chats: n(Some(s.chats)),
+                answered: n(s.answered),
+                wait_secs_total: s.wait.unwrap_or(0),
+                handle_secs_total: s.handle.unwrap_or(0),
+                ratings: n(s.ratings),
+                rating_sum: n(s.rating_sum),
+            },
+            None => Default::default(),
+        };
+        self.with_engine(|t| t.supervisor_view(at, today))
+    }
+
+    /// Sends the live view to connected supervisors, at most every
+    /// [`SUPERVISOR_PUSH_MS`]; a change inside that window is sent by the alarm.
+    async fn push_supervisors(&self) {
+        let sockets = self.state.get_websockets_with_tag(SUPERVISOR_TAG);
+        if sockets.is_empty() {
+            self.supervisor_dirty.set(false);
+            return;
+        }
+        let t = now_ms();
+        if t - self.supervisor_pushed.get() < SUPERVISOR_PUSH_MS {
+            if !self.supervisor_dirty.replace(true) {
+                if let Err(e) = self.schedule().await {
+                    worker::console_error!("schedule: {e}");
+                }
+            }
+            return;
+        }
+        self.supervisor_dirty.set(false);
+        self.supervisor_pushed.set(t);
+        match self.supervisor_view() {
+            Ok(view) => {
+                let frame = encode(&AgentServerFrame::Supervisor { view });
+                for ws in sockets {
+                    let _ = ws.send_with_str(&frame);
+                }
+            }
+            Err(e) => worker::console_error!("supervisor view: {e}"),
+        }
+    }
+
+    /// A read-only chat ticket for a supervisor (any live conversation).
+    fn observer_ticket(&self, agent: &AgentId, conversation: &ConversationId) -> ApiResult<String> {
+        let (version, name) = self
+            .with_engine(|t| {
+                t.conversation(conversation).map(|c| {
+                    (
+                        c.access_version,
+                        t.config().agent(agent).map(|a| a.name.clone()),
+                    )
+                })
+            })?
+            .ok_or_else(|| {
+                ApiError::not_found(
+                    "unknown_conversation",
+                    format!("conversation {conversation} is not live"),
+                )
+            })?;
+        self.sign_chat_ticket(
+            agent,
+            name.unwrap_or_default(),
+            conversation,
+            version,
+            false,
+            true,
+        )
     }
 
     /// Runs, persists, schedules and delivers.
@@ -733,11 +881,16 @@ impl TenantObject {
         // Rows the webhook queue did not take yet are tried again in 5 s.
         let hooks_next =
             (count(&sql, "SELECT COUNT(*) AS n FROM hooks", vec![])? > 0).then(|| now_ms() + 5_000);
+        let supervisor_next = self
+            .supervisor_dirty
+            .get()
+            .then(|| self.supervisor_pushed.get() + SUPERVISOR_PUSH_MS);
         let next = engine_next
             .map(|d| d.timestamp_millis())
             .into_iter()
             .chain(outbox_next)
             .chain(hooks_next)
+            .chain(supervisor_next)
             .chain(retention_next)
             .min();
         let storage = self.state.storage();
@@ -845,6 +998,26 @@ impl TenantObject {
                 format!("you are not a participant of conversation {conversation}"),
             )
         })?;
+        self.sign_chat_ticket(
+            agent,
+            p.name.clone(),
+            conversation,
+            version,
+            p.can_write,
+            false,
+        )
+    }
+
+    /// Signs a chat ticket (valid [`auth::TICKET_SECS`], single use).
+    fn sign_chat_ticket(
+        &self,
+        agent: &AgentId,
+        name: String,
+        conversation: &ConversationId,
+        version: u32,
+        can_write: bool,
+        observer: bool,
+    ) -> ApiResult<String> {
         let at = now().timestamp();
         Ok(auth::sign(
             &session_secret(&self.env)?,
@@ -852,10 +1025,11 @@ impl TenantObject {
             &ChatTicket {
                 tenant: self.tenant_name()?,
                 agent: agent.clone(),
-                name: p.name.clone(),
+                name,
                 conversation: conversation.clone(),
                 version,
-                can_write: p.can_write,
+                can_write,
+                observer,
                 nonce: auth::random_id().map_err(ApiError::internal)?,
                 iat: at,
                 exp: at + auth::TICKET_SECS,
@@ -1336,8 +1510,12 @@ impl TenantObject {
         let frame = self.snapshot_frame(&agent).await?;
         let pair = WebSocketPair::new()?;
         let sid_tag = format!("sid:{}", t.sid);
-        self.state
-            .accept_websocket_with_tags(&pair.server, &[agent.as_str(), &sid_tag]);
+        let supervises = self.with_engine(|e| e.check_supervisor(&agent).is_ok())?;
+        let mut tags = vec![agent.as_str(), &sid_tag];
+        if supervises {
+            tags.push(SUPERVISOR_TAG);
+        }
+        self.state.accept_websocket_with_tags(&pair.server, &tags);
         pair.server.serialize_attachment(SocketInfo {
             agent,
             exp,
@@ -1436,6 +1614,29 @@ impl TenantObject {
         };
         match frame {
             AgentFrame::Ping => reply(&AgentServerFrame::Pong),
+            AgentFrame::Supervise => {
+                self.with_engine(|t| t.check_supervisor(&agent))??;
+                reply(&AgentServerFrame::Supervisor {
+                    view: self.supervisor_view()?,
+                });
+            }
+            AgentFrame::Observe { conversation } => {
+                self.with_engine(|t| t.check_supervisor(&agent))??;
+                let ticket = self.observer_ticket(&agent, &conversation)?;
+                reply(&AgentServerFrame::Observe {
+                    conversation,
+                    ticket,
+                });
+            }
+            AgentFrame::SignOutAgent { agent: target } => {
+                self.with_engine(|t| t.check_supervisor(&agent))??;
+                self.revoke(rpc::Revoke {
+                    agent: target,
+                    sid: None,
+                    reason: rpc::RevokeReason::SignedOutBySupervisor,
+                })
+                .await?;
+            }
             AgentFrame::SetState { state } => self.exec(Command::SetState { agent, state }).await?,
             AgentFrame::Accept { conversation } => {
                 self.exec(Command::Accept {
@@ -1761,9 +1962,7 @@ impl TenantObject {
             ToTenant::ControlTicket(c) => answer::<rpc::ControlTicket>(self.control_ticket(c)),
             ToTenant::Revoke(r) => answer::<rpc::Revoke>(self.revoke(r).await),
             ToTenant::SetPassword(p) => answer::<rpc::SetPassword>(self.set_password(p).await),
-            ToTenant::CheckSession(c) => {
-                answer::<rpc::CheckSession>(self.require_session(&c.agent, &c.sid).map(|_| Done {}))
-            }
+            ToTenant::CheckSession(c) => answer::<rpc::CheckSession>(self.check_session(c)),
             ToTenant::SiteOrigins(o) => answer::<rpc::SiteOrigins>(self.site_origins(&o.site)),
             ToTenant::EraseClosed(e) => answer::<rpc::EraseClosed>(self.erase_one(e.id).await),
             ToTenant::GetConfig(_) => answer::<rpc::GetConfig>(self.with_engine(|t| ConfigReply {
@@ -1817,6 +2016,8 @@ impl DurableObject for TenantObject {
             faults,
             delivering: RefCell::new(BTreeSet::new()),
             alarm_at: Cell::new(None),
+            supervisor_pushed: Cell::new(0),
+            supervisor_dirty: Cell::new(false),
         }
     }
 
@@ -1868,6 +2069,9 @@ impl DurableObject for TenantObject {
             }
             if let Err(e) = self.flush_hooks().await {
                 worker::console_error!("webhook queue: {e}");
+            }
+            if self.supervisor_dirty.get() {
+                self.push_supervisors().await;
             }
             if let Err(e) = self.sweep_retention().await {
                 worker::console_error!("retention: {e}");

@@ -167,6 +167,30 @@ pub struct QueueConfig {
     pub hours: BusinessHours,
 }
 
+/// What a staff member may do besides chatting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Chats only.
+    #[default]
+    Agent,
+    /// Also sees queues and agents live, reads any live chat, signs agents out.
+    Supervisor,
+    /// Also edits the tenant's configuration (the admin console).
+    Admin,
+}
+
+impl Role {
+    /// Supervisors and admins.
+    pub fn supervises(self) -> bool {
+        self >= Role::Supervisor
+    }
+    /// Admins.
+    pub fn administers(self) -> bool {
+        self == Role::Admin
+    }
+}
+
 /// An agent (without password).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentConfig {
@@ -176,6 +200,9 @@ pub struct AgentConfig {
     pub capacity: u32,
     /// Queues this agent serves.
     pub queues: Vec<QueueId>,
+    /// Supervisor or admin rights; plain agent when omitted.
+    #[serde(default)]
+    pub role: Role,
 }
 
 /// An idle or wrap-up reason.
@@ -242,10 +269,23 @@ pub fn check_site_secret(site: &SiteKey, secret: &str) -> Result<(), ConfigError
     Ok(())
 }
 
-/// Why a configuration was refused.
+/// Why a configuration was refused. A message about one item starts with its kind
+/// and id and a colon (`queue q1: …`, `webhook 2: …`), so an editor can show it
+/// beside that item ([`ConfigError::item`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(pub String);
+
+impl ConfigError {
+    /// The item the message is about: (`site`|`queue`|`agent`|`template`|`webhook`, id).
+    pub fn item(&self) -> Option<(&str, &str)> {
+        let (head, _) = self.0.split_once(": ")?;
+        let (kind, id) = head.split_once(' ')?;
+        matches!(kind, "site" | "queue" | "agent" | "template" | "webhook")
+            .then_some((kind, id))
+            .filter(|(_, id)| !id.contains(' '))
+    }
+}
 
 fn unique<'a, T: Ord + std::fmt::Display + 'a>(
     kind: &str,
@@ -327,8 +367,9 @@ impl TenantConfig {
                 crate::webhook::MAX_WEBHOOKS
             ));
         }
-        for w in &self.webhooks {
-            crate::webhook::check_url(&w.url).map_err(ConfigError)?;
+        for (i, w) in self.webhooks.iter().enumerate() {
+            crate::webhook::check_url(&w.url)
+                .map_err(|m| ConfigError(format!("webhook {}: {m}", i + 1)))?;
         }
         for t in &self.templates {
             Template::parse(&t.text)
@@ -378,6 +419,23 @@ mod tests {
         assert_eq!(frame_ancestors(&allowed), "'self' https://shop.example");
         assert_eq!(frame_ancestors(&["*".into()]), "*");
         assert_eq!(frame_ancestors(&["a; script-src *".into()]), "'self'");
+    }
+
+    #[test]
+    fn errors_name_their_item() {
+        assert_eq!(
+            ConfigError("queue q1: offer_timeout_secs must be 1 to 600".into()).item(),
+            Some(("queue", "q1"))
+        );
+        assert_eq!(
+            ConfigError("webhook 2: bad".into()).item(),
+            Some(("webhook", "2"))
+        );
+        assert_eq!(
+            ConfigError("at least one queue is needed".into()).item(),
+            None
+        );
+        assert_eq!(ConfigError("queue q1 is defined twice".into()).item(), None);
     }
 
     #[test]

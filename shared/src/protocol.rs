@@ -187,6 +187,16 @@ pub enum AgentFrame {
     },
     SignOut,
     Ping,
+    /// Supervisors: send the live view now (it then follows every change).
+    Supervise,
+    /// Supervisors: a read-only ticket for any live chat.
+    Observe {
+        conversation: ConversationId,
+    },
+    /// Supervisors: sign an agent out (their sockets close with the reason).
+    SignOutAgent {
+        agent: AgentId,
+    },
 }
 
 /// Agent → one conversation, on its chat socket.
@@ -304,6 +314,15 @@ pub enum AgentServerFrame {
         message: String,
     },
     Pong,
+    /// Supervisors: queues, agents and the day's figures, after every change.
+    Supervisor {
+        view: crate::engine::SupervisorView,
+    },
+    /// Supervisors: a read-only chat-socket ticket for `conversation`; valid 30 s.
+    Observe {
+        conversation: ConversationId,
+        ticket: String,
+    },
 }
 
 /// `POST /api/v1/conversations`: a visitor starts a chat.

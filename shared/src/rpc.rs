@@ -246,6 +246,7 @@ pub enum RevokeReason {
     SignedOut,
     PasswordChanged,
     SignedOutByAdmin,
+    SignedOutBySupervisor,
 }
 impl RevokeReason {
     /// The socket close reason (the console shows it).
@@ -254,6 +255,7 @@ impl RevokeReason {
             RevokeReason::SignedOut => "signed_out",
             RevokeReason::PasswordChanged => "password_changed",
             RevokeReason::SignedOutByAdmin => "signed_out_by_admin",
+            RevokeReason::SignedOutBySupervisor => "signed_out_by_supervisor",
         }
     }
 }
@@ -268,6 +270,9 @@ pub struct SetPassword {
 pub struct CheckSession {
     pub agent: AgentId,
     pub sid: String,
+    /// Also require the admin role (the admin API with a console session).
+    #[serde(default)]
+    pub admin: bool,
 }
 /// The origins that may frame a site's widget.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

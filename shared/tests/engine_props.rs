@@ -59,6 +59,7 @@ fn config() -> TenantConfig {
                 name: id.to_string(),
                 capacity: 1 + i as u32,
                 queues: if i == 2 { vec![q(1)] } else { vec![q(0), q(1)] },
+                role: Default::default(),
             })
             .collect(),
         idle_reasons: vec![Reason {

@@ -39,6 +39,7 @@ fn config() -> TenantConfig {
         name: name.into(),
         capacity: cap,
         queues: vec![q("support"), q("sales")],
+        role: Default::default(),
     };
     TenantConfig {
         name: "Test".into(),

@@ -29,8 +29,8 @@ export class DemoSite {
 
 export class Console {
   constructor(page, base) { this.page = page; this.base = base; }
-  async signIn(agent, password, tenant = "demo") {
-    await this.page.goto(this.base + "/agent/");
+  async signIn(agent, password, tenant = "demo", path = "/agent/") {
+    await this.page.goto(this.base + path);
     await this.page.locator('[data-testid="tenant"]').fill(tenant);
     await this.page.locator('[data-testid="agent"]').fill(agent);
     await this.page.locator('[data-testid="password"]').fill(password);
@@ -52,6 +52,23 @@ export class Console {
     await d.locator('[data-testid="submit-wrap-up"]').click();
     await d.waitFor({ state: "detached" });
   }
+}
+
+export class Supervisor {
+  constructor(page) { this.page = page; }
+  async open() { await this.page.locator('[data-testid="tab-supervisor"]').click(); await this.page.locator('[data-testid="queue-table"]').waitFor(); }
+  queueCell(queue, cell) { return this.page.locator(`[data-testid="queue-${queue}"] [data-testid="${cell}"]`); }
+  agentCell(agent, cell) { return this.page.locator(`[data-testid="agent-${agent}"] [data-testid="${cell}"]`); }
+  liveChats() { return this.page.locator('[data-testid="live-chat"]'); }
+  observer() { return this.page.locator('[data-testid="observer"]'); }
+}
+
+export class Admin {
+  constructor(page) { this.page = page; }
+  section(name) { return this.page.locator(`[data-testid="${name}"]`); }
+  problem() { return this.page.locator('[data-testid="problem"]'); }
+  async save() { await this.page.locator('[data-testid="save"]').click(); }
+  saveState() { return this.page.locator('[data-testid="save-state"]'); }
 }
 
 // axe-core, evaluated in a frame over the DevTools protocol (the pages' CSP forbids

@@ -376,3 +376,144 @@ pub fn export(ctx: &Ctx) {
         401
     );
 }
+
+/// The supervisor's live view: a visitor queues up, an offer goes out, RONA, an
+/// accept, a read-only look into the chat, the end; the counts are right at each
+/// step. Then the supervisor signs the agent out.
+pub fn supervisor(ctx: &Ctx) {
+    make_tenant_with(ctx, "t-super", 2, 600, &[("sv", 3), ("ag", 2)], |c| {
+        c["config"]["agents"][0]["role"] = json!("supervisor");
+    });
+    let mut sv = agent(ctx, "t-super", "sv");
+    let mut ag = agent(ctx, "t-super", "ag");
+    ag.send(json!({ "type": "supervise" }));
+    ag.error("not_supervisor");
+    ag.send(json!({ "type": "sign_out_agent", "agent": "sv" }));
+    ag.error("not_supervisor");
+    sv.send(json!({ "type": "supervise" }));
+    let view = |sv: &mut Agent, what: &str, f: &dyn Fn(&Value, &Value, &Value) -> bool| {
+        let frame = sv.sock.wait_for(what, T, |v| {
+            if ty(v) != "supervisor" {
+                return false;
+            }
+            let view = &v["view"];
+            let q1 = &view["queues"][0];
+            let ag = view["agents"]
+                .as_array()
+                .and_then(|a| a.iter().find(|x| x["id"] == "ag"))
+                .cloned()
+                .unwrap_or_default();
+            f(view, q1, &ag)
+        });
+        frame["view"].clone()
+    };
+    let v0 = view(&mut sv, "first view", &|_, q, _| q["waiting"] == 0);
+    assert_eq!(v0["queues"][0]["name"], "Support");
+    assert_eq!(v0["agents"][1]["capacity"], 2);
+
+    let mut v = visitor(ctx, "t-super-site", "Vera", "hello");
+    let w = view(&mut sv, "visitor queued", &|view, q, _| {
+        q["waiting"] == 1 && q["open"] == 1 && view["chats"][0]["place"] == "queued"
+    });
+    assert_eq!(w["queues"][0]["offers_pending"], 0);
+    assert_eq!(w["chats"][0]["customer_name"], "Vera");
+    ag.available();
+    let c = ag.wait_offer();
+    view(&mut sv, "offer out", &|view, q, _| {
+        q["offers_pending"] == 1 && q["waiting"] == 1 && view["chats"][0]["place"] == "offered"
+    });
+    // Nobody accepts within 2 s: RONA.
+    let r = view(&mut sv, "RONA", &|_, q, a| {
+        a["state"]["state"] == "rona" && q["offers_pending"] == 0
+    });
+    let ag_row = r["agents"][1].clone();
+    assert_eq!(ag_row["ronas_today"], 1, "{ag_row}");
+    assert!(ag_row["since"].is_string(), "since when: {ag_row}");
+    assert_eq!(r["queues"][0]["waiting"], 1, "still waiting after the RONA");
+    ag.available();
+    assert_eq!(ag.wait_offer(), c);
+    ag.accept(&c);
+    view(&mut sv, "accepted", &|view, q, a| {
+        q["waiting"] == 0
+            && q["open"] == 1
+            && a["chats"] == 1
+            && view["chats"][0]["place"] == "active"
+    });
+
+    // Read-only look into the live chat.
+    sv.send(json!({ "type": "observe", "conversation": c }));
+    let o = sv
+        .sock
+        .wait_for("observer ticket", T, |f| ty(f) == "observe");
+    let ticket = o["ticket"].as_str().expect("ticket");
+    let url = format!(
+        "{}/api/v1/conversations/{c}/agent-ws?ticket={ticket}&after=0",
+        ctx.ws
+    );
+    let mut look = open_ws(&url, None).expect("observer socket");
+    let welcome = look.wait_for("welcome", T, |f| ty(f) == "welcome");
+    assert_eq!(welcome["can_write"], false);
+    look.wait_for("the thread so far", T, |f| {
+        ty(f) == "message" && f["message"]["text"] == "hello"
+    });
+    v.say("s1", "need help with my order");
+    look.wait_for("live message", T, |f| {
+        ty(f) == "message" && f["message"]["text"] == "need help with my order"
+    });
+    look.send(json!({ "type": "send", "client_id": "sv1", "text": "psst" }));
+    look.wait_for("read only", T, |f| {
+        ty(f) == "error" && f["code"] == "not_participant"
+    });
+    // A plain agent gets no observer ticket.
+    ag.send(json!({ "type": "observe", "conversation": c }));
+    ag.error("not_supervisor");
+
+    ag.send(json!({ "type": "end", "conversation": c }));
+    ag.sock
+        .wait_for("wrap-up required", T, |f| ev(f) == "wrap_up_required");
+    ag.send(json!({ "type": "wrap_up", "conversation": c, "reason": "solved", "next": { "state": "available" } }));
+    let done = view(&mut sv, "closed", &|view, q, _| {
+        q["closed_today"] == 1 && q["open"] == 0 && view["today"]["chats"] == 1
+    });
+    assert_eq!(done["today"]["answered"], 1);
+    assert!(
+        done["today"]["wait_secs_total"].as_i64().expect("wait") >= 2,
+        "waited through a RONA"
+    );
+    assert_eq!(done["chats"], json!([]));
+
+    sv.send(json!({ "type": "sign_out_agent", "agent": "ag" }));
+    assert_eq!(
+        ag.sock.wait_closed("signed out", T).1,
+        "signed_out_by_supervisor"
+    );
+    view(&mut sv, "agent signed out", &|_, _, a| {
+        a["state"]["state"] == "signed_out"
+    });
+}
+
+/// The admin and supervisor screens in headless Chromium (`tests/browser/centre.mjs`).
+pub fn browser(ctx: &Ctx) {
+    make_tenant_with(ctx, "t-centre", 30, 600, &[("boss", 3), ("ag", 3)], |c| {
+        c["config"]["agents"][0]["role"] = json!("admin");
+        c["config"]["webhooks"] = json!([{ "url": "https://crm.example/hooks" }]);
+        c["webhook_secret"] = json!(HOOK_SECRET);
+    });
+    let out = tests::root().join("tests/out");
+    let st = std::process::Command::new("node")
+        .args([
+            tests::root()
+                .join("tests/browser/centre.mjs")
+                .display()
+                .to_string(),
+            ctx.base.clone(),
+            out.display().to_string(),
+            "t-centre".into(),
+            "t-centre-site".into(),
+            SHOP.into(),
+        ])
+        .current_dir(tests::root())
+        .status()
+        .expect("node");
+    assert!(st.success(), "centre browser test failed");
+}

@@ -1710,6 +1710,10 @@ fn main() {
         "export: NDJSON and CSV hold every closed chat of the range",
         &|| centre::export(&ctx),
     );
+    run(
+        "supervisor: live queue and agent counts, read-only look, sign-out",
+        &|| centre::supervisor(&ctx),
+    );
     run("leave a message when nobody is signed in", &|| {
         leave_message(&ctx)
     });
@@ -1775,6 +1779,10 @@ fn main() {
             // The listed page's chat reached the agent.
             e.wait_offer();
         },
+    );
+    run(
+        "browser: admin console edits a template; supervisor screen live; axe",
+        &|| centre::browser(&ctx),
     );
     run("per-IP rate limit on starts", &|| {
         rate_limits(&ctx, start_limit)

@@ -234,6 +234,8 @@ pub fn build_uis() -> Result {
     std::fs::rename(dist.join("widget/widget.js"), dist.join("widget.js"))
         .map_err(|e| format!("widget.js: {e}"))?;
     copy_dir(&root.join("agent-ui/static"), &dist.join("agent"))?;
+    // `/admin/` is a route of the console app: its page loads the same build.
+    copy_dir(&root.join("agent-ui/admin"), &dist.join("admin"))?;
     build_app("widget", "widget")?;
     build_app("agent-ui", "agent")?;
     Ok(())

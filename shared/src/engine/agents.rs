@@ -19,10 +19,20 @@ impl Tenant {
         }
     }
 
-    pub(super) fn set_state(&mut self, agent: &AgentId, state: AgentState, fx: &mut Fx) {
+    pub(super) fn set_state(
+        &mut self,
+        agent: &AgentId,
+        state: AgentState,
+        now: DateTime<Utc>,
+        fx: &mut Fx,
+    ) {
         if let Some(rt) = self.agents.get_mut(agent) {
             if rt.state != state {
+                if state == AgentState::Rona {
+                    rt.ronas.bump(now);
+                }
                 rt.state = state.clone();
+                rt.state_since = Some(now);
                 to_agent(fx, agent, AgentEvent::State { state });
             }
         }
@@ -87,7 +97,7 @@ impl Tenant {
             }
             self.maybe_close(&c, fx);
         }
-        self.set_state(agent, AgentState::SignedOut, fx);
+        self.set_state(agent, AgentState::SignedOut, now, fx);
         if let Some(rt) = self.agents.get_mut(agent) {
             rt.session_expires = None;
         }

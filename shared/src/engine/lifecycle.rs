@@ -101,7 +101,7 @@ impl Tenant {
                     return Err(EngineError::HasOpenChats(agent));
                 }
                 self.withdraw_offer(&agent, WithdrawReason::StateChanged, now, fx);
-                self.set_state(&agent, AgentState::SignedOut, fx);
+                self.set_state(&agent, AgentState::SignedOut, now, fx);
                 if let Some(rt) = self.agents.get_mut(&agent) {
                     rt.session_expires = None;
                 }
@@ -113,7 +113,7 @@ impl Tenant {
                 if state != AgentState::Available {
                     self.withdraw_offer(&agent, WithdrawReason::StateChanged, now, fx);
                 }
-                self.set_state(&agent, state, fx);
+                self.set_state(&agent, state, now, fx);
                 Ok(())
             }
             Command::Accept {
@@ -241,7 +241,7 @@ impl Tenant {
                 if next != AgentState::Available {
                     self.withdraw_offer(&agent, WithdrawReason::StateChanged, now, fx);
                 }
-                self.set_state(&agent, next, fx);
+                self.set_state(&agent, next, now, fx);
                 self.maybe_close(&conversation, fx);
                 Ok(())
             }

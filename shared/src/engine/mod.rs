@@ -64,11 +64,13 @@ mod invariants;
 mod lifecycle;
 mod routing;
 mod stored;
+mod supervisor;
 mod table;
 mod types;
 mod views;
 
 pub use stored::{StoredAgent, StoredConversation, StoredPlace};
+pub use supervisor::*;
 pub use table::Table;
 pub use types::*;
 

@@ -44,7 +44,7 @@ impl Tenant {
                             reason: WithdrawReason::Expired,
                         },
                     );
-                    self.set_state(&agent, AgentState::Rona, fx);
+                    self.set_state(&agent, AgentState::Rona, now, fx);
                 }
                 Place::Active {
                     owner,
@@ -54,7 +54,7 @@ impl Tenant {
                         }),
                 } if deadline <= now => {
                     self.drop_guest(&id, &owner, WithdrawReason::Expired, fx);
-                    self.set_state(&guest, AgentState::Rona, fx);
+                    self.set_state(&guest, AgentState::Rona, now, fx);
                 }
                 Place::Queued if waited_out => {
                     let _ = self.end(now, &id, EndedBy::MaxWait, fx);

@@ -24,6 +24,10 @@ pub struct StoredAgent {
     pub wrap_ups: Vec<ConversationId>,
     #[serde(default)]
     pub session_expires: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub state_since: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub ronas: DayCount,
 }
 
 impl From<&AgentRuntime> for StoredAgent {
@@ -35,6 +39,8 @@ impl From<&AgentRuntime> for StoredAgent {
             offer: a.offer.clone(),
             wrap_ups: a.wrap_ups.iter().cloned().collect(),
             session_expires: a.session_expires,
+            state_since: a.state_since,
+            ronas: a.ronas,
         }
     }
 }
@@ -48,6 +54,8 @@ impl From<StoredAgent> for AgentRuntime {
             offer: a.offer,
             wrap_ups: a.wrap_ups.into_iter().collect(),
             session_expires: a.session_expires,
+            state_since: a.state_since,
+            ronas: a.ronas,
         }
     }
 }

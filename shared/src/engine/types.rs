@@ -154,6 +154,8 @@ pub enum EngineError {
     Template(String),
     #[error("{0}")]
     Text(String),
+    #[error("only supervisors may do this ({0} is not one)")]
+    NotSupervisor(AgentId),
 }
 
 impl EngineError {
@@ -187,6 +189,7 @@ impl EngineError {
             TenantFull(_) => "tenant_full",
             Template(_) => "template_error",
             Text(_) => "invalid_text",
+            NotSupervisor(_) => "not_supervisor",
         }
     }
 }
@@ -549,6 +552,35 @@ pub struct AgentRuntime {
     /// When the current sign-in expires.
     #[serde(default)]
     pub session_expires: Option<DateTime<Utc>>,
+    /// When the agent entered the current state (supervisor view).
+    #[serde(default)]
+    pub state_since: Option<DateTime<Utc>>,
+    /// RONAs on one UTC day (supervisor view).
+    #[serde(default)]
+    pub ronas: DayCount,
+}
+
+/// A count that starts over each UTC day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayCount {
+    pub day: Option<chrono::NaiveDate>,
+    pub count: u32,
+}
+
+impl DayCount {
+    /// The count on `now`'s day.
+    pub fn on(&self, now: DateTime<Utc>) -> u32 {
+        if self.day == Some(now.date_naive()) {
+            self.count
+        } else {
+            0
+        }
+    }
+    /// Counts one at `now`.
+    pub fn bump(&mut self, now: DateTime<Utc>) {
+        self.count = self.on(now) + 1;
+        self.day = Some(now.date_naive());
+    }
 }
 
 impl AgentRuntime {
@@ -560,6 +592,8 @@ impl AgentRuntime {
             offer: None,
             wrap_ups: BTreeSet::new(),
             session_expires: None,
+            state_since: None,
+            ronas: DayCount::default(),
         }
     }
     /// Chats + wrap-ups + pending offer.
@@ -602,4 +636,7 @@ pub struct AgentSnapshot {
     pub offer: Option<Offer>,
     pub chats: Vec<ChatSummary>,
     pub wrap_ups: Vec<ChatSummary>,
+    /// Supervisor or admin rights (the console shows their views).
+    #[serde(default)]
+    pub role: crate::config::Role,
 }

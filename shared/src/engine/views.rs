@@ -293,6 +293,7 @@ impl Tenant {
             offer,
             chats,
             wrap_ups,
+            role: cfg.role,
         })
     }
 

@@ -1,0 +1,121 @@
+// Browser test of the contact centre screens: an admin edits a template in the admin
+// console and a signed-in agent uses it at once; the supervisor screen shows a visitor
+// queue up, the accept, and reads along; axe on every screen, in English and German.
+// Usage: node tests/browser/centre.mjs BASE_URL OUT_DIR TENANT SITE ORIGIN
+// Waits on events (selectors, text) with deadlines; never sleeps.
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import assert from "node:assert/strict";
+import { CHROMIUM_ARGS, Console, Supervisor, Admin, axeCheck } from "./pages.mjs";
+
+const [base, out = "tests/out", tenant, site, origin] = process.argv.slice(2);
+mkdirSync(out, { recursive: true });
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+const failures = [];
+async function step(name, fn) {
+  try { await fn(); console.log(`ok - ${name}`); }
+  catch (e) { failures.push(name); console.log(`not ok - ${name}\n  ${String(e.stack || e).split("\n").slice(0, 6).join("\n  ")}`); throw e; }
+}
+const PW = "password-123";
+try {
+  const bossCtx = await browser.newContext({ viewport: { width: 1360, height: 860 }, locale: "en-US" });
+  const agentCtx = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: "en-US" });
+  bossCtx.setDefaultTimeout(15000);
+  agentCtx.setDefaultTimeout(15000);
+  const boss = new Console(await bossCtx.newPage(), base);
+  const agent = new Console(await agentCtx.newPage(), base);
+  const admin = new Admin(boss.page);
+  const sup = new Supervisor(boss.page);
+
+  await step("an admin signs in at /admin/ and gets the configuration as a form", async () => {
+    await boss.signIn("boss", PW, tenant, "/admin/");
+    await admin.section("templates").locator('[data-testid="template-row"]').first().waitFor();
+    assert.equal(await admin.section("queues").locator('[data-testid="queue-row"]').count(), 2);
+    assert.equal(await admin.section("agents").locator('[data-testid="agent-row"]').count(), 2);
+    await axeCheck(boss.page, "admin console");
+    await boss.page.screenshot({ path: join(out, "admin.png"), fullPage: true });
+  });
+
+  await step("an agent signs in (before the change)", async () => {
+    await agent.signIn("ag", PW, tenant);
+  });
+
+  await step("a bad value is named beside its queue and blocks saving", async () => {
+    const offer = admin.section("queues").locator('[data-testid="queue-row"]').first().locator('input[type="number"]').first();
+    await offer.fill("0");
+    const beside = admin.section("queues").locator('[data-testid="queue-row"]').first().locator(".field-error");
+    await beside.filter({ hasText: "offer_timeout_secs must be 1 to 600" }).waitFor();
+    assert.ok(await boss.page.locator('[data-testid="save"]').isDisabled(), "save is disabled");
+    await boss.page.screenshot({ path: join(out, "admin-error.png") });
+    await offer.fill("30");
+    await beside.waitFor({ state: "detached" });
+  });
+
+  await step("the admin edits a template and saves", async () => {
+    const text = admin.section("templates").locator('[data-testid="template-text"]').first();
+    await text.fill("Hallo <customer_name>, Grüße von <agent_name>!");
+    await admin.save();
+    await admin.saveState().filter({ hasText: "Saved" }).waitFor();
+  });
+
+  await step("the supervisor screen shows a visitor queue up", async () => {
+    await sup.open();
+    await sup.queueCell("q1", "waiting").filter({ hasText: /^0$/ }).waitFor();
+    const r = await fetch(base + "/api/v1/conversations", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Origin: origin },
+      body: JSON.stringify({ site, name: "Vera ‮Tester", text: "my parcel never came", client_id: "first" }),
+    });
+    assert.equal(r.status, 201, await r.text());
+    await sup.queueCell("q1", "waiting").filter({ hasText: /^1$/ }).waitFor();
+    await sup.liveChats().filter({ hasText: "Queued" }).waitFor();
+  });
+
+  await step("the agent accepts; the supervisor sees it at once", async () => {
+    await agent.setAvailable();
+    await agent.offer().waitFor();
+    await agent.accept();
+    await sup.queueCell("q1", "waiting").filter({ hasText: /^0$/ }).waitFor();
+    await sup.agentCell("ag", "chats").filter({ hasText: "1/3" }).waitFor();
+    await sup.liveChats().filter({ hasText: "Active" }).waitFor();
+  });
+
+  await step("the agent uses the edited template without signing in again", async () => {
+    await agent.page.locator('[data-testid="template"]').selectOption("hi");
+    await agent.page.waitForFunction(() => document.querySelector('[data-testid="compose"]').value.includes("Grüße von"));
+    const v = await agent.compose().inputValue();
+    assert.ok(v.startsWith("Hallo Vera"), v);
+  });
+
+  await step("the supervisor reads along, read-only", async () => {
+    await sup.liveChats().first().locator('[data-testid="read-along"]').click();
+    await sup.observer().locator('[data-testid="customer-message"]', { hasText: "my parcel never came" }).waitFor();
+    assert.equal(await sup.observer().locator("textarea").count(), 0, "no compose box");
+    await agent.reply("On its way!");
+    await sup.observer().getByText("On its way!").waitFor();
+    await axeCheck(boss.page, "supervisor screen with a chat read along");
+    await boss.page.screenshot({ path: join(out, "supervisor.png") });
+    await boss.page.locator('[data-testid="close-observer"]').click();
+  });
+
+  await step("German: the screens follow, with <html lang>", async () => {
+    await boss.page.getByRole("button", { name: "Deutsch" }).click();
+    await boss.page.locator('html[lang="de"]').waitFor();
+    await boss.page.getByRole("columnheader", { name: "Längste Wartezeit" }).waitFor();
+    await axeCheck(boss.page, "supervisor screen (German)");
+    await boss.page.locator('[data-testid="tab-admin"]').click();
+    await admin.section("webhooks").waitFor();
+    await axeCheck(boss.page, "admin console (German)");
+  });
+
+  await step("a phone-sized console keeps its controls on screen", async () => {
+    await agent.page.setViewportSize({ width: 390, height: 800 });
+    const box = await agent.page.locator('[data-testid="sign-out"]').boundingBox();
+    assert.ok(box && box.x + box.width <= 390, `sign-out at ${JSON.stringify(box)}`);
+    await agent.page.screenshot({ path: join(out, "console-phone.png") });
+  });
+} finally {
+  await browser.close();
+}
+if (failures.length) process.exit(1);
