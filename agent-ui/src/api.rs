@@ -724,9 +724,21 @@ fn on_frame(c: Console, f: AgentServerFrame) {
             c.queues.set(queues);
             c.agents.set(agents);
         }
-        AgentServerFrame::Template { conversation, text } => c.fill.set(Some((conversation, text))),
+        AgentServerFrame::Template {
+            conversation,
+            text,
+            stripped,
+        } => c.fill.set(Some((conversation, text, stripped))),
         AgentServerFrame::Error { message, .. } => c.error.set(Some(message)),
         AgentServerFrame::Supervisor { view } => c.supervisor.set(Some(view)),
+        AgentServerFrame::Visitor { conversation, info } => {
+            c.update_chat(&conversation, |e| e.visitor = Some(info))
+        }
+        AgentServerFrame::History {
+            conversation,
+            items,
+        } => c.update_chat(&conversation, |e| e.history = Some(items)),
+        AgentServerFrame::PastTranscript { id, messages } => c.past.set(Some((id, messages))),
         AgentServerFrame::Observe {
             conversation,
             ticket,

@@ -22,6 +22,7 @@ pub fn Dialogs() -> impl IntoView {
         Dialog::Conference(id) => view! { <ConferenceDialog id=id.to_string()/> }.into_any(),
         Dialog::WrapUp(id) => view! { <WrapUpDialog id=id.to_string()/> }.into_any(),
         Dialog::LeftMessages => view! { <LeftMessagesDialog/> }.into_any(),
+        Dialog::Past(id) => view! { <PastDialog id=id.to_string()/> }.into_any(),
     }
 }
 
@@ -194,10 +195,18 @@ fn WrapUpDialog(
                 <label class="field"><span>{move || c.t().wrap_up_reason}</span>
                     <input type="search" node_ref=first placeholder=move || c.t().filter data-testid="reason-filter"
                         prop:value=move || filter.get() on:input=move |e| filter.set(event_target_value(&e))/></label>
-                <select size="5" data-testid="reason" aria-label=move || c.t().wrap_up_reason on:change=move |e| reason.set(event_target_value(&e))>
+                <ul class="picklist" aria-label=move || c.t().wrap_up_reason data-testid="reasons">
                     <For each=move || { let v: Vec<_> = c.wrap_up_reasons.get().into_iter().filter(|r| matches(&filter.get(), &label(r))).collect(); v } key=|r| r.id.clone()
-                        children=move |r| { let l = label(&r); view! { <option value=r.id.to_string()>{l}</option> } }/>
-                </select>
+                        children=move |r| {
+                            let l = label(&r);
+                            let id = r.id.to_string();
+                            let (i2, i3) = (id.clone(), id.clone());
+                            view! { <li><button type="button" data-testid=format!("reason-{id}")
+                                aria-pressed=move || if reason.get() == i2 { "true" } else { "false" }
+                                class:chosen=move || reason.get() == i3
+                                on:click=move |_| reason.set(id.clone())><bdi>{l}</bdi></button></li> }
+                        }/>
+                </ul>
                 <label class="field"><span>{move || c.t().next_state}</span>
                     <select data-testid="next-state" on:change=move |e| next.set(event_target_value(&e)) prop:value=move || next.get()>
                         <option value="available">{move || c.t().available}</option>
@@ -206,7 +215,10 @@ fn WrapUpDialog(
                     </select></label>
                 <footer>
                     <button type="button" class="ghost" on:click=move |_| close(c)>{move || c.t().cancel}</button>
-                    <button type="button" class="primary" data-testid="submit-wrap-up" disabled=move || reason.get().is_empty() on:click=go>{move || c.t().submit_wrap_up}</button>
+                    <Show when=move || reason.get().is_empty()>
+                        <span class="why" id="wu-why" data-testid="wrap-up-why">{move || c.t().pick_reason}</span>
+                    </Show>
+                    <button type="button" class="primary" data-testid="submit-wrap-up" aria-describedby="wu-why" disabled=move || reason.get().is_empty() on:click=go>{move || c.t().submit_wrap_up}</button>
                 </footer>
             </div>
         </div>
@@ -240,6 +252,43 @@ fn LeftMessagesDialog() -> impl IntoView {
                         </li>
                     }/>
                 </ul>
+                <footer><button type="button" class="primary" node_ref=close_ref on:click=move |_| close(c)>{move || c.t().close}</button></footer>
+            </div>
+        </div>
+    }
+}
+
+/// The transcript of an earlier conversation of the customer, read-only.
+#[component]
+fn PastDialog(
+    /// The earlier conversation.
+    id: String,
+) -> impl IntoView {
+    let c = expect_context::<Console>();
+    let close_ref = NodeRef::<leptos::html::Button>::new();
+    Effect::new(move |_| {
+        if let Some(b) = close_ref.get() {
+            let _ = b.focus();
+        }
+    });
+    let messages = move || {
+        c.past
+            .get()
+            .filter(|(p, _)| p.as_str() == id)
+            .map(|(_, m)| m)
+    };
+    view! {
+        <div class="modal-bg" on:keydown=move |e: leptos::ev::KeyboardEvent| { if e.key() == "Escape" { close(c) } }>
+            <div class="modal wide" role="dialog" aria-modal="true" aria-labelledby="past-title" data-testid="past-dialog">
+                <header><h2 id="past-title">{move || c.lang.get().c().past_transcript}</h2></header>
+                <div class="thread past" role="log" tabindex="0" aria-label=move || c.t().messages_label>
+                    <ol>
+                        {move || match messages() {
+                            None => view! { <li class="sys"><span>{c.lang.get().c().loading}</span></li> }.into_any(),
+                            Some(m) => m.into_iter().map(|m| crate::pane::message_row(c, m, String::new())).collect_view().into_any(),
+                        }}
+                    </ol>
+                </div>
                 <footer><button type="button" class="primary" node_ref=close_ref on:click=move |_| close(c)>{move || c.t().close}</button></footer>
             </div>
         </div>

@@ -27,6 +27,8 @@ pub struct Texts {
     pub revoked_password: &'static str,
     pub available: &'static str,
     pub idle: &'static str,
+    /// Idle right after sign-in (the reason the service gives it).
+    pub idle_signed_in: &'static str,
     pub rona: &'static str,
     pub signed_out: &'static str,
     pub rona_banner: &'static str,
@@ -57,6 +59,8 @@ pub struct Texts {
     pub wrap_up_reason: &'static str,
     pub next_state: &'static str,
     pub submit_wrap_up: &'static str,
+    /// Why Submit is disabled in the wrap-up dialog.
+    pub pick_reason: &'static str,
     pub cancel: &'static str,
     pub refresh: &'static str,
     pub filter: &'static str,
@@ -91,6 +95,7 @@ const EN: Texts = Texts {
         "Your password was changed, so every session ended. Sign in with the new password.",
     available: "Available",
     idle: "Idle",
+    idle_signed_in: "Idle · just signed in",
     rona: "RONA",
     signed_out: "Signed out",
     rona_banner: "RONA — you missed an offer, so no new chats are routed to you.",
@@ -121,6 +126,7 @@ const EN: Texts = Texts {
     wrap_up_reason: "Wrap-up reason",
     next_state: "Then set me to",
     submit_wrap_up: "Submit Wrap Up",
+    pick_reason: "Pick a wrap-up reason to submit.",
     cancel: "Cancel",
     refresh: "Refresh",
     filter: "Type to filter",
@@ -154,6 +160,7 @@ const DE: Texts = Texts {
     revoked_password: "Ihr Passwort wurde geändert, daher wurden alle Sitzungen beendet. Melden Sie sich mit dem neuen Passwort an.",
     available: "Verfügbar",
     idle: "Leerlauf",
+    idle_signed_in: "Leerlauf · gerade angemeldet",
     rona: "RONA",
     signed_out: "Abgemeldet",
     rona_banner: "RONA – Sie haben ein Angebot verpasst, daher werden Ihnen keine neuen Chats zugewiesen.",
@@ -184,6 +191,7 @@ const DE: Texts = Texts {
     wrap_up_reason: "Nachbearbeitungsgrund",
     next_state: "Danach Status",
     submit_wrap_up: "Nachbearbeitung senden",
+    pick_reason: "Wählen Sie einen Grund, um zu senden.",
     cancel: "Abbrechen",
     refresh: "Aktualisieren",
     filter: "Zum Filtern tippen",
@@ -235,6 +243,7 @@ impl Lang {
         let t = self.t();
         match s {
             AgentState::SignedOut => t.signed_out,
+            AgentState::Idle { reason: None } => t.idle_signed_in,
             AgentState::Idle { .. } => t.idle,
             AgentState::Available => t.available,
             AgentState::Rona => t.rona,
@@ -301,6 +310,19 @@ impl Lang {
                     "Beendet: niemand hat innerhalb der Wartezeit angenommen".into()
                 }
             },
+        }
+    }
+
+    /// The template parameters whose values lost `<` and `>`.
+    pub fn stripped(self, params: &[String]) -> String {
+        let list = params
+            .iter()
+            .map(|p| format!("<{p}>"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        match self {
+            Lang::De => format!("Die Zeichen < und > wurden aus {list} entfernt (sie sind für Parameter reserviert). Bitte prüfen Sie den Text."),
+            Lang::En => format!("The characters < and > were removed from {list} (they are reserved for parameters). Check the text before sending."),
         }
     }
 

@@ -86,6 +86,18 @@ pub struct CentreTexts {
     pub retry: &'static str,
     pub invalid_id: &'static str,
     pub problem: &'static str,
+    // Customer context
+    pub customer_context: &'static str,
+    pub local_time: &'static str,
+    pub browser: &'static str,
+    pub now_on: &'static str,
+    pub pages_seen: &'static str,
+    pub earlier: &'static str,
+    pub no_earlier: &'static str,
+    pub left_message: &'static str,
+    pub chat: &'static str,
+    pub open_transcript: &'static str,
+    pub past_transcript: &'static str,
 }
 
 const EN: CentreTexts = CentreTexts {
@@ -169,6 +181,17 @@ const EN: CentreTexts = CentreTexts {
     retry: "Retry",
     invalid_id: "IDs use letters, digits, '-' and '_'",
     problem: "Problem",
+    customer_context: "Customer context",
+    local_time: "Local time",
+    browser: "Browser",
+    now_on: "Now on",
+    pages_seen: "Pages this visit",
+    earlier: "Earlier conversations",
+    no_earlier: "None (matched by verified id or email).",
+    left_message: "left message",
+    chat: "chat",
+    open_transcript: "Open transcript",
+    past_transcript: "Earlier conversation",
 };
 
 const DE: CentreTexts = CentreTexts {
@@ -253,6 +276,17 @@ const DE: CentreTexts = CentreTexts {
     retry: "Erneut senden",
     invalid_id: "IDs bestehen aus Buchstaben, Ziffern, '-' und '_'",
     problem: "Problem",
+    customer_context: "Kundenkontext",
+    local_time: "Ortszeit",
+    browser: "Browser",
+    now_on: "Gerade auf",
+    pages_seen: "Seiten dieses Besuchs",
+    earlier: "Frühere Gespräche",
+    no_earlier: "Keine (nach verifizierter ID oder E-Mail).",
+    left_message: "hinterlassene Nachricht",
+    chat: "Chat",
+    open_transcript: "Verlauf öffnen",
+    past_transcript: "Früheres Gespräch",
 };
 
 impl Lang {

@@ -7,6 +7,7 @@
 mod admin;
 mod api;
 mod chats;
+mod context;
 mod dialogs;
 mod i18n;
 mod i18n_centre;

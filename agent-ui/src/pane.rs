@@ -31,7 +31,7 @@ pub fn Pane() -> impl IntoView {
         <section class="pane" aria-live="off">
             {move || match shown.get() {
                 None => view! { <div class="placeholder">{c.t().pick_chat}</div> }.into_any(),
-                Some(id) => view! { <ChatPane id=id.to_string()/> }.into_any(),
+                Some(id) => view! { <ChatPane id=id.to_string()/><crate::context::ContextPanel id=id.to_string()/> }.into_any(),
             }}
         </section>
     }
@@ -90,11 +90,14 @@ fn ChatPane(
             el.set_scroll_top(el.scroll_height());
         }
     });
+    // Parameters of the last template whose values lost `<` or `>` (shown, never silent).
+    let stripped_note = RwSignal::new(Vec::<String>::new());
     // A rendered template goes into the compose box.
     Effect::new(move |_| {
-        if let Some((cid, text)) = c.fill.get() {
+        if let Some((cid, text, stripped)) = c.fill.get() {
             if Some(&cid) == conv.get_value().as_ref() {
                 draft.set(text);
+                stripped_note.set(stripped);
                 c.fill.set(None);
             }
         }
@@ -282,6 +285,12 @@ fn ChatPane(
                     </Show>
                     <Show when=reserved>
                         <p class="inline-error" role="alert" data-testid="reserved-hint">{move || c.t().reserved}</p>
+                    </Show>
+                    <Show when=move || stripped_note.with(|s| !s.is_empty())>
+                        <p class="inline-note" role="status" data-testid="stripped-note">
+                            {move || c.lang.get().stripped(&stripped_note.get())}
+                            <button type="button" class="link" on:click=move |_| stripped_note.set(vec![])>{move || c.t().close}</button>
+                        </p>
                     </Show>
                     <div class="compose-foot">
                         <span id="compose-hint" class="hint">{move || c.t().hint}</span>

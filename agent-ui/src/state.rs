@@ -38,6 +38,10 @@ pub struct ChatEntry {
     pub pending: Vec<Pending>,
     /// Whether the chat socket is open.
     pub online: bool,
+    /// Pages, browser and time zone of the visitor (from the chat socket).
+    pub visitor: Option<shared::visitor::VisitorInfo>,
+    /// Earlier conversations of the customer (asked for when the chat is shown).
+    pub history: Option<Vec<shared::engine::ClosedConversation>>,
 }
 
 impl ChatEntry {
@@ -51,6 +55,8 @@ impl ChatEntry {
             wrap_up: false,
             pending: vec![],
             online: false,
+            visitor: None,
+            history: None,
         }
     }
 
@@ -90,6 +96,8 @@ pub enum Dialog {
     Conference(ConversationId),
     WrapUp(ConversationId),
     LeftMessages,
+    /// The transcript of an earlier conversation of the customer.
+    Past(ConversationId),
 }
 
 /// Which screen of the console is shown.
@@ -128,8 +136,9 @@ pub struct Console {
     pub left_messages: RwSignal<Vec<shared::engine::ClosedConversation>>,
     pub error: RwSignal<Option<String>>,
     pub connected: RwSignal<bool>,
-    /// Text a template produced, for the compose box of a conversation.
-    pub fill: RwSignal<Option<(ConversationId, String)>>,
+    /// Text a template produced, for the compose box of a conversation, and the
+    /// parameters whose values lost a `<` or `>`.
+    pub fill: RwSignal<Option<(ConversationId, String, Vec<String>)>>,
     pub dialog: RwSignal<Dialog>,
     /// Milliseconds since the epoch, ticking every second (timers).
     pub now_ms: RwSignal<f64>,
@@ -139,6 +148,8 @@ pub struct Console {
     /// The supervisor's live view, as last pushed.
     pub supervisor: RwSignal<Option<shared::engine::SupervisorView>>,
     pub observed: RwSignal<Option<Observed>>,
+    /// The transcript of an earlier conversation, once it arrived.
+    pub past: RwSignal<Option<(ConversationId, Vec<Message>)>>,
     /// Sound and title flash on a new offer (remembered in this browser).
     pub alert_offers: RwSignal<bool>,
 }
@@ -172,6 +183,7 @@ impl Console {
             screen: RwSignal::new(initial_screen()),
             supervisor: RwSignal::new(None),
             observed: RwSignal::new(None),
+            past: RwSignal::new(None),
             alert_offers: RwSignal::new(crate::api::alerts_remembered()),
         }
     }

@@ -119,6 +119,30 @@ fn state_class(s: &AgentState) -> &'static str {
     }
 }
 
+/// The state as the console names it, with the idle reason's label.
+fn state_label(c: Console, s: &AgentState) -> String {
+    let lang = c.lang.get_untracked();
+    match s {
+        AgentState::Idle { reason: Some(r) } => {
+            let label = c.idle_reasons.with_untracked(|l| {
+                l.iter().find(|x| &x.id == r).map(|x| {
+                    if lang == crate::i18n::Lang::De && !x.label_de.is_empty() {
+                        x.label_de.clone()
+                    } else {
+                        x.label.clone()
+                    }
+                })
+            });
+            format!(
+                "{} · {}",
+                lang.state(s),
+                label.unwrap_or_else(|| r.to_string())
+            )
+        }
+        _ => lang.state(s).to_string(),
+    }
+}
+
 /// Agents: state and since when, chats of capacity, wrap-ups, RONAs; sign-out.
 #[component]
 fn AgentTable(
@@ -149,7 +173,7 @@ fn AgentTable(
                         view! {
                             <tr data-testid=format!("agent-{}", a.id)>
                                 <th scope="row"><bdi>{a.name.clone()}</bdi></th>
-                                <td><span class=state_class(&a.state) aria-hidden="true"></span><span data-testid="state">{c.lang.get_untracked().state(&a.state)}</span></td>
+                                <td><span class=state_class(&a.state) aria-hidden="true"></span><span data-testid="state">{state_label(c, &a.state)}</span></td>
                                 <td class="num">{move || since.filter(|_| signed_in).map_or_else(|| "–".into(), |s| mmss(c.now_ms.get() - s))}</td>
                                 <td class="num" data-testid="chats">{format!("{}/{}", a.chats, a.capacity)}</td>
                                 <td class="num">{a.wrap_ups}</td>

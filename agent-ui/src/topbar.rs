@@ -50,7 +50,7 @@ pub fn TopBar() -> impl IntoView {
                         <option value="rona" disabled>{move || c.t().rona}</option>
                     </Show>
                     <Show when=move || c.state.get() == (AgentState::Idle { reason: None })>
-                        <option value="idle" disabled>{move || c.t().idle}</option>
+                        <option value="idle" disabled>{move || c.t().idle_signed_in}</option>
                     </Show>
                     <For each=move || c.idle_reasons.get() key=|r| r.id.clone() children=move |r| {
                         let label = move || format!("{} · {}", c.t().idle, if c.lang.get() == crate::i18n::Lang::De && !r.label_de.is_empty() { r.label_de.clone() } else { r.label.clone() });

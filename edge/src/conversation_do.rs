@@ -302,6 +302,39 @@ impl ConversationObject {
         pass
     }
 
+    /// The visitor's pages, browser and time zone (row `visitor` of `meta`).
+    fn visitor_info(&self) -> ApiResult<shared::visitor::VisitorInfo> {
+        let rows: Vec<ValueRow> = self
+            .sql()
+            .exec("SELECT value FROM meta WHERE key = 'visitor'", None)?
+            .to_array()?;
+        Ok(match rows.first() {
+            Some(r) => serde_json::from_str(&r.value)?,
+            None => Default::default(),
+        })
+    }
+
+    fn save_visitor_info(&self, info: &shared::visitor::VisitorInfo) -> ApiResult<()> {
+        self.sql().exec(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('visitor', ?)",
+            vec![serde_json::to_string(info)?.into()],
+        )?;
+        Ok(())
+    }
+
+    /// Tells the agents in the chat what is known about the visitor now.
+    fn send_visitor_info(&self, info: &shared::visitor::VisitorInfo) -> ApiResult<()> {
+        let conversation = self.with(|l| l.meta.conversation.clone())?;
+        self.send_tag(
+            AGENT_TAG,
+            &encode(&AgentServerFrame::Visitor {
+                conversation,
+                info: info.clone(),
+            }),
+        );
+        Ok(())
+    }
+
     fn send_tag(&self, tag: &str, text: &str) {
         for ws in self.state.get_websockets_with_tag(tag) {
             let _ = ws.send_with_str(text);
@@ -690,6 +723,19 @@ impl ConversationObject {
         Self::check_socket_origin(req, &meta.allowed_origins)?;
         let after = self.after(req)?;
         crate::tenant_do::consume_nonce(&self.sql(), &t.nonce, t.exp)?;
+        let ua = req
+            .headers()
+            .get("User-Agent")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let mut info = self.visitor_info()?;
+        let browser = shared::visitor::browser_of(&ua);
+        if info.browser != browser {
+            info.browser = browser;
+            self.save_visitor_info(&info)?;
+            self.send_visitor_info(&info)?;
+        }
         let pair = WebSocketPair::new()?;
         self.state
             .accept_websocket_with_tags(&pair.server, &[VISITOR_TAG]);
@@ -797,6 +843,12 @@ impl ConversationObject {
                     message: m,
                 }));
         }
+        let _ = pair
+            .server
+            .send_with_str(encode(&AgentServerFrame::Visitor {
+                conversation: meta.conversation.clone(),
+                info: self.visitor_info()?,
+            }));
         Ok(Response::from_websocket(pair.client)?)
     }
 
@@ -852,6 +904,20 @@ impl ConversationObject {
                 );
             }
             VisitorFrame::End => self.report(ConversationReport::CustomerEnded).await?,
+            VisitorFrame::Page {
+                url,
+                title,
+                time_zone,
+            } => {
+                shared::visitor::check_page(&url, &title, &time_zone)
+                    .map_err(|e| ApiError::bad_request("invalid_page", e.to_string()))?;
+                let mut info = self.visitor_info()?;
+                let tz_changed = !time_zone.is_empty() && info.time_zone != time_zone;
+                if info.record(&url, &title, &time_zone, now()) || tz_changed {
+                    self.save_visitor_info(&info)?;
+                    self.send_visitor_info(&info)?;
+                }
+            }
             VisitorFrame::Rate { score, comment } => {
                 let (score, comment) = shared::intake::check_rating(score, comment.as_deref())
                     .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;

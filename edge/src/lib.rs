@@ -456,6 +456,10 @@ async fn forward_upgrade(req: &Request, obj: &Obj, internal_url: &str) -> worker
     let headers = Headers::new();
     headers.set("Upgrade", "websocket")?;
     headers.set(OBJECT_NAME_HEADER, &obj.name)?;
+    // The browser's name goes to the agents' context panel.
+    if let Some(ua) = req.headers().get("User-Agent")? {
+        headers.set("User-Agent", &ua)?;
+    }
     let mut init = RequestInit::new();
     init.with_method(Method::Get).with_headers(headers);
     let mut resp = obj

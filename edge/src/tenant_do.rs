@@ -1628,6 +1628,31 @@ impl TenantObject {
                     ticket,
                 });
             }
+            AgentFrame::History { conversation } => {
+                let key =
+                    self.with_engine(|t| t.customer_for(&agent, &conversation).map(|c| c.key()))??;
+                let mut items = self.closed_of(key.as_ref())?;
+                items.retain(|c| c.id != conversation);
+                reply(&AgentServerFrame::History {
+                    conversation,
+                    items,
+                });
+            }
+            AgentFrame::PastTranscript { conversation, id } => {
+                let key =
+                    self.with_engine(|t| t.customer_for(&agent, &conversation).map(|c| c.key()))??;
+                let past = self.closed_one(&id)?;
+                if key.is_none() || past.customer.key() != key {
+                    return Err(ApiError::forbidden(
+                        "not_same_customer",
+                        format!("conversation {id} is not an earlier one of this customer"),
+                    ));
+                }
+                reply(&AgentServerFrame::PastTranscript {
+                    messages: self.read(&id).await,
+                    id,
+                });
+            }
             AgentFrame::SignOutAgent { agent: target } => {
                 self.with_engine(|t| t.check_supervisor(&agent))??;
                 self.revoke(rpc::Revoke {
@@ -1728,10 +1753,14 @@ impl TenantObject {
                 conversation,
                 template,
             } => {
-                let text = self.with_engine(|t| {
+                let (text, stripped) = self.with_engine(|t| {
                     t.render_template(&agent, &conversation, &template, now())
                 })??;
-                reply(&AgentServerFrame::Template { conversation, text });
+                reply(&AgentServerFrame::Template {
+                    conversation,
+                    text,
+                    stripped,
+                });
             }
         }
         Ok(())
@@ -1786,6 +1815,29 @@ impl TenantObject {
                 .collect::<Result<_, _>>()?,
             next,
         })
+    }
+
+    /// Closed conversations of one customer, newest first (at most 20).
+    fn closed_of(
+        &self,
+        key: Option<&shared::engine::CustomerKey>,
+    ) -> ApiResult<Vec<ClosedConversation>> {
+        use shared::engine::CustomerKey;
+        let (query, value) = match key {
+            None => return Ok(vec![]),
+            Some(CustomerKey::Verified(v)) => (
+                "SELECT value FROM closed WHERE json_extract(value, '$.customer.verified_user_id') = ? ORDER BY ended_at DESC LIMIT 20",
+                v.as_str(),
+            ),
+            Some(CustomerKey::Email(e)) => (
+                "SELECT value FROM closed WHERE json_extract(value, '$.customer.verified_user_id') IS NULL AND lower(json_extract(value, '$.customer.email')) = ? ORDER BY ended_at DESC LIMIT 20",
+                e.as_str(),
+            ),
+        };
+        let rows: Vec<ValueRow> = self.sql().exec(query, vec![value.into()])?.to_array()?;
+        rows.iter()
+            .map(|r| Ok(serde_json::from_str(&r.value)?))
+            .collect()
     }
 
     /// Left messages, newest first (all of them: agents see their queues' ones).

@@ -18,6 +18,7 @@
 //! - [`protocol`]: versioned JSON frames between visitor, agent, admin and edge.
 //! - [`rpc`]: typed calls between the Worker and the Durable Objects, with idempotency keys.
 //! - [`hours`]: business hours of a queue.
+//! - [`visitor`]: the customer context (pages of the visit, browser, time zone).
 //! - [`webhook`]: events sent to a tenant's URLs (closed conversation, left message), signing and back-off.
 //! - [`ratelimit`]: token-bucket rate limits (stored by the caller) per address (IPv6 per /64) or conversation.
 
@@ -34,6 +35,7 @@ pub mod rpc;
 pub mod template;
 pub mod text;
 pub mod transcript;
+pub mod visitor;
 pub mod webhook;
 
 pub use chrono;

@@ -102,6 +102,14 @@ pub enum VisitorFrame {
     },
     End,
     Ping,
+    /// The page the visitor is on (at start, on resume and when the page changes).
+    Page {
+        url: String,
+        #[serde(default)]
+        title: String,
+        #[serde(default)]
+        time_zone: String,
+    },
 }
 
 /// Edge → visitor.
@@ -196,6 +204,15 @@ pub enum AgentFrame {
     /// Supervisors: sign an agent out (their sockets close with the reason).
     SignOutAgent {
         agent: AgentId,
+    },
+    /// Earlier conversations of the same customer (verified user id or email).
+    History {
+        conversation: ConversationId,
+    },
+    /// The transcript of one of those earlier conversations.
+    PastTranscript {
+        conversation: ConversationId,
+        id: ConversationId,
     },
 }
 
@@ -308,6 +325,9 @@ pub enum AgentServerFrame {
     Template {
         conversation: ConversationId,
         text: String,
+        /// Parameters whose values held `<` or `>`, which were removed (the console says so).
+        #[serde(default)]
+        stripped: Vec<String>,
     },
     Error {
         code: String,
@@ -322,6 +342,22 @@ pub enum AgentServerFrame {
     Observe {
         conversation: ConversationId,
         ticket: String,
+    },
+    /// On a chat socket: the visitor's pages, browser and time zone (after `welcome`
+    /// and whenever they change).
+    Visitor {
+        conversation: ConversationId,
+        info: crate::visitor::VisitorInfo,
+    },
+    /// Earlier conversations of the customer of `conversation`, newest first.
+    History {
+        conversation: ConversationId,
+        items: Vec<crate::engine::ClosedConversation>,
+    },
+    /// The transcript of an earlier conversation.
+    PastTranscript {
+        id: ConversationId,
+        messages: Vec<Message>,
     },
 }
 

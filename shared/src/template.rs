@@ -130,6 +130,13 @@ impl Template {
 
     /// Fills the parameters. The result contains no `<` or `>`.
     pub fn render(&self, ctx: &TemplateContext) -> String {
+        self.render_reporting(ctx).0
+    }
+
+    /// [`Self::render`], also naming the parameters whose values lost a `<` or `>`
+    /// (so the agent is told; text is never changed silently).
+    pub fn render_reporting(&self, ctx: &TemplateContext) -> (String, Vec<String>) {
+        let mut stripped: Vec<String> = vec![];
         let mut out = String::new();
         for p in &self.pieces {
             match p {
@@ -142,11 +149,14 @@ impl Template {
                         "date" => &ctx.date,
                         _ => &ctx.time,
                     };
+                    if v.contains(['<', '>']) && !stripped.contains(n) {
+                        stripped.push(n.clone());
+                    }
                     out.extend(v.chars().filter(|c| *c != '<' && *c != '>'));
                 }
             }
         }
-        out
+        (out, stripped)
     }
 }
 
@@ -211,7 +221,10 @@ mod tests {
     fn rendered_text_has_no_reserved_chars() {
         let mut c = ctx();
         c.customer_name = "<b>Eve</b>".into();
-        let out = Template::parse("Hi <customer_name>").unwrap().render(&c);
+        let (out, stripped) = Template::parse("Hi <customer_name>")
+            .unwrap()
+            .render_reporting(&c);
+        assert_eq!(stripped, vec!["customer_name".to_string()]);
         assert_eq!(out, "Hi bEve/b");
         assert!(!crate::text::has_reserved(&out));
     }

@@ -815,7 +815,7 @@ fn templates_render_from_conversation() {
             w.now,
         )
         .unwrap();
-    assert_eq!(s, "Hallo Customer c1, hier ist Anna.");
+    assert_eq!(s, ("Hallo Customer c1, hier ist Anna.".to_string(), vec![]));
     assert_eq!(
         w.t.render_template(&a("anna"), &c("c1"), &TemplateId::new("x").unwrap(), w.now),
         Err(EngineError::UnknownTemplate(TemplateId::new("x").unwrap()))

@@ -65,7 +65,7 @@ try {
     const r = await fetch(base + "/api/v1/conversations", {
       method: "POST",
       headers: { "Content-Type": "application/json", Origin: origin },
-      body: JSON.stringify({ site, name: "Vera ‮Tester", text: "my parcel never came", client_id: "first" }),
+      body: JSON.stringify({ site, name: "Vera <VIP> ‮Tester", text: "my parcel never came", client_id: "first" }),
     });
     assert.equal(r.status, 201, await r.text());
     await sup.queueCell("q1", "waiting").filter({ hasText: /^1$/ }).waitFor();
@@ -85,7 +85,9 @@ try {
     await agent.page.locator('[data-testid="template"]').selectOption("hi");
     await agent.page.waitForFunction(() => document.querySelector('[data-testid="compose"]').value.includes("Grüße von"));
     const v = await agent.compose().inputValue();
-    assert.ok(v.startsWith("Hallo Vera"), v);
+    assert.ok(v.startsWith("Hallo Vera VIP"), v);
+    // The name's < and > were removed: the agent is told, not left to guess.
+    await agent.page.locator('[data-testid="stripped-note"]', { hasText: "<customer_name>" }).waitFor();
   });
 
   await step("the supervisor reads along, read-only", async () => {

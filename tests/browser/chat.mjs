@@ -96,6 +96,19 @@ try {
     await agent.customerMessages().filter({ hasText: "Danke!" }).waitFor();
   });
 
+  await step("the context panel shows the visitor's page, browser and local time; a page change follows", async () => {
+    const ctx = agent.page.locator('[data-testid="context"]');
+    await ctx.locator('[data-testid="ctx-page"]', { hasText: "Hand-made coffee gear" }).waitFor();
+    await ctx.locator('[data-testid="ctx-browser"]', { hasText: "Chrome" }).waitFor();
+    assert.notEqual(await ctx.locator('[data-testid="ctx-time"]').textContent(), "–");
+    await site.page.evaluate(() => history.pushState({}, "", "/#grinders"));
+    await ctx.locator('[data-testid="ctx-page"] a', { hasText: "/#grinders" }).waitFor();
+    assert.equal(await ctx.locator('[data-testid="ctx-pages"] li').count(), 2);
+    await ctx.locator('[data-testid="ctx-history"]', { hasText: "None" }).waitFor();
+    await agent.page.screenshot({ path: join(out, "agent-context.png") });
+    await axeCheck(agent.page, "console: chat with the customer context");
+  });
+
   await step("the typing indicator shows while the agent types and clears when the box is emptied", async () => {
     await agent.compose().fill("Moment");
     await site.widget().locator('[data-testid="typing"]').waitFor();

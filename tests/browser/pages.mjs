@@ -48,7 +48,8 @@ export class Console {
   async wrapUp(reason) {
     const d = this.page.locator('[data-testid="wrap-up-dialog"]');
     await d.waitFor();
-    await d.locator('[data-testid="reason"]').selectOption(reason);
+    await d.locator('[data-testid="wrap-up-why"]').waitFor();
+    await d.locator(`[data-testid="reason-${reason}"]`).click();
     await d.locator('[data-testid="submit-wrap-up"]').click();
     await d.waitFor({ state: "detached" });
   }

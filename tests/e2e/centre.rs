@@ -517,3 +517,106 @@ pub fn browser(ctx: &Ctx) {
         .expect("node");
     assert!(st.success(), "centre browser test failed");
 }
+
+/// The customer context: pages the widget reports reach the agent's chat socket
+/// (bad ones refused by name), and earlier conversations of the same email are listed
+/// with their transcript — not those of another customer.
+pub fn customer_context(ctx: &Ctx) {
+    make_tenant(ctx, "t-context", 30, 600, &[("cx", 3)]);
+    let mut a = agent(ctx, "t-context", "cx");
+    a.available();
+    // An earlier chat of eva@example.com, closed.
+    let start = |name: &str, email: &str, text: &str| {
+        let r = http(
+            "POST",
+            &format!("{}/api/v1/conversations", ctx.base),
+            Some(
+                &json!({ "site": "t-context-site", "name": name, "email": email, "text": text, "client_id": "first" }),
+            ),
+            &[("Origin", SHOP)],
+        );
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        (
+            r.body["conversation"].as_str().expect("id").to_owned(),
+            r.body["token"].as_str().expect("token").to_owned(),
+        )
+    };
+    let (first, _) = start("Eva", "Eva@Example.com", "my first question");
+    assert_eq!(a.wait_offer(), first);
+    a.accept(&first);
+    a.send(json!({ "type": "end", "conversation": first }));
+    a.sock
+        .wait_for("wrap-up required", T, |f| ev(f) == "wrap_up_required");
+    a.send(json!({ "type": "wrap_up", "conversation": first, "reason": "solved", "next": { "state": "available" } }));
+    a.sock
+        .wait_for("wrap-up done", T, |f| ev(f) == "wrap_up_done");
+    let (other, _) = start("Mallory", "mallory@example.com", "someone else");
+    assert_eq!(a.wait_offer(), other);
+    a.accept(&other);
+    a.send(json!({ "type": "end", "conversation": other }));
+    a.sock.wait_for("wrap-up required", T, |f| {
+        ev(f) == "wrap_up_required" && f["event"]["conversation"] == other.as_str()
+    });
+    a.send(json!({ "type": "wrap_up", "conversation": other, "reason": "solved", "next": { "state": "available" } }));
+    a.sock.wait_for("wrap-up done", T, |f| {
+        ev(f) == "wrap_up_done" && f["event"]["conversation"] == other.as_str()
+    });
+
+    // Eva comes back.
+    let (c, token) = start("Eva", "eva@example.com", "me again");
+    let mut v = Visitor {
+        sock: visitor_ws(ctx, &c, &token, 0),
+        conv: c.clone(),
+        token,
+    };
+    assert_eq!(a.wait_offer(), c);
+    a.accept(&c);
+    v.sock.send(json!({ "type": "page", "url": "https://shop.example/cart", "title": "Cart", "time_zone": "Europe/Berlin" }));
+    let info = a.chat(&c).wait_for("visitor info", T, |f| {
+        ty(f) == "visitor" && f["info"]["pages"].as_array().is_some_and(|p| !p.is_empty())
+    });
+    assert_eq!(info["info"]["pages"][0]["url"], "https://shop.example/cart");
+    assert_eq!(info["info"]["time_zone"], "Europe/Berlin");
+    assert!(info["info"]["browser"].is_string());
+    v.sock.send(
+        json!({ "type": "page", "url": "https://shop.example/checkout", "title": "Checkout" }),
+    );
+    a.chat(&c).wait_for("second page", T, |f| {
+        ty(f) == "visitor" && f["info"]["pages"][1]["url"] == "https://shop.example/checkout"
+    });
+    v.sock
+        .send(json!({ "type": "page", "url": "javascript:alert(1)" }));
+    let e = v.sock.wait_for("bad page", T, |f| {
+        ty(f) == "error" && f["code"] == "invalid_page"
+    });
+    assert!(
+        e["message"].as_str().unwrap_or_default().contains("url"),
+        "{e}"
+    );
+
+    a.send(json!({ "type": "history", "conversation": c }));
+    let h = a.sock.wait_for("history", T, |f| ty(f) == "history");
+    let ids: Vec<&str> = h["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![first.as_str()],
+        "only Eva's earlier chat (email matched case-insensitively)"
+    );
+    a.send(json!({ "type": "past_transcript", "conversation": c, "id": first }));
+    let t = a
+        .sock
+        .wait_for("past transcript", T, |f| ty(f) == "past_transcript");
+    assert!(t["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .any(|m| m["text"] == "my first question"));
+    // Another customer's transcript is refused.
+    a.send(json!({ "type": "past_transcript", "conversation": c, "id": other }));
+    a.error("not_same_customer");
+}

@@ -673,6 +673,7 @@ fn message_rules_and_templates(ctx: &Ctx) {
     a.send(json!({ "type": "template", "conversation": c, "template": "hi" }));
     let t = a.sock.wait_for("template", T, |f| ty(f) == "template");
     assert_eq!(t["text"], "Hallo Eva, hier ist Agent m.");
+    assert_eq!(t["stripped"], json!([]), "nothing removed");
     a.send(json!({ "type": "template", "conversation": c, "template": "nope" }));
     a.error("unknown_template");
     // A template with an unknown parameter is refused by the admin API, naming it.
@@ -1713,6 +1714,10 @@ fn main() {
     run(
         "supervisor: live queue and agent counts, read-only look, sign-out",
         &|| centre::supervisor(&ctx),
+    );
+    run(
+        "customer context: pages, browser, time zone, earlier conversations",
+        &|| centre::customer_context(&ctx),
     );
     run("leave a message when nobody is signed in", &|| {
         leave_message(&ctx)

@@ -55,6 +55,56 @@ pub struct Embedding {
     pub name: Option<String>,
     #[serde(default)]
     pub email: Option<String>,
+    /// The embedding page, as the loader saw it.
+    #[serde(default)]
+    pub page_url: Option<String>,
+    #[serde(default)]
+    pub page_title: Option<String>,
+}
+
+/// Reports the page the visitor is on (the latest the loader told, else the one of
+/// the handshake) with the browser's time zone, for the agents' context panel.
+pub fn report_page() {
+    let later = web_sys::window()
+        .and_then(|w| js_sys::Reflect::get(&w, &"__switchboardPage".into()).ok())
+        .filter(|v| v.is_object());
+    let field = |v: &JsValue, k: &str| {
+        js_sys::Reflect::get(v, &k.into())
+            .ok()
+            .and_then(|x| x.as_string())
+            .unwrap_or_default()
+    };
+    let (url, title) = match later {
+        Some(v) => (field(&v, "url"), field(&v, "title")),
+        None => EMBED.with(|e| {
+            e.borrow()
+                .as_ref()
+                .map(|e| {
+                    (
+                        e.page_url.clone().unwrap_or_default(),
+                        e.page_title.clone().unwrap_or_default(),
+                    )
+                })
+                .unwrap_or_default()
+        }),
+    };
+    if url.is_empty() {
+        return;
+    }
+    let options = js_sys::Intl::DateTimeFormat::new(&js_sys::Array::new(), &js_sys::Object::new())
+        .resolved_options();
+    let time_zone = field(&options, "timeZone");
+    // Titles are cut to what the service keeps rather than refused.
+    let title: String = title
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(shared::visitor::MAX_TITLE_CHARS)
+        .collect();
+    send_frame(&VisitorFrame::Page {
+        url,
+        title,
+        time_zone,
+    });
 }
 
 /// Waits for the handshake with the embedding page.
@@ -397,6 +447,7 @@ fn open_socket(w: Widget, s: &Session, ticket: &str) {
         w.connected.set(true);
         w.was_online.set(true);
         flush_outbox(w);
+        report_page();
     });
     let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_e: CloseEvent| {
         w.connected.set(false);

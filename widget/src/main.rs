@@ -12,6 +12,15 @@ mod state;
 
 fn main() {
     console_error_panic_hook::set_once();
+    // The embedding page changed (a single-page app, or a hash link): tell the agents.
+    if let Some(w) = web_sys::window() {
+        let on_page = wasm_bindgen::closure::Closure::<dyn FnMut()>::new(api::report_page);
+        let _ = w.add_event_listener_with_callback(
+            "switchboard-page",
+            wasm_bindgen::JsCast::unchecked_ref(on_page.as_ref()),
+        );
+        on_page.forget();
+    }
     leptos::mount::mount_to_body(app::App);
 }
 

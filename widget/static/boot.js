@@ -5,7 +5,7 @@
 // embedder.
 const hello = new Promise((resolve) => {
   if (window.parent === window) {
-    resolve({ origin: location.origin, user_id: null, user_hash: null });
+    resolve({ origin: location.origin, user_id: null, user_hash: null, page_url: location.href, page_title: document.title });
     return;
   }
   addEventListener("message", function on(e) {
@@ -17,7 +17,15 @@ const hello = new Promise((resolve) => {
       user_hash: e.data.user_hash || null,
       name: e.data.name || null,
       email: e.data.email || null,
+      page_url: e.data.page_url || null,
+      page_title: e.data.page_title || null,
     });
+  });
+  // Later page changes of the embedding page (the chat app reports them to agents).
+  addEventListener("message", (e) => {
+    if (e.source !== window.parent || !e.data || e.data.type !== "switchboard:page") return;
+    window.__switchboardPage = { url: String(e.data.url || ""), title: String(e.data.title || "") };
+    dispatchEvent(new Event("switchboard-page"));
   });
   window.parent.postMessage({ type: "switchboard:ready" }, "*");
 });

@@ -154,6 +154,19 @@
     button.focus();
   }
   button.addEventListener("click", function () { panel.hidden ? open(true) : close(); });
+  // The page the visitor is on goes to the agent's context panel (single-page apps too).
+  var lastPage = location.href;
+  function pageChanged() {
+    if (location.href === lastPage) return;
+    lastPage = location.href;
+    if (frame) frame.contentWindow.postMessage({ type: "switchboard:page", url: location.href, title: document.title }, base);
+  }
+  window.addEventListener("popstate", pageChanged);
+  window.addEventListener("hashchange", pageChanged);
+  ["pushState", "replaceState"].forEach(function (k) {
+    var orig = history[k];
+    history[k] = function () { var r = orig.apply(this, arguments); pageChanged(); return r; };
+  });
   window.addEventListener("message", function (e) {
     if (e.origin !== base || !frame || e.source !== frame.contentWindow || !e.data) return;
     if (e.data.type === "switchboard:close") close();
@@ -163,7 +176,9 @@
         user_id: identity.user_id,
         user_hash: identity.user_hash,
         name: identity.name,
-        email: identity.email
+        email: identity.email,
+        page_url: location.href,
+        page_title: document.title
       }, base);
     }
     if (e.data.type === "switchboard:message") {

@@ -18,6 +18,27 @@ pub struct Customer {
     pub verified_user_id: Option<String>,
 }
 
+/// What identifies a customer across conversations: the verified user id when the
+/// site vouched for one, otherwise the email they typed (case-insensitive); a
+/// customer with neither has no history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CustomerKey {
+    Verified(String),
+    Email(String),
+}
+
+impl Customer {
+    /// See [`CustomerKey`].
+    pub fn key(&self) -> Option<CustomerKey> {
+        if let Some(v) = &self.verified_user_id {
+            return Some(CustomerKey::Verified(v.clone()));
+        }
+        self.email
+            .as_ref()
+            .map(|e| CustomerKey::Email(e.to_lowercase()))
+    }
+}
+
 /// Where a transfer goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]

@@ -111,7 +111,7 @@ impl Tenant {
         c: &ConversationId,
         t: &TemplateId,
         now: DateTime<Utc>,
-    ) -> Result<String, EngineError> {
+    ) -> Result<(String, Vec<String>), EngineError> {
         self.can_read(agent, c)?;
         let conv = self.conv(c)?;
         let tc = self
@@ -126,7 +126,17 @@ impl Tenant {
             date: now.format("%Y-%m-%d").to_string(),
             time: now.format("%H:%M").to_string(),
         };
-        Ok(tpl.render(&ctx))
+        Ok(tpl.render_reporting(&ctx))
+    }
+
+    /// The customer of a conversation `agent` may read (for its earlier conversations).
+    pub fn customer_for(
+        &self,
+        agent: &AgentId,
+        c: &ConversationId,
+    ) -> Result<&Customer, EngineError> {
+        self.can_read(agent, c)?;
+        Ok(&self.conv(c)?.customer)
     }
 
     /// Queues and Available agents with free capacity, for the Transfer and Conference dialogs.
