@@ -285,7 +285,7 @@ fn PastDialog(
                     <ol>
                         {move || match messages() {
                             None => view! { <li class="sys"><span>{c.lang.get().c().loading}</span></li> }.into_any(),
-                            Some(m) => m.into_iter().map(|m| crate::pane::message_row(c, m, String::new())).collect_view().into_any(),
+                            Some(m) => m.into_iter().map(|m| crate::pane::message_row(c, m, String::new(), None)).collect_view().into_any(),
                         }}
                     </ol>
                 </div>

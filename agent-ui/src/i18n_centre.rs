@@ -98,6 +98,10 @@ pub struct CentreTexts {
     pub chat: &'static str,
     pub open_transcript: &'static str,
     pub past_transcript: &'static str,
+    pub attach: &'static str,
+    pub uploading: &'static str,
+    pub file_too_large: &'static str,
+    pub open_file: &'static str,
 }
 
 const EN: CentreTexts = CentreTexts {
@@ -192,6 +196,10 @@ const EN: CentreTexts = CentreTexts {
     chat: "chat",
     open_transcript: "Open transcript",
     past_transcript: "Earlier conversation",
+    attach: "Attach an image or PDF",
+    uploading: "Uploading",
+    file_too_large: "This file is larger than 10 MB.",
+    open_file: "Open",
 };
 
 const DE: CentreTexts = CentreTexts {
@@ -287,6 +295,10 @@ const DE: CentreTexts = CentreTexts {
     chat: "Chat",
     open_transcript: "Verlauf öffnen",
     past_transcript: "Früheres Gespräch",
+    attach: "Bild oder PDF anhängen",
+    uploading: "Wird hochgeladen",
+    file_too_large: "Diese Datei ist größer als 10 MB.",
+    open_file: "Öffnen",
 };
 
 impl Lang {

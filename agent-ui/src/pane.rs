@@ -37,15 +37,27 @@ pub fn Pane() -> impl IntoView {
     }
 }
 
-pub(crate) fn message_row(c: Console, m: Message, me: String) -> impl IntoView {
+pub(crate) fn message_row(
+    c: Console,
+    m: Message,
+    me: String,
+    conv: Option<shared::ids::ConversationId>,
+) -> impl IntoView {
     let time = clock(&m.at);
+    let body = {
+        let m = m.clone();
+        move |testid: &'static str| match (m.attachment.clone(), conv.clone()) {
+            (Some(a), Some(conv)) => view! { <FileView a=a conv=conv/> }.into_any(),
+            _ => view! { <div class="bubble" data-testid=testid>{m.text.clone()}</div> }.into_any(),
+        }
+    };
     match m.author.clone() {
         Author::System => {
             let text = m.note.as_ref().map_or_else(|| m.text.clone(), |n| c.lang.get_untracked().note(n));
             view! { <li class="sys" data-testid="system-message"><span>{text}</span><time>{time}</time></li> }.into_any()
         }
         Author::Customer { name } => view! {
-            <li class="them" data-testid="message"><div class="who">{name}</div><div class="bubble" data-testid="customer-message">{m.text.clone()}</div><time>{time}</time></li>
+            <li class="them" data-testid="message"><div class="who">{name}</div>{body("customer-message")}<time>{time}</time></li>
         }
         .into_any(),
         author @ (Author::Agent { .. } | Author::Staff { .. }) => {
@@ -56,11 +68,61 @@ pub(crate) fn message_row(c: Console, m: Message, me: String) -> impl IntoView {
             };
             view! {
                 <li class=if mine { "me" } else { "colleague" } data-testid="message">
-                    <div class="who">{name}</div><div class="bubble">{m.text.clone()}</div><time>{time}</time>
+                    <div class="who">{name}</div>{body("agent-bubble")}<time>{time}</time>
                 </li>
             }
             .into_any()
         }
+    }
+}
+
+/// A file in a chat: an image as a thumbnail, a PDF as a labelled button; fetched
+/// with the session and opened or downloaded from a blob URL.
+#[component]
+fn FileView(
+    /// The file.
+    a: shared::attachment::Attachment,
+    /// Its conversation.
+    conv: shared::ids::ConversationId,
+) -> impl IntoView {
+    let c = expect_context::<Console>();
+    let url = RwSignal::new(None::<String>);
+    let conv = StoredValue::new(conv);
+    let id = StoredValue::new(a.id.clone());
+    if a.is_image() {
+        leptos::task::spawn_local(async move {
+            url.set(api::attachment_url(c, &conv.get_value(), &id.get_value()).await);
+        });
+    }
+    let name = a.name.clone();
+    let open = move |_| {
+        let name = name.clone();
+        leptos::task::spawn_local(async move {
+            let href = match url.get_untracked() {
+                Some(u) => Some(u),
+                None => api::attachment_url(c, &conv.get_value(), &id.get_value()).await,
+            };
+            let Some(href) = href else { return };
+            if let Some(link) = web_sys::window()
+                .and_then(|w| w.document())
+                .and_then(|d| d.create_element("a").ok())
+                .and_then(|e| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlAnchorElement>(e).ok())
+            {
+                link.set_href(&href);
+                link.set_download(&name);
+                link.click();
+            }
+        });
+    };
+    let shown = a.name.clone();
+    let size = format!("{} KB", a.size.div_ceil(1024));
+    let label = move || format!("{} · {}", c.lang.get().c().open_file, a.name);
+    view! {
+        <button type="button" class="file" data-testid="file" aria-label=label on:click=open>
+            {move || url.get().map(|u| view! { <img src=u alt="" data-testid="thumb"/> })}
+            <span class="file-name"><bdi>{shown.clone()}</bdi></span>
+            <span class="file-size">{size}</span>
+        </button>
     }
 }
 
@@ -254,7 +316,7 @@ fn ChatPane(
             </div>
             <div class="thread" node_ref=thread_ref tabindex="0" role="log" aria-live="polite" aria-label=move || c.t().messages_label>
                 <ol data-testid="thread">
-                    {move || entry().map(|e| e.messages.into_iter().map(|m| message_row(c, m, me.clone())).collect_view())}
+                    {move || entry().map(|e| e.messages.into_iter().map(|m| message_row(c, m, me.clone(), conv.get_value())).collect_view())}
                 </ol>
                 <Show when=move || entry().and_then(|e| e.typing).is_some()>
                     <p class="typing" data-testid="typing">{move || entry().and_then(|e| e.typing).map(|n| c.lang.get().typing(&n))}</p>
@@ -275,6 +337,24 @@ fn ChatPane(
                                 <For each=move || c.templates.get() key=|t| t.id.clone() children=|t| view! { <option value=t.id.to_string()>{t.name}</option> }/>
                             </select>
                         </label>
+                        <label class="attach ghost" title=move || c.lang.get().c().attach>
+                            <span class="sr">{move || c.lang.get().c().attach}</span>
+                            <svg width="18" height="18" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><path d="m21.4 11.1-9.2 9.2a6 6 0 0 1-8.5-8.5l9.2-9.2a4 4 0 0 1 5.7 5.7l-9.2 9.2a2 2 0 0 1-2.8-2.8l8.5-8.5"/></svg>
+                            <input type="file" data-testid="attach" accept="image/png,image/jpeg,image/gif,image/webp,application/pdf"
+                                on:change=move |e| {
+                                    let input: web_sys::HtmlInputElement = event_target(&e);
+                                    if let (Some(f), Some(conversation)) = (input.files().and_then(|l| l.get(0)), conv.get_value()) {
+                                        api::upload(c, conversation, f);
+                                    }
+                                    input.set_value("");
+                                }/>
+                        </label>
+                        <Show when=move || c.upload.with(|u| u.as_ref().is_some_and(|u| Some(&u.0) == conv.get_value().as_ref()))>
+                            <span class="upload" role="status" data-testid="upload">
+                                <bdi>{move || c.upload.get().map(|u| u.1).unwrap_or_default()}</bdi>
+                                <progress max="100" aria-label=move || c.lang.get().c().uploading prop:value=move || c.upload.get().map_or(0, |u| u.2)></progress>
+                            </span>
+                        </Show>
                         <span class="counter" class:over=too_long data-testid="counter">{move || format!("{} / {}", count(), MAX_MESSAGE_CHARS)}</span>
                     </div>
                     <textarea rows="3" aria-label=move || c.t().compose aria-describedby="compose-hint" data-testid="compose"

@@ -148,6 +148,8 @@ pub struct Console {
     /// The supervisor's live view, as last pushed.
     pub supervisor: RwSignal<Option<shared::engine::SupervisorView>>,
     pub observed: RwSignal<Option<Observed>>,
+    /// A file being uploaded: chat, name, progress in percent.
+    pub upload: RwSignal<Option<(ConversationId, String, u32)>>,
     /// The transcript of an earlier conversation, once it arrived.
     pub past: RwSignal<Option<(ConversationId, Vec<Message>)>>,
     /// Sound and title flash on a new offer (remembered in this browser).
@@ -184,6 +186,7 @@ impl Console {
             supervisor: RwSignal::new(None),
             observed: RwSignal::new(None),
             past: RwSignal::new(None),
+            upload: RwSignal::new(None),
             alert_offers: RwSignal::new(crate::api::alerts_remembered()),
         }
     }

@@ -283,7 +283,7 @@ fn ObservedChat() -> impl IntoView {
                 </header>
                 <div class="thread" role="log" tabindex="0" aria-label=move || c.t().messages_label>
                     <ol>
-                        {move || c.observed.get().map(|o| o.messages.into_iter().map(|m| crate::pane::message_row(c, m, String::new())).collect_view())}
+                        {move || c.observed.get().map(|o| o.messages.into_iter().map(|m| crate::pane::message_row(c, m, String::new(), None)).collect_view())}
                     </ol>
                 </div>
             </aside>

@@ -108,6 +108,27 @@ struct AgentSock {
 }
 
 const VISITOR_TAG: &str = "v";
+/// The R2 bucket binding of attachments.
+pub const ATTACHMENTS: &str = "ATTACHMENTS";
+
+/// Decodes `%XX` escapes; `None` when the result is not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 const AGENT_TAG: &str = "a";
 
 #[durable_object]
@@ -510,6 +531,9 @@ impl ConversationObject {
             let _ = ws.close(Some(4004), Some("conversation erased"));
         }
         if exists {
+            if let Ok(meta) = self.meta() {
+                self.erase_attachments(&meta).await?;
+            }
             self.state.storage().delete_alarm().await?;
             self.state.storage().delete_all().await?;
             worker::console_log!("conversation erased");
@@ -520,6 +544,184 @@ impl ConversationObject {
             duplicate: !exists,
             thread: None,
         })
+    }
+
+    /// The R2 key prefix of this conversation's attachments.
+    fn attachment_prefix(meta: &Meta) -> String {
+        format!("{}/{}/", meta.tenant, meta.conversation)
+    }
+
+    /// Deletes every attachment of the conversation from R2.
+    async fn erase_attachments(&self, meta: &Meta) -> ApiResult<()> {
+        let bucket = self.env.bucket(ATTACHMENTS)?;
+        loop {
+            let list = bucket
+                .list()
+                .prefix(Self::attachment_prefix(meta))
+                .execute()
+                .await?;
+            let keys: Vec<String> = list.objects().iter().map(|o| o.key()).collect();
+            if keys.is_empty() {
+                return Ok(());
+            }
+            for k in keys {
+                bucket.delete(k).await?;
+            }
+        }
+    }
+
+    /// Who asks for an attachment: the visitor (token, origin) or an agent of the
+    /// chat (a session the Worker verified, not revoked, in the access list).
+    fn attachment_access(&self, req: &Request, write: bool) -> ApiResult<(Meta, Author)> {
+        use crate::attachment_headers as h;
+        let header = |k: &str| req.headers().get(k).ok().flatten().unwrap_or_default();
+        self.require()?;
+        let caller: Caller = serde_json::from_str(&header(h::CALLER))?;
+        let agent = header(h::AGENT);
+        if agent.is_empty() {
+            let meta = if write {
+                self.check_visitor(&header(h::VISITOR), &caller)?
+            } else {
+                self.check_visitor_read(&header(h::VISITOR), &caller)?
+            };
+            let name = meta.customer.name.clone();
+            return Ok((meta, Author::Customer { name }));
+        }
+        let meta = self.meta()?;
+        let agent = AgentId::new(agent)?;
+        let issued: i64 = header(h::ISSUED).parse().unwrap_or(0);
+        let not_yours = || {
+            ApiError::forbidden(
+                "not_participant",
+                format!("you are not in conversation {}", meta.conversation),
+            )
+        };
+        if header("X-Sb-Tenant") != meta.tenant.as_str() {
+            return Err(not_yours());
+        }
+        if meta.revoked.get(&agent).is_some_and(|at| issued <= *at) {
+            return Err(ApiError::unauthorized(
+                "this session was revoked; sign in again",
+            ));
+        }
+        let p = meta
+            .access
+            .iter()
+            .find(|p| p.agent == agent)
+            .ok_or_else(not_yours)?;
+        if write && !p.can_write {
+            return Err(ApiError::forbidden(
+                "not_participant",
+                format!("you can only read conversation {} now", meta.conversation),
+            ));
+        }
+        let name = p.name.clone();
+        Ok((meta, Author::Agent { id: agent, name }))
+    }
+
+    /// Stores an uploaded file in R2 and its message in the transcript.
+    async fn upload(&self, mut req: Request) -> ApiResult<Response> {
+        use crate::attachment_headers as h;
+        let (meta, author) = self.attachment_access(&req, true)?;
+        let header = |k: &str| req.headers().get(k).ok().flatten().unwrap_or_default();
+        let name = percent_decode(&header(h::NAME)).ok_or_else(|| {
+            ApiError::bad_request("invalid_file_name", "the file name is not UTF-8")
+        })?;
+        let client_id = shared::ids::ClientMsgId::new(header(h::CLIENT_ID))?;
+        let bytes = req.bytes().await?;
+        let content_type = shared::attachment::check(&name, &bytes)
+            .map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))?;
+        // A resend of a stored upload answers with the stored message.
+        let known = self.with(|l| l.transcript.find_client(&client_id).cloned())?;
+        let m = match known {
+            Some(m) => m,
+            None => {
+                let attachment = shared::attachment::Attachment {
+                    id: auth::random_id().map_err(ApiError::internal)?,
+                    name,
+                    content_type: content_type.to_owned(),
+                    size: bytes.len() as u64,
+                };
+                if self.with(|l| l.transcript.is_ended())? {
+                    return Err(shared::transcript::TranscriptError::Ended.into());
+                }
+                let key = format!("{}{}", Self::attachment_prefix(&meta), attachment.id);
+                self.env
+                    .bucket(ATTACHMENTS)?
+                    .put(key, bytes)
+                    .http_metadata(worker::HttpMetadata {
+                        content_type: Some(content_type.to_owned()),
+                        ..Default::default()
+                    })
+                    .execute()
+                    .await?;
+                let at = now();
+                let customer = matches!(author, Author::Customer { .. });
+                let r = self.with(|l| {
+                    let r = l
+                        .transcript
+                        .append_attachment(author, client_id, attachment, at);
+                    if customer && matches!(r, Ok(Appended::New(_))) {
+                        l.last_activity = at;
+                    }
+                    r
+                })??;
+                let m = r.message().clone();
+                if let Appended::New(_) = r {
+                    self.save_message(&m)?;
+                    self.broadcast_message(&meta.conversation, &m, None);
+                }
+                m
+            }
+        };
+        let mut resp = Response::from_json(&serde_json::json!({
+            "seq": m.seq,
+            "message": m,
+        }))?
+        .with_status(201);
+        resp.headers_mut().set("Cache-Control", "no-store")?;
+        Ok(resp)
+    }
+
+    /// Serves a stored file to the visitor or an agent of the chat.
+    async fn download(&self, req: &Request, id: &str) -> ApiResult<Response> {
+        let (meta, _) = self.attachment_access(req, false)?;
+        let att = self
+            .with(|l| {
+                l.transcript
+                    .messages()
+                    .iter()
+                    .find_map(|m| m.attachment.clone().filter(|a| a.id == id))
+            })?
+            .ok_or_else(|| {
+                ApiError::not_found(
+                    "unknown_attachment",
+                    format!("no attachment {id:?} in this conversation"),
+                )
+            })?;
+        let key = format!("{}{}", Self::attachment_prefix(&meta), att.id);
+        let object = self
+            .env
+            .bucket(ATTACHMENTS)?
+            .get(key)
+            .execute()
+            .await?
+            .ok_or_else(|| ApiError::not_found("unknown_attachment", "the file is gone"))?;
+        let bytes = match object.body() {
+            Some(b) => b.bytes().await?,
+            None => vec![],
+        };
+        let mut resp = Response::from_bytes(bytes)?;
+        let hd = resp.headers_mut();
+        hd.set("Content-Type", &att.content_type)?;
+        hd.set(
+            "Content-Disposition",
+            &shared::attachment::content_disposition(&att.name),
+        )?;
+        hd.set("X-Content-Type-Options", "nosniff")?;
+        hd.set("Cache-Control", "private, no-store")?;
+        hd.set("Content-Security-Policy", "default-src 'none'; sandbox")?;
+        Ok(resp)
     }
 
     /// Closes the sockets of agents who left; updates write rights of the others.
@@ -1088,6 +1290,19 @@ impl DurableObject for ConversationObject {
         }
         if path == "/agent-ws" {
             return match self.accept_agent(&req) {
+                Ok(r) => Ok(r),
+                Err(e) => e.to_response(),
+            };
+        }
+        if path == "/attachments" {
+            return match self.upload(req).await {
+                Ok(r) => Ok(r),
+                Err(e) => e.to_response(),
+            };
+        }
+        if let Some(id) = path.strip_prefix("/attachments/") {
+            let id = id.to_owned();
+            return match self.download(&req, &id).await {
                 Ok(r) => Ok(r),
                 Err(e) => e.to_response(),
             };

@@ -314,6 +314,83 @@ fn with_caller<T>(req: &Request, body: T) -> WithCaller<T> {
     }
 }
 
+/// Header names of the internal attachment calls (Worker → conversation).
+pub mod attachment_headers {
+    /// The caller (origin, embedder, address) as JSON.
+    pub const CALLER: &str = "X-Sb-Caller";
+    /// The visitor token, when the caller is the visitor.
+    pub const VISITOR: &str = "X-Sb-Visitor";
+    /// The agent id, when the Worker verified an agent session.
+    pub const AGENT: &str = "X-Sb-Agent";
+    /// When that session was issued (seconds), against revocations.
+    pub const ISSUED: &str = "X-Sb-Issued";
+    pub const NAME: &str = "X-Sb-Name";
+    pub const CLIENT_ID: &str = "X-Sb-Client-Id";
+}
+
+/// `POST …/attachments?name=…&client_id=…` (upload, raw body) or
+/// `GET …/attachments/{aid}` (download), for the visitor (bearer visitor token and
+/// origin) or an agent of the chat (bearer session); the conversation checks access.
+async fn attachment_call(
+    env: &Env,
+    req: &mut Request,
+    id: &ConversationId,
+    download: Option<String>,
+) -> ApiResult<Response> {
+    use attachment_headers as h;
+    let headers = Headers::new();
+    let token = bearer(req);
+    match auth::verify::<auth::Session>(
+        &session_secret(env)?,
+        auth::Purpose::Session,
+        &token,
+        now(),
+    ) {
+        Ok(s) => {
+            headers.set(h::AGENT, s.agent.as_str())?;
+            headers.set(h::ISSUED, &(s.exp - auth::SESSION_SECS).to_string())?;
+            headers.set(OBJECT_NAME_HEADER, id.as_str())?;
+            // The session's tenant must be the conversation's: checked there.
+            headers.set("X-Sb-Tenant", s.tenant.as_str())?;
+        }
+        Err(_) => headers.set(h::VISITOR, &token)?,
+    }
+    headers.set(h::CALLER, &serde_json::to_string(&caller(req))?)?;
+    let mut init = RequestInit::new();
+    let url = match &download {
+        Some(aid) => {
+            init.with_method(Method::Get);
+            format!("https://internal/attachments/{}", enc(aid))
+        }
+        None => {
+            let declared: Option<u64> = req
+                .headers()
+                .get("Content-Length")?
+                .and_then(|v| v.parse().ok());
+            if declared.is_some_and(|n| n > shared::attachment::MAX_BYTES as u64) {
+                let e = shared::attachment::AttachmentError::TooLarge(declared.unwrap_or(0));
+                return Err(ApiError::new(e.status(), e.code(), e.to_string()));
+            }
+            let bytes = req.bytes().await?;
+            if bytes.len() > shared::attachment::MAX_BYTES {
+                let e = shared::attachment::AttachmentError::TooLarge(bytes.len() as u64);
+                return Err(ApiError::new(e.status(), e.code(), e.to_string()));
+            }
+            headers.set(h::NAME, &enc(&query(req, "name")))?;
+            headers.set(h::CLIENT_ID, &query(req, "client_id"))?;
+            init.with_method(Method::Post)
+                .with_body(Some(js_sys::Uint8Array::from(bytes.as_slice()).into()));
+            "https://internal/attachments".into()
+        }
+    };
+    init.with_headers(headers);
+    let obj = stub(env, "CONVERSATIONS", id.as_str())?;
+    Ok(obj
+        .stub
+        .fetch_with_request(Request::new_with_init(&url, &init)?)
+        .await?)
+}
+
 /// `from` and `to` query parameters (unix seconds), both needed when `required`.
 fn range_of(req: &Request, required: bool) -> ApiResult<(Option<i64>, Option<i64>)> {
     let bound = |name: &str| -> ApiResult<Option<chrono::DateTime<Utc>>> {
@@ -511,7 +588,7 @@ const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'non
 fn widget_csp(ancestors: &str) -> String {
     format!(
         "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
-         img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+         img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
          form-action 'none'; frame-ancestors {ancestors}"
     )
 }
@@ -761,6 +838,15 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
                 )
                 .await?;
                 Ok(Response::from_json(&r)?)
+            }
+            (Method::Post, ["api", "v1", "conversations", id, "attachments"]) => {
+                let id = ConversationId::new(*id)?;
+                attachment_call(&env, &mut req, &id, None).await
+            }
+            (Method::Get, ["api", "v1", "conversations", id, "attachments", aid]) => {
+                let id = ConversationId::new(*id)?;
+                let aid = (*aid).to_owned();
+                attachment_call(&env, &mut req, &id, Some(aid)).await
             }
             (Method::Post, ["api", "v1", "conversations", id, "end"]) => {
                 let id = ConversationId::new(*id)?;

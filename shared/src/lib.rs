@@ -5,6 +5,7 @@
 //! edge service feeds it requests, socket frames and alarms; the two UIs use its
 //! types and validators to explain rules early, but the edge decides.
 //!
+//! - [`attachment`]: images and PDFs in a chat (size, sniffed type, file name).
 //! - [`ids`]: validated identifiers (conversation, agent, queue, client message id…).
 //! - [`text`]: what a chat message may contain (length, control characters, reserved `<` `>`).
 //! - [`template`]: message templates with `<parameter>` placeholders.
@@ -23,6 +24,7 @@
 //! - [`ratelimit`]: token-bucket rate limits (stored by the caller) per address (IPv6 per /64) or conversation.
 
 pub mod agent;
+pub mod attachment;
 pub mod config;
 pub mod engine;
 pub mod export;

@@ -483,6 +483,7 @@ mod tests {
                 by: EndedBy::Agent(AgentId::new("a").unwrap()),
             }),
             at: DateTime::from_timestamp(0, 0).unwrap(),
+            attachment: None,
         }
     }
 

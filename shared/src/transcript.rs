@@ -54,6 +54,9 @@ pub struct Message {
     #[serde(default)]
     pub note: Option<SystemNote>,
     pub at: DateTime<Utc>,
+    /// A file sent with the message (its name is the text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<crate::attachment::Attachment>,
 }
 
 /// Why a message was refused.
@@ -269,9 +272,53 @@ impl Transcript {
             text: text.as_str().to_owned(),
             note: None,
             at: now,
+            attachment: None,
         };
         self.push(m.clone());
         Ok(Appended::New(m))
+    }
+
+    /// A message that carries a checked attachment (its name is the text); a client
+    /// id seen before gives the stored message if it carried the same file name.
+    pub fn append_attachment(
+        &mut self,
+        author: Author,
+        client_id: ClientMsgId,
+        attachment: crate::attachment::Attachment,
+        now: DateTime<Utc>,
+    ) -> Result<Appended, TranscriptError> {
+        if let Some(m) = self.find_client(&client_id) {
+            return if m
+                .attachment
+                .as_ref()
+                .is_some_and(|a| a.name == attachment.name)
+            {
+                Ok(Appended::Duplicate(m.clone()))
+            } else {
+                Err(TranscriptError::ClientIdConflict(client_id))
+            };
+        }
+        if self.is_ended() {
+            return Err(TranscriptError::Ended);
+        }
+        let m = Message {
+            seq: self.last_seq() + 1,
+            client_id: Some(client_id),
+            author,
+            text: attachment.name.clone(),
+            note: None,
+            at: now,
+            attachment: Some(attachment),
+        };
+        self.push(m.clone());
+        Ok(Appended::New(m))
+    }
+
+    /// The message sent with `client_id`, if any.
+    pub fn find_client(&self, client_id: &ClientMsgId) -> Option<&Message> {
+        self.by_client
+            .get(client_id)
+            .and_then(|i| self.messages.get(*i))
     }
 
     /// A system line.
@@ -283,6 +330,7 @@ impl Transcript {
             text: note.text_en(),
             note: Some(note),
             at: now,
+            attachment: None,
         };
         self.push(m.clone());
         m

@@ -96,6 +96,21 @@ try {
     await agent.customerMessages().filter({ hasText: "Danke!" }).waitFor();
   });
 
+  await step("attachments: the visitor sends an image, the agent a PDF; thumbnails and files on both sides", async () => {
+    const png = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==", "base64");
+    await site.widget().locator('[data-testid="attach"]').setInputFiles({ name: "foto.png", mimeType: "image/png", buffer: png });
+    const thumb = agent.page.locator('[data-testid="thread"] [data-testid="thumb"]');
+    await thumb.waitFor();
+    await agent.page.waitForFunction(() => document.querySelector('[data-testid="thread"] [data-testid="thumb"]').naturalWidth === 1);
+    await site.widget().locator('[data-testid="thumb"]').waitFor();
+    await agent.page.locator('[data-testid="attach"]').setInputFiles({ name: "Rechnung.pdf", mimeType: "application/pdf", buffer: Buffer.from("%PDF-1.7\n%test\n") });
+    await site.widget().locator('[data-testid="file"]', { hasText: "Rechnung.pdf" }).waitFor();
+    // A type the service refuses is named in the widget.
+    await site.widget().locator('[data-testid="attach"]').setInputFiles({ name: "x.png", mimeType: "image/png", buffer: Buffer.from("<svg/>") });
+    await site.widget().getByText("only PNG, JPEG, GIF, WebP").waitFor();
+    await agent.page.screenshot({ path: join(out, "agent-attachments.png") });
+  });
+
   await step("the context panel shows the visitor's page, browser and local time; a page change follows", async () => {
     const ctx = agent.page.locator('[data-testid="context"]');
     await ctx.locator('[data-testid="ctx-page"]', { hasText: "Hand-made coffee gear" }).waitFor();

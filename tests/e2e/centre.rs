@@ -6,6 +6,7 @@ use super::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{mpsc, Arc, Mutex};
+use tests::http_raw;
 
 const HOOK_SECRET: &str = "hook-secret-hook-secret-hook-secret!";
 
@@ -619,4 +620,172 @@ pub fn customer_context(ctx: &Ctx) {
     // Another customer's transcript is refused.
     a.send(json!({ "type": "past_transcript", "conversation": c, "id": other }));
     a.error("not_same_customer");
+}
+
+/// A tiny file that sniffs as PNG.
+fn png() -> Vec<u8> {
+    let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
+    b.extend((0..200u8).collect::<Vec<_>>());
+    b
+}
+
+/// Raw GET with the answer's headers and bytes.
+fn fetch(url: &str, headers: &[(&str, &str)]) -> (u16, BTreeMap<String, String>, Vec<u8>) {
+    let mut req = ureq::get(url).timeout(Duration::from_secs(30));
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let resp = match req.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("GET {url}: {e}"),
+    };
+    let status = resp.status();
+    let h = resp
+        .headers_names()
+        .into_iter()
+        .filter_map(|n| Some((n.to_ascii_lowercase(), resp.header(&n)?.to_owned())))
+        .collect();
+    let mut body = vec![];
+    let _ = resp.into_reader().read_to_end(&mut body);
+    (status, h, body)
+}
+
+/// Attachments: a visitor's image and an agent's PDF go through R2 to the other side;
+/// downloads need the chat's credentials and come as attachments with `nosniff`; the
+/// type is sniffed (SVG, HTML named .png refused), sizes and names are checked, and a
+/// resend is stored once.
+pub fn attachments(ctx: &Ctx) {
+    make_tenant(ctx, "t-files", 30, 600, &[("fa", 3)]);
+    make_tenant(ctx, "t-files-x", 30, 600, &[("fx", 3)]);
+    let mut a = agent(ctx, "t-files", "fa");
+    a.available();
+    let mut v = visitor(ctx, "t-files-site", "Fia", "see the photo");
+    let c = a.wait_offer();
+    a.accept(&c);
+    let up = |name: &str, cid: &str, body: &[u8], auth: &str, origin: bool| {
+        let url = format!(
+            "{}/api/v1/conversations/{c}/attachments?name={}&client_id={cid}",
+            ctx.base,
+            name.replace(' ', "%20").replace('/', "%2F")
+        );
+        let bearer = format!("Bearer {auth}");
+        let mut h = vec![
+            ("Authorization", bearer.as_str()),
+            ("Content-Type", "application/octet-stream"),
+        ];
+        if origin {
+            h.push(("Origin", SHOP));
+        }
+        http_raw("POST", &url, body, &h)
+    };
+    // The visitor sends an image.
+    let r = up("foto 1.png", "f1", &png(), &v.token, true);
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let att = r.body["message"]["attachment"].clone();
+    assert_eq!(att["content_type"], "image/png");
+    assert_eq!(att["name"], "foto 1.png");
+    assert_eq!(att["size"], 208);
+    let m = a.chat(&c).wait_for("attachment message", T, |f| {
+        ty(f) == "message" && f["message"]["attachment"]["id"] == att["id"]
+    });
+    assert_eq!(m["message"]["text"], "foto 1.png");
+    // A resend of the same upload is stored once.
+    let again = up("foto 1.png", "f1", &png(), &v.token, true);
+    assert_eq!((again.status, &again.body["seq"]), (201, &r.body["seq"]));
+    // Downloads: the agent with the session, the visitor with token and origin.
+    let file = format!(
+        "{}/api/v1/conversations/{c}/attachments/{}",
+        ctx.base,
+        att["id"].as_str().expect("id")
+    );
+    let session = format!("Bearer {}", a.token);
+    let (st, h, body) = fetch(&file, &[("Authorization", &session)]);
+    assert_eq!(st, 200);
+    assert_eq!(body, png(), "the same bytes");
+    assert_eq!(h["content-type"], "image/png");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(
+        h["content-disposition"].starts_with("attachment; filename=\"foto 1.png\""),
+        "{h:?}"
+    );
+    let visitor_auth = format!("Bearer {}", v.token);
+    let (st, _, body) = fetch(&file, &[("Authorization", &visitor_auth), ("Origin", SHOP)]);
+    assert_eq!((st, body.len()), (200, 208));
+    // Others get nothing.
+    let mut x = agent(ctx, "t-files-x", "fx");
+    x.available();
+    let other = format!("Bearer {}", x.token);
+    assert_eq!(
+        fetch(&file, &[("Authorization", &other)]).0,
+        403,
+        "another tenant's agent"
+    );
+    assert_eq!(
+        fetch(&file, &[("Authorization", "Bearer nope"), ("Origin", SHOP)]).0,
+        401
+    );
+    assert_eq!(
+        fetch(
+            &file,
+            &[
+                ("Authorization", &visitor_auth),
+                ("Origin", "https://evil.example")
+            ]
+        )
+        .0,
+        403
+    );
+    // Refused by content, size and name, naming the problem; nothing stored.
+    for (name, body, status, code) in [
+        (
+            "logo.svg",
+            b"<svg xmlns=\"http://www.w3.org/2000/svg\"/>".to_vec(),
+            415,
+            "unsupported_type",
+        ),
+        (
+            "page.png",
+            b"<!doctype html><script>alert(1)</script>".to_vec(),
+            415,
+            "unsupported_type",
+        ),
+        ("a/b.png", png(), 400, "invalid_file_name"),
+        ("empty.png", vec![], 400, "attachment_empty"),
+        (
+            "big.png",
+            {
+                let mut b = png();
+                b.resize(10 * 1024 * 1024 + 1, 0);
+                b
+            },
+            413,
+            "attachment_too_large",
+        ),
+    ] {
+        let r = up(name, "bad", &body, &v.token, true);
+        assert_eq!(
+            (r.status, r.body["error"].as_str()),
+            (status, Some(code)),
+            "{name}: {:?}",
+            r.body
+        );
+    }
+    // The agent sends a PDF; the visitor gets it.
+    let r = up(
+        "Rechnung März.pdf",
+        "p1",
+        b"%PDF-1.7\n%test",
+        &a.token,
+        false,
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let m = v.sock.wait_for("agent's PDF", T, |f| {
+        ty(f) == "message" && f["message"]["attachment"]["content_type"] == "application/pdf"
+    });
+    assert_eq!(m["message"]["text"], "Rechnung März.pdf");
+    assert_eq!(
+        m["message"]["author"]["kind"], "staff",
+        "agents are named, not their login ids"
+    );
 }

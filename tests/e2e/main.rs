@@ -1719,6 +1719,10 @@ fn main() {
         "customer context: pages, browser, time zone, earlier conversations",
         &|| centre::customer_context(&ctx),
     );
+    run(
+        "attachments: R2, sniffed types, sizes, names, access, resend once",
+        &|| centre::attachments(&ctx),
+    );
     run("leave a message when nobody is signed in", &|| {
         leave_message(&ctx)
     });

@@ -136,7 +136,10 @@ pub fn ChatView() -> impl IntoView {
             }
             Author::Customer { .. } => view! {
                 <li class="me" data-testid="message" data-seq=m.seq>
-                    <div class="bubble"><bdi>{m.text.clone()}</bdi></div>
+                    {match m.attachment.clone() {
+                        Some(a) => view! { <FileView a=a lang=lang/> }.into_any(),
+                        None => view! { <div class="bubble"><bdi>{m.text.clone()}</bdi></div> }.into_any(),
+                    }}
                     {time}
                 </li>
             }
@@ -144,7 +147,10 @@ pub fn ChatView() -> impl IntoView {
             Author::Agent { name, .. } | Author::Staff { name } => view! {
                 <li class="them" data-testid="message" data-seq=m.seq>
                     {first.then(|| view! { <div class="who"><bdi>{name.clone()}</bdi></div> })}
-                    <div class="bubble" data-testid="agent-message"><bdi>{m.text.clone()}</bdi></div>
+                    {match m.attachment.clone() {
+                        Some(a) => view! { <FileView a=a lang=lang/> }.into_any(),
+                        None => view! { <div class="bubble" data-testid="agent-message"><bdi>{m.text.clone()}</bdi></div> }.into_any(),
+                    }}
                     {time}
                 </li>
             }
@@ -184,7 +190,25 @@ pub fn ChatView() -> impl IntoView {
                     <button type="button" class="primary" on:click=move |_| api::new_chat(w)>{t.new_chat}</button>
                 </div>
             }>
+                <Show when=move || w.upload.get().is_some()>
+                    <div class="upload" role="status" data-testid="upload">
+                        <span><bdi>{move || w.upload.get().map(|u| u.0).unwrap_or_default()}</bdi></span>
+                        <progress max="100" aria-label=t.uploading prop:value=move || w.upload.get().map_or(0, |u| u.1)></progress>
+                    </div>
+                </Show>
                 <div class="composer">
+                    <label class="attach" title=t.attach>
+                        <span class="sr">{t.attach}</span>
+                        <svg width="20" height="20" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><path d="m21.4 11.1-9.2 9.2a6 6 0 0 1-8.5-8.5l9.2-9.2a4 4 0 0 1 5.7 5.7l-9.2 9.2a2 2 0 0 1-2.8-2.8l8.5-8.5"/></svg>
+                        <input type="file" data-testid="attach" accept="image/png,image/jpeg,image/gif,image/webp,application/pdf"
+                            on:change=move |e| {
+                                let input: web_sys::HtmlInputElement = event_target(&e);
+                                if let Some(f) = input.files().and_then(|l| l.get(0)) {
+                                    api::upload(w, f);
+                                }
+                                input.set_value("");
+                            }/>
+                    </label>
                     <textarea rows="2" maxlength="1000" aria-label=t.message placeholder=t.placeholder data-testid="composer"
                         prop:value=move || draft.get() on:input=on_input on:keydown=on_key></textarea>
                     <button type="button" class="send" aria-label=t.send on:click=move |_| send() data-testid="send">
@@ -252,4 +276,51 @@ fn waited_out(w: Widget) -> bool {
             )
         })
     })
+}
+
+/// A file in the thread: an image as a thumbnail, a PDF as a labelled button; both
+/// are fetched with the chat's credentials and open or download from a blob URL.
+#[component]
+fn FileView(
+    /// The file.
+    a: shared::attachment::Attachment,
+    /// The widget's language.
+    lang: crate::i18n::Lang,
+) -> impl IntoView {
+    let url = RwSignal::new(None::<String>);
+    let id = a.id.clone();
+    if a.is_image() {
+        leptos::task::spawn_local(async move {
+            url.set(api::attachment_url(&id).await);
+        });
+    }
+    let name = a.name.clone();
+    let open = move |_| {
+        let (id, name) = (a.id.clone(), name.clone());
+        leptos::task::spawn_local(async move {
+            let href = match url.get_untracked() {
+                Some(u) => Some(u),
+                None => api::attachment_url(&id).await,
+            };
+            let Some(href) = href else { return };
+            let doc = web_sys::window().and_then(|w| w.document());
+            if let Some(link) = doc
+                .and_then(|d| d.create_element("a").ok())
+                .and_then(|e| e.dyn_into::<web_sys::HtmlAnchorElement>().ok())
+            {
+                link.set_href(&href);
+                link.set_download(&name);
+                link.click();
+            }
+        });
+    };
+    let size = format!("{} KB", a.size.div_ceil(1024));
+    let label = format!("{} · {}", lang.t().open_file, a.name);
+    view! {
+        <button type="button" class="file" data-testid="file" aria-label=label on:click=open>
+            {move || url.get().map(|u| view! { <img src=u alt="" data-testid="thumb"/> })}
+            <span class="file-name"><bdi>{a.name.clone()}</bdi></span>
+            <span class="file-size">{size}</span>
+        </button>
+    }
 }

@@ -57,6 +57,8 @@ pub struct Widget {
     pub error: RwSignal<Option<String>>,
     pub connected: RwSignal<bool>,
     pub customer_name: RwSignal<String>,
+    /// The file being uploaded and its progress in percent.
+    pub upload: RwSignal<Option<(String, u32)>>,
 }
 
 /// A parameter of the iframe's URL (set by `widget.js`).
@@ -102,6 +104,7 @@ impl Widget {
             rated: RwSignal::new(None),
             error: RwSignal::new(None),
             connected: RwSignal::new(false),
+            upload: RwSignal::new(None),
             customer_name: RwSignal::new(String::new()),
         }
     }
