@@ -322,6 +322,7 @@ fn Sites(
                 queue: q.id.clone(),
                 language: String::new(),
                 accent: None,
+                typical_reply_mins: None,
             });
         }
     };

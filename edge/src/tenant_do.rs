@@ -1961,6 +1961,15 @@ impl TenantObject {
                 language: s.language.clone(),
                 availability: t.availability(&s.key, now())?,
                 accent: s.accent.clone(),
+                typical_reply_mins: s.typical_reply_mins,
+                team: t
+                    .config()
+                    .agents
+                    .iter()
+                    .filter(|a| a.queues.contains(&s.queue))
+                    .take(3)
+                    .map(|a| shared::config::initials(&a.name))
+                    .collect(),
             })
         })?
     }

@@ -141,6 +141,29 @@ pub struct SiteConfig {
     /// The widget's accent colour, `#rrggbb` (buttons, header, the visitor's bubbles).
     #[serde(default)]
     pub accent: Option<String>,
+    /// "Typically replies within N minutes" in the widget's header (1 to 1440).
+    #[serde(default)]
+    pub typical_reply_mins: Option<u32>,
+}
+
+/// Initials of a display name for an avatar: the first letter of its first and last
+/// words, upper-cased ("Anna Schmidt" → "AS", "ben" → "B").
+pub fn initials(name: &str) -> String {
+    let words: Vec<&str> = name.split_whitespace().collect();
+    let first = |w: &&str| {
+        w.chars()
+            .next()
+            .map(|c| c.to_uppercase().collect::<String>())
+    };
+    match (words.first(), words.last()) {
+        (Some(a), Some(b)) if words.len() > 1 => format!(
+            "{}{}",
+            first(a).unwrap_or_default(),
+            first(b).unwrap_or_default()
+        ),
+        (Some(a), _) => first(a).unwrap_or_default(),
+        _ => String::new(),
+    }
 }
 
 /// Whether `c` is a colour the widget takes: `#` and six hex digits.
@@ -346,6 +369,14 @@ impl TenantConfig {
             if self.queue(&s.queue).is_none() {
                 return e(format!("site {}: unknown queue {}", s.key, s.queue));
             }
+            if s.typical_reply_mins
+                .is_some_and(|m| !(1..=1440).contains(&m))
+            {
+                return e(format!(
+                    "site {}: typical_reply_mins must be 1 to 1440",
+                    s.key
+                ));
+            }
             if let Some(a) = s.accent.as_deref().filter(|a| !is_accent(a)) {
                 return e(format!(
                     "site {}: accent {a:?} is not a colour like #1f5eff",
@@ -419,6 +450,14 @@ mod tests {
         assert_eq!(frame_ancestors(&allowed), "'self' https://shop.example");
         assert_eq!(frame_ancestors(&["*".into()]), "*");
         assert_eq!(frame_ancestors(&["a; script-src *".into()]), "'self'");
+    }
+
+    #[test]
+    fn initials_of_names() {
+        assert_eq!(initials("Anna Schmidt"), "AS");
+        assert_eq!(initials("ben"), "B");
+        assert_eq!(initials("Jean Paul Émile"), "JÉ");
+        assert_eq!(initials("  "), "");
     }
 
     #[test]

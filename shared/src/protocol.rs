@@ -409,6 +409,12 @@ pub struct SiteInfo {
     /// The widget's accent colour (`#rrggbb`), if the site sets one.
     #[serde(default)]
     pub accent: Option<String>,
+    /// "Typically replies within N minutes", if the site says so.
+    #[serde(default)]
+    pub typical_reply_mins: Option<u32>,
+    /// Initials of up to three agents of the site's queue (avatars in the header).
+    #[serde(default)]
+    pub team: Vec<String>,
 }
 
 /// `POST /api/v1/agent/sign-in`.

@@ -38,6 +38,7 @@ fn config() -> TenantConfig {
             queue: q(0),
             language: String::new(),
             accent: None,
+            typical_reply_mins: None,
         }],
         queues: QUEUES
             .iter()

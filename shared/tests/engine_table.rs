@@ -50,6 +50,7 @@ fn config() -> TenantConfig {
             queue: q("support"),
             language: String::new(),
             accent: None,
+            typical_reply_mins: None,
         }],
         queues: vec![queue("support", "Support"), queue("sales", "Sales")],
         agents: vec![

@@ -52,6 +52,9 @@ try {
     await site.open();
     await site.launcher().click();
     await site.widget().locator('[data-testid="start"]', { hasText: "Chat starten" }).waitFor();
+    // The site's usual reply time and its team's avatars in the header.
+    await site.widget().locator('[data-testid="reply-time"]', { hasText: "Antwortet meist innerhalb von 5 Minuten" }).waitFor();
+    assert.ok((await site.widget().locator('[data-testid="team"] .avatar').count()) >= 1, "team avatars");
     await axeCheck(widgetFrame(site.page), "widget: pre-chat form");
     await axeCheck(site.page, "demo page with the launcher");
     await site.launcher().click(); // close again, startChat reopens

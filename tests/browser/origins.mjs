@@ -63,6 +63,30 @@ try {
     await page.close();
   });
 
+  await step("loader options: left corner, a label on the launcher, a greeting teaser that opens the chat", async () => {
+    const page = await ctx.newPage();
+    await page.goto(embed(allowed) + "&position=left&label=" + encodeURIComponent("Questions?") + "&greeting=" + encodeURIComponent("Hi! Need help with your order?"));
+    const launcher = page.locator('[data-testid="launcher"]');
+    const teaser = page.locator('[data-testid="teaser"]');
+    await teaser.filter({ hasText: "Hi! Need help with your order?" }).waitFor();
+    assert.equal((await launcher.textContent()).trim(), "Questions?");
+    const box = await launcher.boundingBox();
+    assert.ok(box.x < 100, `launcher on the left: ${JSON.stringify(box)}`);
+    await page.screenshot({ path: join(out, "embed-options.png") });
+    await teaser.click();
+    await page.frameLocator("iframe").locator('[data-testid="name"]').waitFor();
+    await teaser.waitFor({ state: "hidden" });
+    assert.equal(await launcher.getAttribute("aria-label"), "Close chat");
+    assert.equal(await launcher.getAttribute("aria-expanded"), "true");
+    await launcher.click();
+    assert.equal(await launcher.getAttribute("aria-label"), "Open chat");
+    // Dismissed for this tab: a reload shows no teaser.
+    await page.reload();
+    await launcher.waitFor();
+    assert.equal(await teaser.isVisible(), false);
+    await page.close();
+  });
+
   await step("a hostile host stylesheet cannot move the launcher", async () => {
     const page = await ctx.newPage();
     await page.goto(embed(allowed));

@@ -1099,6 +1099,36 @@ fn typing_and_headers(ctx: &Ctx) {
         };
         assert!(csp.contains(want), "{path}: {csp}");
     }
+    // The apps' wasm and glue have content-hashed names and are cached for good; the
+    // pages that name them are revalidated.
+    for app in ["widget", "agent"] {
+        let manifest: Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                tests::root().join(format!("edge/dist/{app}/pkg/manifest.json")),
+            )
+            .expect("manifest"),
+        )
+        .expect("manifest json");
+        for file in ["js", "wasm"] {
+            let name = manifest[file].as_str().expect("name");
+            assert!(name.len() > 20, "hashed name: {name}");
+            let r = get(&format!("/{app}/pkg/{name}"));
+            assert_eq!(r.status(), 200, "{app}/{name}");
+            assert_eq!(
+                r.header("Cache-Control"),
+                Some("public, max-age=31536000, immutable"),
+                "{app}/{name}"
+            );
+        }
+        let page = get(&format!("/{app}/"));
+        assert!(
+            !page
+                .header("Cache-Control")
+                .unwrap_or_default()
+                .contains("immutable"),
+            "{app}/ is revalidated"
+        );
+    }
 }
 
 /// After the end a visitor rates the chat once (1 to 5, optional comment); the rating

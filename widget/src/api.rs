@@ -337,6 +337,8 @@ pub fn boot(w: Widget) {
             Ok(r) if r.ok() => {
                 if let Ok(info) = r.json::<SiteInfo>().await {
                     w.site_name.set(info.name.clone());
+                    w.team.set(info.team.clone());
+                    w.reply_mins.set(info.typical_reply_mins);
                     if let Some(accent) = info
                         .accent
                         .as_deref()

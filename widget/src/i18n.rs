@@ -267,6 +267,29 @@ impl Lang {
         }
     }
 
+    /// "Typically replies within …".
+    pub fn reply_time(self, mins: u32) -> String {
+        let (de, en) = match mins {
+            0..=2 => (
+                "in wenigen Minuten".to_string(),
+                "in a few minutes".to_string(),
+            ),
+            3..=59 => (
+                format!("innerhalb von {mins} Minuten"),
+                format!("within {mins} minutes"),
+            ),
+            60..=119 => ("innerhalb einer Stunde".into(), "within an hour".into()),
+            _ => (
+                format!("innerhalb von {} Stunden", mins.div_ceil(60)),
+                format!("within {} hours", mins.div_ceil(60)),
+            ),
+        };
+        match self {
+            Lang::De => format!("Antwortet meist {de}"),
+            Lang::En => format!("Typically replies {en}"),
+        }
+    }
+
     pub fn typing(self, name: &str) -> String {
         match self {
             Lang::De => format!("\u{2068}{name}\u{2069} schreibt…"),

@@ -78,7 +78,13 @@ mod app {
                         <div>
                             <h1>{move || w.site_name.get()}</h1>
                             <p class="sub" data-testid="status-line">{move || w.status_text()}</p>
+                            <Show when=move || w.reply_mins.get().is_some() && w.phase.get() == Phase::PreChat>
+                                <p class="sub reply" data-testid="reply-time">{move || w.reply_mins.get().map(|m| w.lang.reply_time(m))}</p>
+                            </Show>
                         </div>
+                    </div>
+                    <div class="team" aria-hidden="true" data-testid="team">
+                        {move || w.team.get().into_iter().map(|i| view! { <span class="avatar">{i}</span> }).collect_view()}
                     </div>
                     <button type="button" class="close" aria-label=t.minimize on:click=move |_| crate::api::close_panel()>
                         <svg width="18" height="18" viewBox="0 0 24 24" aria-hidden="true"><path d="M6 12h12" stroke="currentColor" stroke-width="2.4" stroke-linecap="round"/></svg>

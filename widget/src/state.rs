@@ -59,6 +59,9 @@ pub struct Widget {
     pub customer_name: RwSignal<String>,
     /// The file being uploaded and its progress in percent.
     pub upload: RwSignal<Option<(String, u32)>>,
+    /// Initials of the team (avatars in the header) and the usual reply time.
+    pub team: RwSignal<Vec<String>>,
+    pub reply_mins: RwSignal<Option<u32>>,
 }
 
 /// A parameter of the iframe's URL (set by `widget.js`).
@@ -105,6 +108,8 @@ impl Widget {
             error: RwSignal::new(None),
             connected: RwSignal::new(false),
             upload: RwSignal::new(None),
+            team: RwSignal::new(vec![]),
+            reply_mins: RwSignal::new(None),
             customer_name: RwSignal::new(String::new()),
         }
     }

@@ -1,7 +1,9 @@
 /*! Switchboard chat loader. Paste:
  *  <script src="https://HOST/widget.js" data-site="SITE_KEY" async></script>
  * Optional: data-lang="de", data-color="#0f7b6c" (launcher colour before the site's
- * accent is known), and for identity verification data-user-id="…" with
+ * accent is known), data-position="left" (default right), data-label="Questions?"
+ * (text on the launcher), data-greeting="Hi! Can we help?" (a teaser bubble above the
+ * launcher until the visitor opens the chat or dismisses it), and for identity verification data-user-id="…" with
  * data-user-hash="TIMESTAMP.hex(HMAC-SHA256(site secret, user id + ':' + TIMESTAMP))"
  * computed by the site's server (valid 24 hours).
  * The frame learns this page's origin from the browser (postMessage event.origin) and
@@ -27,6 +29,11 @@
   var KEY = "switchboard:open:" + site;
   var de = /^de\b/i.test(lang || navigator.language || "");
   var label = de ? "Chat öffnen" : "Open chat";
+  var closeLabel = de ? "Chat schließen" : "Close chat";
+  var left = script.getAttribute("data-position") === "left";
+  var text = (script.getAttribute("data-label") || "").slice(0, 40);
+  var greeting = (script.getAttribute("data-greeting") || "").slice(0, 200);
+  var TEASER = "switchboard:teaser:" + site;
   var identity = {
     user_id: script.getAttribute("data-user-id") || null,
     user_hash: script.getAttribute("data-user-hash") || null,
@@ -41,7 +48,7 @@
   var host = document.createElement("div");
   host.setAttribute("data-switchboard", "");
   // Inline and !important: no stylesheet of the host page can move the launcher.
-  var place = { position: "fixed", right: "20px", bottom: "20px", left: "auto", top: "auto",
+  var place = { position: "fixed", right: left ? "auto" : "20px", bottom: "20px", left: left ? "20px" : "auto", top: "auto",
     "z-index": "2147483000", display: "block", width: "auto", height: "auto", margin: "0",
     padding: "0", border: "0", transform: "none", visibility: "visible", opacity: "1" };
   for (var k in place) host.style.setProperty(k, place[k], "important");
@@ -55,15 +62,26 @@
     ".panel[hidden]{display:none}iframe{border:0;width:100%;height:100%;display:block}" +
     ".badge{position:absolute;top:-2px;right:-2px;min-width:20px;height:20px;padding:0 6px;box-sizing:border-box;border-radius:10px;background:#d92d20;color:#fff;font:700 12px/20px system-ui,sans-serif;text-align:center;box-shadow:0 0 0 2px #fff}.badge[hidden]{display:none}" +
     ".panel.small{height:auto}.refused{margin:0;padding:20px 24px;font:15px/1.5 system-ui,sans-serif;color:#334}" +
+    ":host([data-left]) .panel,:host([data-left]) .teaser{right:auto;left:0}" +
+    "button.wide{width:auto;border-radius:30px;padding:0 22px 0 18px;display:flex;gap:10px;align-items:center;font:600 15px/1 system-ui,sans-serif}" +
+    ".x{display:none}:host([data-open]) .x{display:block}:host([data-open]) .icon{display:none}" +
+    ":host([data-open]) button.wide{width:60px;padding:0;justify-content:center}:host([data-open]) .wide>span:last-child{display:none}" +
+    ".teaser{position:absolute;right:0;bottom:74px;width:max-content;max-width:min(280px,calc(100vw - 40px));background:#fff;color:#101828;border-radius:14px;padding:12px 34px 12px 14px;font:14px/1.45 system-ui,sans-serif;box-shadow:0 8px 30px rgba(16,24,64,.22);cursor:pointer;unicode-bidi:isolate}" +
+    ".teaser[hidden],:host([data-open]) .teaser{display:none}" +
+    ".teaser .dismiss{all:unset;position:absolute;top:6px;right:8px;width:22px;height:22px;border-radius:50%;display:grid;place-items:center;color:#475467;cursor:pointer;font:16px/1 system-ui}" +
+    ".teaser .dismiss:focus-visible{outline:2px solid #9db8ff}" +
     // Phones: the open chat takes the whole screen; its own header closes it.
     "@media (max-width:480px){.panel{position:fixed;inset:0;width:100%;height:100%;border-radius:0;box-shadow:none}" +
     ".panel.small{inset:auto 0 0 0;height:auto}:host([data-open]) button{display:none}}";
   root.innerHTML =
     '<div class="panel" hidden></div>' +
-    '<button type="button" aria-expanded="false" aria-label="' + label + '" data-testid="launcher">' +
+    '<button type="button" aria-expanded="false" data-testid="launcher">' +
     '<span class="badge" hidden data-testid="unread"></span>' +
-    '<svg width="28" height="28" viewBox="0 0 24 24" fill="none" aria-hidden="true"><path d="M4 5.5A2.5 2.5 0 0 1 6.5 3h11A2.5 2.5 0 0 1 20 5.5v8a2.5 2.5 0 0 1-2.5 2.5H10l-4.2 3.6c-.5.4-1.3.1-1.3-.6V16A2.5 2.5 0 0 1 4 13.5z" fill="currentColor"/></svg>' +
-    "</button>";
+    '<svg class="icon" width="28" height="28" viewBox="0 0 24 24" fill="none" aria-hidden="true"><path d="M4 5.5A2.5 2.5 0 0 1 6.5 3h11A2.5 2.5 0 0 1 20 5.5v8a2.5 2.5 0 0 1-2.5 2.5H10l-4.2 3.6c-.5.4-1.3.1-1.3-.6V16A2.5 2.5 0 0 1 4 13.5z" fill="currentColor"/></svg>' +
+    '<svg class="x" width="24" height="24" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2.5" stroke-linecap="round" aria-hidden="true"><path d="M6 6l12 12M18 6 6 18"/></svg>' +
+    "</button>" +
+    '<div class="teaser" hidden role="status" data-testid="teaser"><span class="t"></span><button type="button" class="dismiss" data-testid="teaser-dismiss">×</button></div>';
+  if (left) host.setAttribute("data-left", "");
   try {
     var sheet = new CSSStyleSheet();
     sheet.replaceSync(css);
@@ -73,7 +91,31 @@
     st.textContent = css;
     root.appendChild(st);
   }
-  var button = root.querySelector("button");
+  var button = root.querySelector("button[data-testid=launcher]");
+  button.setAttribute("aria-label", label);
+  if (text) {
+    var span = document.createElement("span");
+    span.textContent = text;
+    button.className = "wide";
+    button.appendChild(span);
+  }
+  // The greeting teaser: until the visitor opens the chat or dismisses it (this tab).
+  var teaser = root.querySelector(".teaser");
+  var dismissed = false;
+  try { dismissed = sessionStorage.getItem(TEASER) === "1"; } catch (e) {}
+  if (greeting && !dismissed) {
+    teaser.querySelector(".t").textContent = greeting;
+    teaser.querySelector(".dismiss").setAttribute("aria-label", de ? "Hinweis schließen" : "Dismiss");
+    teaser.hidden = false;
+  }
+  function hideTeaser() {
+    teaser.hidden = true;
+    try { sessionStorage.setItem(TEASER, "1"); } catch (e) {}
+  }
+  teaser.addEventListener("click", function (e) {
+    hideTeaser();
+    if (!e.target.classList.contains("dismiss")) open(true);
+  });
   // The site's accent colour: `data-color` at once, the site's config once asked.
   function paint(c) {
     if (/^#[0-9a-fA-F]{6}$/.test(c || "")) button.style.setProperty("background", c);
@@ -84,7 +126,7 @@
     unread = n;
     badge.hidden = n === 0;
     badge.textContent = n > 9 ? "9+" : String(n);
-    button.setAttribute("aria-label", n ? label + " (" + n + ")" : label);
+    if (panel.hidden) button.setAttribute("aria-label", n ? label + " (" + n + ")" : label);
     emit("unread", n);
   }
   var panel = root.querySelector(".panel");
@@ -130,7 +172,9 @@
     host.setAttribute("data-open", "");
     if (unread) setUnread(0);
     if (was) emit("open");
+    if (!teaser.hidden) hideTeaser();
     button.setAttribute("aria-expanded", "true");
+    button.setAttribute("aria-label", closeLabel);
     if (frame && focus) frame.focus();
     try { localStorage.setItem(KEY, "1"); } catch (e) {}
   }
@@ -150,6 +194,7 @@
     host.removeAttribute("data-open");
     if (was) emit("close");
     button.setAttribute("aria-expanded", "false");
+    button.setAttribute("aria-label", label);
     try { localStorage.removeItem(KEY); } catch (e) {}
     button.focus();
   }

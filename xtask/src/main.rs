@@ -204,7 +204,51 @@ fn build_app(krate: &str, out: &str) -> Result {
             &bg,
         ],
     )?;
-    Ok(())
+    hash_names(&root, &pkg, out)
+}
+
+/// FNV-1a, 64 bits: a content hash for asset names (not for security).
+fn fnv(bytes: &[u8]) -> String {
+    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{h:016x}")
+}
+
+/// Renames the app's wasm and glue to content-hashed names (served `immutable`, see
+/// `edge/static/_headers`), points the glue at the wasm and the pages of `out` at
+/// the glue, and writes `pkg/manifest.json` with both names.
+fn hash_names(root: &Path, pkg: &Path, out: &str) -> Result {
+    let err = |e: std::io::Error| e.to_string();
+    let wasm = std::fs::read(pkg.join("app_bg.wasm")).map_err(err)?;
+    let wasm_name = format!("app_bg-{}.wasm", fnv(&wasm));
+    std::fs::rename(pkg.join("app_bg.wasm"), pkg.join(&wasm_name)).map_err(err)?;
+    let glue = std::fs::read_to_string(pkg.join("app.js")).map_err(err)?;
+    if !glue.contains("'app_bg.wasm'") {
+        return Err("wasm-bindgen's glue no longer names 'app_bg.wasm'".into());
+    }
+    let glue = glue.replace("'app_bg.wasm'", &format!("'{wasm_name}'"));
+    let js_name = format!("app-{}.js", fnv(glue.as_bytes()));
+    std::fs::write(pkg.join(&js_name), glue).map_err(err)?;
+    std::fs::remove_file(pkg.join("app.js")).map_err(err)?;
+    let from = format!("/{out}/pkg/app.js");
+    let to = format!("/{out}/pkg/{js_name}");
+    let mut pages = vec![
+        root.join(format!("edge/dist/{out}/boot.js")),
+        root.join(format!("edge/dist/{out}/index.html")),
+    ];
+    if out == "agent" {
+        pages.push(root.join("edge/dist/admin/index.html"));
+    }
+    for p in pages {
+        let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        std::fs::write(&p, text.replace(&from, &to)).map_err(err)?;
+    }
+    std::fs::write(
+        pkg.join("manifest.json"),
+        format!("{{\"js\":\"{js_name}\",\"wasm\":\"{wasm_name}\"}}\n"),
+    )
+    .map_err(err)
 }
 
 fn copy_dir(from: &Path, to: &Path) -> Result {
