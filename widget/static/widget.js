@@ -1,4 +1,4 @@
-/*! Switchboard chat loader. Paste:
+/* Switchboard chat loader. Paste:
  *  <script src="https://HOST/widget.js" data-site="SITE_KEY" async></script>
  * Optional: data-lang="de", data-color="#0f7b6c" (launcher colour before the site's
  * accent is known), data-position="left" (default right), data-label="Questions?"
@@ -162,9 +162,13 @@
   // `focus`: opened by the visitor (focus goes into the chat), not restored at load.
   function open(focus) {
     if (!frame && !panel.firstChild) {
+      // The frame loads while the service is asked (its document is refused by the
+      // browser anyway on a page the site does not list): no round trip in between.
+      openFrame(focus);
       allowed().then(function (ok) {
-        if (panel.firstChild) return;
-        if (ok) openFrame(focus); else refuse();
+        if (ok) return;
+        if (frame) { panel.removeChild(frame); frame = null; }
+        if (!panel.querySelector(".refused")) refuse();
       });
     }
     var was = panel.hidden;
