@@ -180,7 +180,18 @@ impl TenantObject {
         }
         Outbox { sql: &sql }.ensure()?;
         Applied { sql: &sql }.ensure()?;
-        self.migrate()
+        self.migrate()?;
+        // After the migration (older layouts lack `ended_at`): the day's figures,
+        // exports and retention read by end time; a customer's earlier conversations
+        // by verified id or email.
+        for ddl in [
+            "CREATE INDEX IF NOT EXISTS closed_ended ON closed (ended_at)",
+            "CREATE INDEX IF NOT EXISTS closed_verified ON closed (json_extract(value, '$.customer.verified_user_id'))",
+            "CREATE INDEX IF NOT EXISTS closed_email ON closed (lower(json_extract(value, '$.customer.email')))",
+        ] {
+            sql.exec(ddl, None)?;
+        }
+        Ok(())
     }
 
     /// Loads the engine from its rows (seeding the demo tenant on first use when

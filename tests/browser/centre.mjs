@@ -111,6 +111,19 @@ try {
     await axeCheck(boss.page, "admin console (German)");
   });
 
+  await step("the supervisor and admin screens at phone width", async () => {
+    await boss.page.setViewportSize({ width: 390, height: 800 });
+    await boss.page.locator('[data-testid="tab-supervisor"]').click();
+    await sup.queueCell("q1", "waiting").waitFor();
+    const wide = await boss.page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(wide <= 390, `no sideways scrolling of the page: ${wide}`);
+    await boss.page.screenshot({ path: join(out, "supervisor-phone.png"), fullPage: true });
+    await boss.page.locator('[data-testid="tab-admin"]').click();
+    await admin.section("sites").waitFor();
+    await boss.page.screenshot({ path: join(out, "admin-phone.png") });
+    await axeCheck(boss.page, "admin console at phone width");
+  });
+
   await step("a phone-sized console keeps its controls on screen", async () => {
     await agent.page.setViewportSize({ width: 390, height: 800 });
     const box = await agent.page.locator('[data-testid="sign-out"]').boundingBox();

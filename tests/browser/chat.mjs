@@ -22,6 +22,8 @@ try {
   const visitorCtx = await browser.newContext({ viewport: { width: 1200, height: 800 }, locale: "de-DE" });
   agentCtx.setDefaultTimeout(15000);
   visitorCtx.setDefaultTimeout(15000);
+  // A 1 s heartbeat (the widget's test hook; 20 s in production): a dead socket is found in seconds.
+  await visitorCtx.addInitScript(() => { window.__switchboardHeartbeatMs = 1000; });
   // A switch the test flips to cut the console's chat socket in the middle of a send:
   // the frame never reaches the service and the socket closes.
   const cut = { next: false, cuts: 0 };
@@ -132,6 +134,17 @@ try {
     await site.widget().locator('[data-testid="typing"]').waitFor();
     await agent.compose().fill("");
     await site.widget().locator('[data-testid="typing"]').waitFor({ state: "detached" });
+  });
+
+  await step("offline: the header says the connection is lost; a message written offline arrives once when back", async () => {
+    await visitorCtx.setOffline(true);
+    await site.status().filter({ hasText: "Verbindung unterbrochen" }).waitFor({ timeout: 20000 });
+    await site.send("offline geschrieben");
+    await site.widget().locator('[data-testid="pending"]', { hasText: "offline geschrieben" }).waitFor();
+    await visitorCtx.setOffline(false);
+    await agent.customerMessages().filter({ hasText: "offline geschrieben" }).waitFor({ timeout: 30000 });
+    await site.status().filter({ hasText: "Ben Weber" }).waitFor({ timeout: 30000 });
+    assert.equal(await agent.customerMessages().filter({ hasText: "offline geschrieben" }).count(), 1, "once");
   });
 
   await step("the widget is German in <html lang>, and user text is bidi-isolated", async () => {

@@ -360,7 +360,9 @@ fn test(args: &[String]) -> Result {
     run(
         &root,
         "cargo",
-        &["run", "-p", "tests", "--bin", "opentime", "--", "--runs", "1"],
+        &[
+            "run", "-p", "tests", "--bin", "opentime", "--", "--runs", "1",
+        ],
     )
 }
 
