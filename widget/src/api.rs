@@ -343,35 +343,58 @@ pub fn boot(w: Widget) {
         let e = embedding().await;
         w.prefill
             .set_value((e.name.unwrap_or_default(), e.email.unwrap_or_default()));
+        // `boot.js` asked for the site while the app loaded; ask again only if that failed.
+        if let Some(info) = prefetched_site().await {
+            apply_site(w, info);
+            return;
+        }
         let url = format!("/api/v1/sites/{}", w.site.get_value());
         match request("GET", &url).await.send().await {
             Ok(r) if r.ok() => {
                 if let Ok(info) = r.json::<SiteInfo>().await {
-                    w.site_name.set(info.name.clone());
-                    w.team.set(info.team.clone());
-                    w.reply_mins.set(info.typical_reply_mins);
-                    if let Some(accent) = info
-                        .accent
-                        .as_deref()
-                        .filter(|a| shared::config::is_accent(a))
-                    {
-                        set_accent(accent);
-                    }
-                    let open = matches!(info.availability, Availability::Open { .. });
-                    w.availability.set(Some(info.availability));
-                    if w.phase.get_untracked() == Phase::Loading {
-                        w.phase.set(if open {
-                            Phase::PreChat
-                        } else {
-                            Phase::LeaveMessage
-                        });
-                    }
+                    apply_site(w, info);
                 }
             }
             Ok(r) => w.error.set(Some(error_text(r).await)),
             Err(e) => w.error.set(Some(e.to_string())),
         }
     });
+}
+
+/// The site info `boot.js` fetched while the app loaded (`None` if it failed).
+async fn prefetched_site() -> Option<SiteInfo> {
+    let p = web_sys::window()
+        .and_then(|w| js_sys::Reflect::get(&w, &"__switchboardSite".into()).ok())
+        .and_then(|p| p.dyn_into::<js_sys::Promise>().ok())?;
+    let v = wasm_bindgen_futures::JsFuture::from(p).await.ok()?;
+    if v.is_null() || v.is_undefined() {
+        return None;
+    }
+    let text = js_sys::JSON::stringify(&v).ok()?.as_string()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Shows what the site says: name, team, reply time, accent, and the form that fits.
+fn apply_site(w: Widget, info: SiteInfo) {
+    w.site_name.set(info.name.clone());
+    w.team.set(info.team.clone());
+    w.reply_mins.set(info.typical_reply_mins);
+    if let Some(accent) = info
+        .accent
+        .as_deref()
+        .filter(|a| shared::config::is_accent(a))
+    {
+        set_accent(accent);
+    }
+    let open = matches!(info.availability, Availability::Open { .. });
+    w.availability.set(Some(info.availability));
+    if w.phase.get_untracked() == Phase::Loading {
+        w.phase.set(if open {
+            Phase::PreChat
+        } else {
+            Phase::LeaveMessage
+        });
+    }
 }
 
 /// Starts a conversation from the pre-chat form.

@@ -30,4 +30,11 @@ const hello = new Promise((resolve) => {
   window.parent.postMessage({ type: "switchboard:ready" }, "*");
 });
 window.__switchboardHello = hello;
+// The site's name, accent and availability, asked while the app loads (the app asks
+// again if this fails).
+window.__switchboardSite = hello
+  .then((h) => fetch("/api/v1/sites/" + encodeURIComponent(new URLSearchParams(location.search).get("site") || ""),
+    { headers: { "X-Switchboard-Embedder": h.origin } }))
+  .then((r) => (r.ok ? r.json() : null))
+  .catch(() => null);
 import("/widget/pkg/app.js").then((m) => m.default());
