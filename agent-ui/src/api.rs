@@ -149,44 +149,25 @@ pub fn upload(c: Console, conversation: ConversationId, file: web_sys::File) {
         js_sys::Date::now() as u64,
         (js_sys::Math::random() * 4_294_967_296.0) as u64
     );
-    let Ok(xhr) = web_sys::XmlHttpRequest::new() else {
-        return;
-    };
-    if xhr.open("POST", &url).is_err() {
-        return;
-    }
-    let _ = xhr.set_request_header("Authorization", &format!("Bearer {}", s.token));
-    c.upload.set(Some((conversation.clone(), name, 0)));
-    let on_progress =
-        Closure::<dyn FnMut(web_sys::ProgressEvent)>::new(move |e: web_sys::ProgressEvent| {
-            if e.length_computable() && e.total() > 0.0 {
-                let pct = (e.loaded() / e.total() * 100.0).round() as u32;
-                c.upload.update(|u| {
-                    if let Some(u) = u {
-                        u.2 = pct.min(100);
-                    }
-                });
+    c.upload.set(Some((conversation, name, 0)));
+    web::upload(
+        &url,
+        &[("Authorization", format!("Bearer {}", s.token))],
+        &file,
+        move |pct| {
+            c.upload.update(|u| {
+                if let Some(u) = u {
+                    u.2 = pct;
+                }
+            })
+        },
+        move |r| {
+            c.upload.set(None);
+            if let Err(m) = r {
+                c.error.set(Some(m));
             }
-        });
-    if let Ok(up) = xhr.upload() {
-        up.set_onprogress(Some(on_progress.as_ref().unchecked_ref()));
-    }
-    let x2 = xhr.clone();
-    let on_done = Closure::<dyn FnMut()>::new(move || {
-        c.upload.set(None);
-        if x2.status().unwrap_or(0) != 201 {
-            let text = x2.response_text().ok().flatten().unwrap_or_default();
-            c.error.set(Some(
-                serde_json::from_str::<ErrorBody>(&text)
-                    .map(|b| b.message)
-                    .unwrap_or_else(|_| format!("HTTP {}", x2.status().unwrap_or(0))),
-            ));
-        }
-    });
-    xhr.set_onloadend(Some(on_done.as_ref().unchecked_ref()));
-    let _ = xhr.send_with_opt_blob(Some(&file));
-    on_progress.forget();
-    on_done.forget();
+        },
+    );
 }
 
 /// A file of a chat as a blob URL (for a thumbnail or a download).
@@ -201,16 +182,8 @@ pub async fn attachment_url(c: Console, conversation: &ConversationId, id: &str)
         .header("Authorization", &format!("Bearer {}", s.token))
         .send()
         .await
-        .ok()
-        .filter(|r| r.ok())?;
-    let bytes = resp.binary().await.ok()?;
-    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes.as_slice()));
-    let opts = web_sys::BlobPropertyBag::new();
-    if let Some(t) = resp.headers().get("Content-Type") {
-        opts.set_type(&t);
-    }
-    let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &opts).ok()?;
-    web_sys::Url::create_object_url_with_blob(&blob).ok()
+        .ok()?;
+    web::blob_url(resp).await
 }
 
 /// Admin API: `GET` or `PUT` with the session's bearer token; the error names the problem.

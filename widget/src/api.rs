@@ -166,46 +166,33 @@ pub fn upload(w: Widget, file: web_sys::File) {
             js_sys::encode_uri_component(&name),
             client_id()
         );
-        let Ok(xhr) = web_sys::XmlHttpRequest::new() else {
-            return;
-        };
-        if xhr.open("POST", &url).is_err() {
-            return;
-        }
-        let _ = xhr.set_request_header("Authorization", &format!("Bearer {token}"));
-        let _ = xhr.set_request_header("X-Switchboard-Embedder", &embedder);
-        w.upload.set(Some((name.clone(), 0)));
-        let on_progress =
-            Closure::<dyn FnMut(web_sys::ProgressEvent)>::new(move |e: web_sys::ProgressEvent| {
-                if e.length_computable() && e.total() > 0.0 {
-                    let pct = (e.loaded() / e.total() * 100.0).round() as u32;
-                    w.upload.update(|u| {
-                        if let Some(u) = u {
-                            u.1 = pct.min(100);
-                        }
-                    });
+        w.upload.set(Some((name, 0)));
+        web::upload(
+            &url,
+            &[
+                ("Authorization", format!("Bearer {token}")),
+                ("X-Switchboard-Embedder", embedder),
+            ],
+            &file,
+            move |pct| {
+                w.upload.update(|u| {
+                    if let Some(u) = u {
+                        u.1 = pct;
+                    }
+                })
+            },
+            move |r| {
+                w.upload.set(None);
+                if let Err(m) = r {
+                    // The service names the problem; a bare status gets the general text.
+                    w.error.set(Some(if m.starts_with("HTTP ") {
+                        t.upload_failed.to_string()
+                    } else {
+                        m
+                    }));
                 }
-            });
-        if let Ok(up) = xhr.upload() {
-            up.set_onprogress(Some(on_progress.as_ref().unchecked_ref()));
-        }
-        let x2 = xhr.clone();
-        let on_done = Closure::<dyn FnMut()>::new(move || {
-            w.upload.set(None);
-            let status = x2.status().unwrap_or(0);
-            if status != 201 {
-                let text = x2.response_text().ok().flatten().unwrap_or_default();
-                let msg = serde_json::from_str::<ErrorBody>(&text)
-                    .map(|b| b.message)
-                    .unwrap_or_else(|_| t.upload_failed.to_string());
-                w.error.set(Some(msg));
-            }
-        });
-        xhr.set_onloadend(Some(on_done.as_ref().unchecked_ref()));
-        let _ = xhr.send_with_opt_blob(Some(&file));
-        // The handlers live as long as the page: one small closure pair per upload.
-        on_progress.forget();
-        on_done.forget();
+            },
+        );
     });
 }
 
@@ -226,16 +213,8 @@ pub async fn attachment_url(id: &str) -> Option<String> {
         .header("Authorization", &format!("Bearer {token}"))
         .send()
         .await
-        .ok()
-        .filter(|r| r.ok())?;
-    let bytes = resp.binary().await.ok()?;
-    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes.as_slice()));
-    let opts = web_sys::BlobPropertyBag::new();
-    if let Some(t) = resp.headers().get("Content-Type") {
-        opts.set_type(&t);
-    }
-    let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &opts).ok()?;
-    web_sys::Url::create_object_url_with_blob(&blob).ok()
+        .ok()?;
+    web::blob_url(resp).await
 }
 
 /// A ping this often while the socket is open.
