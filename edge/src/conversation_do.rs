@@ -111,24 +111,6 @@ const VISITOR_TAG: &str = "v";
 /// The R2 bucket binding of attachments.
 pub const ATTACHMENTS: &str = "ATTACHMENTS";
 
-/// Decodes `%XX` escapes; `None` when the result is not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 const AGENT_TAG: &str = "a";
 
 #[durable_object]
@@ -621,13 +603,9 @@ impl ConversationObject {
 
     /// Stores an uploaded file in R2 and its message in the transcript.
     async fn upload(&self, mut req: Request) -> ApiResult<Response> {
-        use crate::attachment_headers as h;
         let (meta, author) = self.attachment_access(&req, true)?;
-        let header = |k: &str| req.headers().get(k).ok().flatten().unwrap_or_default();
-        let name = percent_decode(&header(h::NAME)).ok_or_else(|| {
-            ApiError::bad_request("invalid_file_name", "the file name is not UTF-8")
-        })?;
-        let client_id = shared::ids::ClientMsgId::new(header(h::CLIENT_ID))?;
+        let name = crate::query(&req, "name");
+        let client_id = shared::ids::ClientMsgId::new(crate::query(&req, "client_id"))?;
         let bytes = req.bytes().await?;
         let content_type = shared::attachment::check(&name, &bytes)
             .map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))?;

@@ -324,8 +324,6 @@ pub mod attachment_headers {
     pub const AGENT: &str = "X-Sb-Agent";
     /// When that session was issued (seconds), against revocations.
     pub const ISSUED: &str = "X-Sb-Issued";
-    pub const NAME: &str = "X-Sb-Name";
-    pub const CLIENT_ID: &str = "X-Sb-Client-Id";
 }
 
 /// `POST …/attachments?name=…&client_id=…` (upload, raw body) or
@@ -376,11 +374,15 @@ async fn attachment_call(
                 let e = shared::attachment::AttachmentError::TooLarge(bytes.len() as u64);
                 return Err(ApiError::new(e.status(), e.code(), e.to_string()));
             }
-            headers.set(h::NAME, &enc(&query(req, "name")))?;
-            headers.set(h::CLIENT_ID, &query(req, "client_id"))?;
+
             init.with_method(Method::Post)
                 .with_body(Some(js_sys::Uint8Array::from(bytes.as_slice()).into()));
-            "https://internal/attachments".into()
+            // `name` and `client_id` travel in the query, read there with `query`.
+            format!(
+                "https://internal/attachments?name={}&client_id={}",
+                enc(&query(req, "name")),
+                enc(&query(req, "client_id"))
+            )
         }
     };
     init.with_headers(headers);

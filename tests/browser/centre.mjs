@@ -7,16 +7,12 @@ import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import assert from "node:assert/strict";
-import { CHROMIUM_ARGS, Console, Supervisor, Admin, axeCheck } from "./pages.mjs";
+import { steps, CHROMIUM_ARGS, Console, Supervisor, Admin, axeCheck } from "./pages.mjs";
 
 const [base, out = "tests/out", tenant, site, origin] = process.argv.slice(2);
 mkdirSync(out, { recursive: true });
 const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
-const failures = [];
-async function step(name, fn) {
-  try { await fn(); console.log(`ok - ${name}`); }
-  catch (e) { failures.push(name); console.log(`not ok - ${name}\n  ${String(e.stack || e).split("\n").slice(0, 6).join("\n  ")}`); throw e; }
-}
+const { step, failures } = steps();
 const PW = "password-123";
 try {
   const bossCtx = await browser.newContext({ viewport: { width: 1360, height: 860 }, locale: "en-US" });

@@ -5,18 +5,14 @@ import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import assert from "node:assert/strict";
-import { CHROMIUM_ARGS, DemoSite, Console, axeCheck, widgetFrame } from "./pages.mjs";
+import { steps, CHROMIUM_ARGS, DemoSite, Console, axeCheck, widgetFrame } from "./pages.mjs";
 
 const base = process.argv[2];
 const out = process.argv[3] || "tests/out";
 mkdirSync(out, { recursive: true });
 // playwright gives every launch a fresh, empty --user-data-dir of its own.
 const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
-const failures = [];
-async function step(name, fn) {
-  try { await fn(); console.log(`ok - ${name}`); }
-  catch (e) { failures.push(name); console.log(`not ok - ${name}\n  ${String(e.stack || e).split("\n").slice(0, 6).join("\n  ")}`); throw e; }
-}
+const { step, failures } = steps();
 try {
   const agentCtx = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: "en-US" });
   const visitorCtx = await browser.newContext({ viewport: { width: 1200, height: 800 }, locale: "de-DE" });

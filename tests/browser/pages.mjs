@@ -5,6 +5,16 @@ export const CHROMIUM_ARGS = [
   '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1',
 ];
 
+/** Named test steps that stop at the first failure; `failures` names the failed one. */
+export function steps() {
+  const failures = [];
+  async function step(name, fn) {
+    try { await fn(); console.log(`ok - ${name}`); }
+    catch (e) { failures.push(name); console.log(`not ok - ${name}\n  ${String(e.stack || e).split("\n").slice(0, 6).join("\n  ")}`); throw e; }
+  }
+  return { step, failures };
+}
+
 export class DemoSite {
   constructor(page, base) { this.page = page; this.base = base; }
   async open() { await this.page.goto(this.base + "/"); }

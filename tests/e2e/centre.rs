@@ -500,23 +500,7 @@ pub fn browser(ctx: &Ctx) {
         c["config"]["webhooks"] = json!([{ "url": "https://crm.example/hooks" }]);
         c["webhook_secret"] = json!(HOOK_SECRET);
     });
-    let out = tests::root().join("tests/out");
-    let st = std::process::Command::new("node")
-        .args([
-            tests::root()
-                .join("tests/browser/centre.mjs")
-                .display()
-                .to_string(),
-            ctx.base.clone(),
-            out.display().to_string(),
-            "t-centre".into(),
-            "t-centre-site".into(),
-            SHOP.into(),
-        ])
-        .current_dir(tests::root())
-        .status()
-        .expect("node");
-    assert!(st.success(), "centre browser test failed");
+    browser_script(ctx, "centre.mjs", &["t-centre", "t-centre-site", SHOP]);
 }
 
 /// The customer context: pages the widget reports reach the agent's chat socket

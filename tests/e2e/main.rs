@@ -1644,6 +1644,20 @@ fn tests_mac(secret: &str, msg: &str) -> String {
         .collect()
 }
 
+/// Runs `tests/browser/SCRIPT` with the service's base URL, the screenshot folder
+/// (`tests/out`) and `args`; fails when the script does.
+fn browser_script(ctx: &Ctx, script: &str, args: &[&str]) {
+    let st = std::process::Command::new("node")
+        .arg(tests::root().join("tests/browser").join(script))
+        .arg(&ctx.base)
+        .arg(tests::root().join("tests/out"))
+        .args(args)
+        .current_dir(tests::root())
+        .status()
+        .expect("node");
+    assert!(st.success(), "browser test {script} failed");
+}
+
 fn main() {
     let start_limit = 20u32;
     let visitor_limit = 40u32;
@@ -1770,20 +1784,7 @@ fn main() {
     run(
         "browser: demo page ↔ agent console in headless Chromium",
         &|| {
-            let out = tests::root().join("tests/out");
-            let st = std::process::Command::new("node")
-                .args([
-                    tests::root()
-                        .join("tests/browser/chat.mjs")
-                        .display()
-                        .to_string(),
-                    ctx.base.clone(),
-                    out.display().to_string(),
-                ])
-                .current_dir(tests::root())
-                .status()
-                .expect("node");
-            assert!(st.success(), "browser test failed");
+            browser_script(&ctx, "chat.mjs", &[]);
         },
     );
     run(
@@ -1799,22 +1800,7 @@ fn main() {
             e.available();
             let mut x = agent(&ctx, "t-embed-x", "x");
             x.available();
-            let out = tests::root().join("tests/out");
-            let st = std::process::Command::new("node")
-                .args([
-                    tests::root()
-                        .join("tests/browser/origins.mjs")
-                        .display()
-                        .to_string(),
-                    ctx.base.clone(),
-                    out.display().to_string(),
-                    "t-embed-site".into(),
-                    "t-embed-x-site".into(),
-                ])
-                .current_dir(tests::root())
-                .status()
-                .expect("node");
-            assert!(st.success(), "origin browser test failed");
+            browser_script(&ctx, "origins.mjs", &["t-embed-site", "t-embed-x-site"]);
             // The listed page's chat reached the agent.
             e.wait_offer();
         },
