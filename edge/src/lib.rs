@@ -691,13 +691,15 @@ async fn hash_admin_passwords(mut body: AdminConfig) -> ApiResult<AdminConfig> {
     Ok(body)
 }
 
-/// `/widget/?site=KEY`: the widget's document, framed only by the site's origins.
+/// `/widget/?site=KEY`: the widget's document, framed only by the site's origins. It
+/// carries the site info as a JSON data block (never run as script), so the app shows
+/// its form without asking the service again.
 async fn widget_document(env: &Env, req: Request) -> ApiResult<Response> {
     let site = SiteKey::new(query(&req, "site"))?;
     let t = tenant_of_site(env, &site).await?;
-    let allowed: Vec<String> = call(
+    let doc: rpc::SiteDocumentInfo = call(
         &stub(env, "TENANTS", t.as_str())?,
-        rpc::SiteOrigins { site: site.clone() },
+        rpc::SiteDocument { site: site.clone() },
     )
     .await
     .inspect_err(|e| forget_site(&site, e))?;
@@ -705,12 +707,27 @@ async fn widget_document(env: &Env, req: Request) -> ApiResult<Response> {
     if asset.status_code() != 200 {
         return Ok(asset);
     }
-    let mut resp = Response::from_html(asset.text().await?)?;
+    let html = asset.text().await?;
+    let block = format!(
+        "<script type=\"application/json\" id=\"switchboard-site\">{}</script>\n</head>",
+        json_for_html(&serde_json::to_string(&doc.info)?)
+    );
+    let mut resp = Response::from_html(html.replacen("</head>", &block, 1))?;
     harden(
         &mut resp,
-        Some(&widget_csp(&shared::config::frame_ancestors(&allowed))),
+        Some(&widget_csp(&shared::config::frame_ancestors(
+            &doc.allowed_origins,
+        ))),
     );
     Ok(resp)
+}
+
+/// JSON made safe inside an HTML `<script>` element: `<`, `>` and `&` (which JSON has
+/// only inside strings) become `\u` escapes, so no text can close the element.
+fn json_for_html(json: &str) -> String {
+    json.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
 }
 
 /// The demo's signed-in page with a fresh `user_hash` (a real site computes it on its

@@ -1962,9 +1962,24 @@ impl TenantObject {
 
     fn site_info(&self, w: WithCaller<SiteKey>) -> ApiResult<SiteInfo> {
         self.check_origin(&w.caller, &w.body)?;
+        self.public_site_info(&w.body)
+    }
+
+    /// The widget document's frame policy and site info. No origin check here: the
+    /// document is framed only by the allowed origins (`frame-ancestors`), and what it
+    /// carries is what any allowed page may read.
+    fn site_document(&self, site: &SiteKey) -> ApiResult<rpc::SiteDocumentInfo> {
+        Ok(rpc::SiteDocumentInfo {
+            allowed_origins: self.site_origins(site)?,
+            info: self.public_site_info(site)?,
+        })
+    }
+
+    /// A site's name, language, availability now, accent, reply time and team.
+    fn public_site_info(&self, site: &SiteKey) -> ApiResult<SiteInfo> {
         self.with_engine(|t| -> ApiResult<SiteInfo> {
-            let s = t.config().site(&w.body).ok_or_else(|| {
-                ApiError::not_found("unknown_site", format!("unknown site {}", w.body))
+            let s = t.config().site(site).ok_or_else(|| {
+                ApiError::not_found("unknown_site", format!("unknown site {site}"))
             })?;
             Ok(SiteInfo {
                 site: s.key.clone(),
@@ -2035,7 +2050,7 @@ impl TenantObject {
             ToTenant::Revoke(r) => answer::<rpc::Revoke>(self.revoke(r).await),
             ToTenant::SetPassword(p) => answer::<rpc::SetPassword>(self.set_password(p).await),
             ToTenant::CheckSession(c) => answer::<rpc::CheckSession>(self.check_session(c)),
-            ToTenant::SiteOrigins(o) => answer::<rpc::SiteOrigins>(self.site_origins(&o.site)),
+            ToTenant::SiteDocument(d) => answer::<rpc::SiteDocument>(self.site_document(&d.site)),
             ToTenant::EraseClosed(e) => answer::<rpc::EraseClosed>(self.erase_one(e.id).await),
             ToTenant::GetConfig(_) => answer::<rpc::GetConfig>(self.with_engine(|t| ConfigReply {
                 config: t.config().clone(),

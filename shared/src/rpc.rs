@@ -274,10 +274,17 @@ pub struct CheckSession {
     #[serde(default)]
     pub admin: bool,
 }
-/// The origins that may frame a site's widget.
+/// What the widget's document needs: the origins that may frame it, and the site
+/// info it carries (so the app does not ask for it again).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SiteOrigins {
+pub struct SiteDocument {
     pub site: SiteKey,
+}
+/// Answer to [`SiteDocument`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteDocumentInfo {
+    pub allowed_origins: Vec<String>,
+    pub info: crate::protocol::SiteInfo,
 }
 /// Admin: erase one closed conversation, transcript and left message included.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -369,7 +376,7 @@ pub enum ToTenant {
     Revoke(Revoke),
     SetPassword(SetPassword),
     CheckSession(CheckSession),
-    SiteOrigins(SiteOrigins),
+    SiteDocument(SiteDocument),
     EraseClosed(EraseClosed),
     GetConfig(GetConfig),
     PutConfig(PutConfig),
@@ -392,7 +399,7 @@ calls!(ToTenant:
     Revoke => Done,
     SetPassword => Done,
     CheckSession => Done,
-    SiteOrigins => Vec<String>,
+    SiteDocument => SiteDocumentInfo,
     EraseClosed => Done,
     GetConfig => ConfigReply,
     PutConfig => Done,

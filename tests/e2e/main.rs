@@ -1099,7 +1099,19 @@ fn typing_and_headers(ctx: &Ctx) {
         };
         assert!(csp.contains(want), "{path}: {csp}");
     }
-    // The apps' wasm and glue have content-hashed names and are cached for good; the
+    // The widget's document carries the site info as a JSON data block.
+    let doc = get("/widget/?site=t-typing-site")
+        .into_string()
+        .expect("widget document");
+    let block = doc
+        .split_once("<script type=\"application/json\" id=\"switchboard-site\">")
+        .and_then(|(_, rest)| rest.split_once("</script>"))
+        .map(|(json, _)| json)
+        .unwrap_or_else(|| panic!("no site block in {doc}"));
+    let info: Value = serde_json::from_str(block).expect("site block is JSON");
+    assert_eq!(info["site"], "t-typing-site", "{info}");
+    assert!(info["availability"].is_object(), "{info}");
+    // The apps' wasm, glue, boot script and style sheet have content-hashed names and are cached for good; the
     // pages that name them are revalidated.
     for app in ["widget", "agent"] {
         let manifest: Value = serde_json::from_str(
@@ -1109,7 +1121,7 @@ fn typing_and_headers(ctx: &Ctx) {
             .expect("manifest"),
         )
         .expect("manifest json");
-        for file in ["js", "wasm"] {
+        for file in ["js", "wasm", "boot", "css"] {
             let name = manifest[file].as_str().expect("name");
             assert!(name.len() > 20, "hashed name: {name}");
             let r = get(&format!("/{app}/pkg/{name}"));

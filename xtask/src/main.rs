@@ -215,38 +215,72 @@ fn fnv(bytes: &[u8]) -> String {
     format!("{h:016x}")
 }
 
-/// Renames the app's wasm and glue to content-hashed names (served `immutable`, see
-/// `edge/static/_headers`), points the glue at the wasm and the pages of `out` at
-/// the glue, and writes `pkg/manifest.json` with both names.
+/// Gives every file a page of `out` loads a content-hashed name in `pkg/` (served
+/// `immutable`, see `edge/static/_headers`): the wasm, the glue (pointed at the
+/// wasm), `boot.js` (pointed at the glue) and the style sheet. The pages of `out` then
+/// name the hashed files and preload the wasm, so it downloads beside the scripts
+/// rather than after them; only the pages themselves revalidate. Writes
+/// `pkg/manifest.json` with the names.
 fn hash_names(root: &Path, pkg: &Path, out: &str) -> Result {
     let err = |e: std::io::Error| e.to_string();
+    let dir = root.join(format!("edge/dist/{out}"));
+    let hashed = |stem: &str, ext: &str, bytes: &[u8]| -> std::result::Result<String, String> {
+        let name = format!("{stem}-{}.{ext}", fnv(bytes));
+        std::fs::write(pkg.join(&name), bytes).map_err(err)?;
+        Ok(name)
+    };
     let wasm = std::fs::read(pkg.join("app_bg.wasm")).map_err(err)?;
-    let wasm_name = format!("app_bg-{}.wasm", fnv(&wasm));
-    std::fs::rename(pkg.join("app_bg.wasm"), pkg.join(&wasm_name)).map_err(err)?;
+    let wasm_name = hashed("app_bg", "wasm", &wasm)?;
+    std::fs::remove_file(pkg.join("app_bg.wasm")).map_err(err)?;
     let glue = std::fs::read_to_string(pkg.join("app.js")).map_err(err)?;
     if !glue.contains("'app_bg.wasm'") {
         return Err("wasm-bindgen's glue no longer names 'app_bg.wasm'".into());
     }
     let glue = glue.replace("'app_bg.wasm'", &format!("'{wasm_name}'"));
-    let js_name = format!("app-{}.js", fnv(glue.as_bytes()));
-    std::fs::write(pkg.join(&js_name), glue).map_err(err)?;
+    let js_name = hashed("app", "js", glue.as_bytes())?;
     std::fs::remove_file(pkg.join("app.js")).map_err(err)?;
-    let from = format!("/{out}/pkg/app.js");
-    let to = format!("/{out}/pkg/{js_name}");
-    let mut pages = vec![
-        root.join(format!("edge/dist/{out}/boot.js")),
-        root.join(format!("edge/dist/{out}/index.html")),
-    ];
+    let boot = std::fs::read_to_string(dir.join("boot.js")).map_err(err)?;
+    let glue_url = format!("/{out}/pkg/app.js");
+    if !boot.contains(&glue_url) {
+        return Err(format!("{out}/boot.js does not import {glue_url}"));
+    }
+    let boot = boot.replace(&glue_url, &format!("/{out}/pkg/{js_name}"));
+    let boot_name = hashed("boot", "js", boot.as_bytes())?;
+    std::fs::remove_file(dir.join("boot.js")).map_err(err)?;
+    let css_file = if out == "widget" { "widget.css" } else { "console.css" };
+    let css = std::fs::read(dir.join(css_file)).map_err(err)?;
+    let css_name = hashed(css_file.trim_end_matches(".css"), "css", &css)?;
+    std::fs::remove_file(dir.join(css_file)).map_err(err)?;
+    let mut pages = vec![dir.join("index.html")];
     if out == "agent" {
         pages.push(root.join("edge/dist/admin/index.html"));
     }
+    let swaps = [
+        (glue_url.clone(), format!("/{out}/pkg/{js_name}")),
+        (format!("/{out}/boot.js"), format!("/{out}/pkg/{boot_name}")),
+        (format!("/{out}/{css_file}"), format!("/{out}/pkg/{css_name}")),
+    ];
     for p in pages {
-        let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-        std::fs::write(&p, text.replace(&from, &to)).map_err(err)?;
+        let mut text =
+            std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        for (from, to) in &swaps {
+            if !text.contains(from.as_str()) {
+                return Err(format!("{} does not name {from}", p.display()));
+            }
+            text = text.replace(from.as_str(), to);
+        }
+        // wasm-bindgen's glue fetches the wasm in cors mode: the preload must match.
+        let preload = format!(
+            "<link rel=\"preload\" href=\"/{out}/pkg/{wasm_name}\" as=\"fetch\" crossorigin>\n</head>"
+        );
+        text = text.replacen("</head>", &preload, 1);
+        std::fs::write(&p, text).map_err(err)?;
     }
     std::fs::write(
         pkg.join("manifest.json"),
-        format!("{{\"js\":\"{js_name}\",\"wasm\":\"{wasm_name}\"}}\n"),
+        format!(
+            "{{\"js\":\"{js_name}\",\"wasm\":\"{wasm_name}\",\"boot\":\"{boot_name}\",\"css\":\"{css_name}\"}}\n"
+        ),
     )
     .map_err(err)
 }
