@@ -435,7 +435,7 @@ fn frame_handler(c: Console) -> Closure<dyn FnMut(MessageEvent)> {
         let Some(text) = e.data().as_string() else {
             return;
         };
-        match shared::protocol::decode::<AgentServerFrame>(&text) {
+        match shared::protocol::decode_from_service::<AgentServerFrame>(&text) {
             Ok(f) => on_frame(c, f),
             Err(err) => c.error.set(Some(err.to_string())),
         }

@@ -21,6 +21,7 @@
 //! - [`hours`]: business hours of a queue.
 //! - [`visitor`]: the customer context (pages of the visit, browser, time zone).
 //! - [`webhook`]: events sent to a tenant's URLs (closed conversation, left message), signing and back-off.
+//! - [`time`]: timestamps on the wire (RFC 3339, UTC) without chrono's general parser.
 //! - [`ratelimit`]: token-bucket rate limits (stored by the caller) per address (IPv6 per /64) or conversation.
 
 pub mod agent;
@@ -36,8 +37,15 @@ pub mod ratelimit;
 pub mod rpc;
 pub mod template;
 pub mod text;
+pub mod time;
 pub mod transcript;
 pub mod visitor;
 pub mod webhook;
 
 pub use chrono;
+
+/// A field a flat `…Fields` form needs for the variant its tag names (the tagged enums
+/// the widget reads are read through such forms; see `engine::types`).
+pub(crate) fn need<T>(v: Option<T>, field: &str) -> Result<T, String> {
+    v.ok_or_else(|| format!("missing field `{field}`"))
+}

@@ -78,6 +78,26 @@ pub fn decode<T: DeserializeOwned + Serialize>(text: &str) -> Result<T, FrameErr
     Ok(frame)
 }
 
+/// Decodes a frame from the service in a UI: the version is checked, fields this
+/// build does not know are ignored (a newer service may add some). Parses the text
+/// straight into `T` (no `serde_json::Value` on the way, as in [`decode`], which
+/// keeps the visitor's widget small); the service itself always uses [`decode`].
+pub fn decode_from_service<T: DeserializeOwned>(text: &str) -> Result<T, FrameError> {
+    #[derive(Deserialize)]
+    struct Version {
+        v: Option<u64>,
+    }
+    let Version { v } =
+        serde_json::from_str(text).map_err(|e| FrameError(format!("not a JSON frame ({e})")))?;
+    match v {
+        Some(VERSION) => serde_json::from_str(text).map_err(|e| FrameError(e.to_string())),
+        Some(other) => Err(FrameError(format!(
+            "field `v`: unsupported protocol version {other}; this client speaks {VERSION}"
+        ))),
+        None => Err(FrameError("field `v`: missing protocol version".into())),
+    }
+}
+
 /// Decodes a plain JSON body (no version); the error names the field.
 pub fn decode_body<T: DeserializeOwned>(text: &str) -> Result<T, FrameError> {
     serde_json::from_str(text).map_err(|e| FrameError(e.to_string()))
@@ -113,8 +133,16 @@ pub enum VisitorFrame {
 }
 
 /// Edge → visitor.
+///
+/// Read through [`VisitorEventFields`] (one flat struct) rather than serde's
+/// internally tagged form, which buffers every frame and compiles each nested type
+/// twice: that kept the visitor's widget about 25 KB larger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(
+    tag = "type",
+    rename_all = "snake_case",
+    try_from = "VisitorEventFields"
+)]
 pub enum VisitorEvent {
     /// First frame after connecting; the missed messages follow as `message` frames.
     Welcome {
@@ -149,6 +177,72 @@ pub enum VisitorEvent {
         score: u8,
     },
     Pong,
+}
+
+/// Every field a [`VisitorEvent`] may have; `type` says which must be there.
+/// `message` is a stored message in `message` and `ack` frames and a text in `error`
+/// frames, so it is kept as raw JSON until the type is known.
+#[derive(Deserialize)]
+struct VisitorEventFields {
+    #[serde(rename = "type")]
+    kind: String,
+    conversation: Option<ConversationId>,
+    status: Option<VisitorStatus>,
+    last_seq: Option<u64>,
+    message: Option<Box<serde_json::value::RawValue>>,
+    typing: Option<bool>,
+    name: Option<String>,
+    client_id: Option<ClientMsgId>,
+    seq: Option<u64>,
+    code: Option<String>,
+    score: Option<u8>,
+}
+
+impl TryFrom<VisitorEventFields> for VisitorEvent {
+    type Error = String;
+
+    fn try_from(f: VisitorEventFields) -> Result<Self, String> {
+        use crate::need;
+        let message =
+            |raw: Option<Box<serde_json::value::RawValue>>| -> Result<Option<Message>, String> {
+                raw.map(|r| {
+                    serde_json::from_str(r.get()).map_err(|e| format!("field `message`: {e}"))
+                })
+                .transpose()
+            };
+        Ok(match f.kind.as_str() {
+            "welcome" => VisitorEvent::Welcome {
+                conversation: need(f.conversation, "conversation")?,
+                status: need(f.status, "status")?,
+                last_seq: need(f.last_seq, "last_seq")?,
+            },
+            "message" => VisitorEvent::Message {
+                message: need(message(f.message)?, "message")?,
+            },
+            "status" => VisitorEvent::Status {
+                status: need(f.status, "status")?,
+            },
+            "typing" => VisitorEvent::Typing {
+                typing: need(f.typing, "typing")?,
+                name: need(f.name, "name")?,
+            },
+            "ack" => VisitorEvent::Ack {
+                client_id: need(f.client_id, "client_id")?,
+                seq: need(f.seq, "seq")?,
+                message: message(f.message)?,
+            },
+            "error" => VisitorEvent::Error {
+                code: need(f.code, "code")?,
+                message: serde_json::from_str(need(f.message, "message")?.get())
+                    .map_err(|e| format!("field `message`: {e}"))?,
+            },
+            "rated" => VisitorEvent::Rated {
+                score: need(f.score, "score")?,
+            },
+            "pong" => VisitorEvent::Pong,
+            other => return Err(format!("unknown frame type `{other}`")),
+        })
+    }
 }
 
 /// Agent → edge, on the agent socket.
@@ -476,6 +570,119 @@ mod tests {
         assert_eq!(back, f, "{s}");
     }
 
+    /// A frame of the service: the UIs' decoder reads it the same.
+    fn roundtrip_from_service<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(f: T) {
+        let s = encode(&f);
+        let back: T = decode_from_service(&s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert_eq!(back, f, "{s}");
+        roundtrip(f);
+    }
+
+    /// The tagged enums read through flat structs read every variant back, and refuse
+    /// an unknown variant or a missing field by name.
+    #[test]
+    fn tagged_values_read_back() {
+        fn back<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(v: T) {
+            let s = serde_json::to_string(&v).unwrap();
+            assert_eq!(serde_json::from_str::<T>(&s).unwrap(), v, "{s}");
+            let value = serde_json::to_value(&v).unwrap();
+            assert_eq!(serde_json::from_value::<T>(value).unwrap(), v, "{s}");
+        }
+        let a = AgentId::new("anna").unwrap();
+        for by in [
+            EndedBy::Agent(a.clone()),
+            EndedBy::Customer,
+            EndedBy::Inactivity,
+            EndedBy::MaxWait,
+            EndedBy::Staff,
+        ] {
+            back(by.clone());
+            back(SystemNote::Ended { by });
+        }
+        back(SystemNote::Queued {
+            queue_name: "Q".into(),
+        });
+        back(SystemNote::Joined {
+            agent_name: "A".into(),
+        });
+        back(SystemNote::Left {
+            agent_name: "A".into(),
+        });
+        back(SystemNote::Transferring);
+        for a in [
+            Author::Customer { name: "C".into() },
+            Author::Agent {
+                id: a.clone(),
+                name: "A".into(),
+            },
+            Author::Staff { name: "A".into() },
+            Author::System,
+        ] {
+            back(a);
+        }
+        for st in [
+            VisitorStatus::Queued { position: 3 },
+            VisitorStatus::Connecting,
+            VisitorStatus::Active {
+                agent_name: "A".into(),
+                guest_name: Some("G".into()),
+            },
+            VisitorStatus::Active {
+                agent_name: "A".into(),
+                guest_name: None,
+            },
+            VisitorStatus::Ended,
+        ] {
+            back(st);
+        }
+        for q in [
+            Availability::Open {
+                queue_name: "Q".into(),
+            },
+            Availability::Closed {
+                queue_name: "Q".into(),
+            },
+            Availability::NoAgents {
+                queue_name: "Q".into(),
+            },
+        ] {
+            back(q);
+        }
+        let err = |s: &str| {
+            serde_json::from_str::<SystemNote>(s)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err(r#"{"note":"nope"}"#).contains("unknown variant `nope`"));
+        assert!(err(r#"{"note":"queued"}"#).contains("missing field `queue_name`"));
+        assert!(err(r#"{"note":"ended","by":{"by":"agent"}}"#).contains("missing field `agent`"));
+        assert!(
+            serde_json::from_str::<Author>(r#"{"kind":"agent","name":"A"}"#)
+                .unwrap_err()
+                .to_string()
+                .contains("missing field `id`")
+        );
+    }
+
+    #[test]
+    fn a_ui_reads_newer_frames_but_not_other_versions() {
+        let pong = |s: &str| decode_from_service::<VisitorEvent>(s);
+        assert_eq!(
+            pong(r#"{"v":1,"type":"pong","later":true}"#),
+            Ok(VisitorEvent::Pong)
+        );
+        assert!(pong(r#"{"v":2,"type":"pong"}"#)
+            .unwrap_err()
+            .0
+            .contains("unsupported protocol version 2"));
+        assert!(pong(r#"{"type":"pong"}"#)
+            .unwrap_err()
+            .0
+            .contains("missing"));
+        assert!(pong("3").unwrap_err().0.contains("not a JSON frame"));
+        assert!(pong(r#"{"v":1,"type":"nope"}"#).is_err());
+    }
+
     fn cid() -> ConversationId {
         ConversationId::new("c1").unwrap()
     }
@@ -502,32 +709,32 @@ mod tests {
         roundtrip(VisitorFrame::Typing { typing: true });
         roundtrip(VisitorFrame::End);
         roundtrip(VisitorFrame::Ping);
-        roundtrip(VisitorEvent::Welcome {
+        roundtrip_from_service(VisitorEvent::Welcome {
             conversation: cid(),
             status: VisitorStatus::Queued { position: 2 },
             last_seq: 3,
         });
-        roundtrip(VisitorEvent::Message { message: msg() });
-        roundtrip(VisitorEvent::Status {
+        roundtrip_from_service(VisitorEvent::Message { message: msg() });
+        roundtrip_from_service(VisitorEvent::Status {
             status: VisitorStatus::Active {
                 agent_name: "A".into(),
                 guest_name: None,
             },
         });
-        roundtrip(VisitorEvent::Typing {
+        roundtrip_from_service(VisitorEvent::Typing {
             typing: false,
             name: "A".into(),
         });
-        roundtrip(VisitorEvent::Ack {
+        roundtrip_from_service(VisitorEvent::Ack {
             client_id: ClientMsgId::new("m1").unwrap(),
             seq: 1,
             message: Some(msg()),
         });
-        roundtrip(VisitorEvent::Error {
+        roundtrip_from_service(VisitorEvent::Error {
             code: "x".into(),
             message: "y".into(),
         });
-        roundtrip(VisitorEvent::Pong);
+        roundtrip_from_service(VisitorEvent::Pong);
     }
 
     #[test]
@@ -582,37 +789,37 @@ mod tests {
         ] {
             roundtrip(f);
         }
-        roundtrip(AgentServerFrame::Message {
+        roundtrip_from_service(AgentServerFrame::Message {
             conversation: cid(),
             message: msg(),
         });
-        roundtrip(AgentServerFrame::Event {
+        roundtrip_from_service(AgentServerFrame::Event {
             event: AgentEvent::Left {
                 conversation: cid(),
             },
         });
-        roundtrip(AgentServerFrame::Ack {
+        roundtrip_from_service(AgentServerFrame::Ack {
             conversation: cid(),
             client_id: ClientMsgId::new("m").unwrap(),
             seq: 4,
             message: None,
         });
-        roundtrip(AgentServerFrame::Targets {
+        roundtrip_from_service(AgentServerFrame::Targets {
             queues: vec![],
             agents: vec![TargetAgent {
                 id: a,
                 name: "Anna".into(),
             }],
         });
-        roundtrip(AgentServerFrame::Error {
+        roundtrip_from_service(AgentServerFrame::Error {
             code: "c".into(),
             message: "m".into(),
         });
-        roundtrip(AgentServerFrame::Ticket {
+        roundtrip_from_service(AgentServerFrame::Ticket {
             conversation: cid(),
             ticket: "t".into(),
         });
-        roundtrip(AgentServerFrame::Welcome {
+        roundtrip_from_service(AgentServerFrame::Welcome {
             conversation: cid(),
             last_seq: 4,
             can_write: true,

@@ -24,9 +24,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Who wrote a message.
+/// Who wrote a message. Read through [`AuthorFields`] (see `engine::types` on why).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", try_from = "AuthorFields")]
 pub enum Author {
     Customer {
         name: String,
@@ -42,6 +42,30 @@ pub enum Author {
     System,
 }
 
+#[derive(Deserialize)]
+struct AuthorFields {
+    kind: String,
+    id: Option<AgentId>,
+    name: Option<String>,
+}
+
+impl TryFrom<AuthorFields> for Author {
+    type Error = String;
+    fn try_from(f: AuthorFields) -> Result<Self, String> {
+        let name = || crate::need(f.name.clone(), "name");
+        Ok(match f.kind.as_str() {
+            "customer" => Author::Customer { name: name()? },
+            "agent" => Author::Agent {
+                id: crate::need(f.id.clone(), "id")?,
+                name: name()?,
+            },
+            "staff" => Author::Staff { name: name()? },
+            "system" => Author::System,
+            other => return Err(format!("unknown variant `{other}` of `kind`")),
+        })
+    }
+}
+
 /// One stored message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
@@ -53,6 +77,7 @@ pub struct Message {
     pub text: String,
     #[serde(default)]
     pub note: Option<SystemNote>,
+    #[serde(with = "crate::time::rfc3339")]
     pub at: DateTime<Utc>,
     /// A file sent with the message (its name is the text).
     #[serde(default, skip_serializing_if = "Option::is_none")]

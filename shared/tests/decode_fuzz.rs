@@ -6,8 +6,8 @@
 
 use proptest::prelude::*;
 use shared::protocol::{
-    decode, decode_body, AgentChatFrame, AgentFrame, AgentServerFrame, LeaveMessageRequest,
-    SignInRequest, StartRequest, VisitorEvent, VisitorFrame,
+    decode, decode_body, decode_from_service, AgentChatFrame, AgentFrame, AgentServerFrame,
+    LeaveMessageRequest, SignInRequest, StartRequest, VisitorEvent, VisitorFrame,
 };
 use shared::template::Template;
 
@@ -17,6 +17,8 @@ fn all_decoders(text: &str) {
     let _ = decode::<AgentChatFrame>(text);
     let _ = decode::<VisitorEvent>(text);
     let _ = decode::<AgentServerFrame>(text);
+    let _ = decode_from_service::<VisitorEvent>(text);
+    let _ = decode_from_service::<AgentServerFrame>(text);
     let _ = decode_body::<StartRequest>(text);
     let _ = decode_body::<LeaveMessageRequest>(text);
     let _ = decode_body::<SignInRequest>(text);

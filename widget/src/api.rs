@@ -545,7 +545,7 @@ fn open_socket(w: Widget, s: &Session, ticket: &str) {
         let Some(text) = e.data().as_string() else {
             return;
         };
-        match shared::protocol::decode::<VisitorEvent>(&text) {
+        match shared::protocol::decode_from_service::<VisitorEvent>(&text) {
             Ok(ev) => on_event(w, ev),
             Err(err) => w.error.set(Some(err.to_string())),
         }

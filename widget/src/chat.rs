@@ -7,12 +7,27 @@ use leptos::prelude::*;
 use shared::transcript::{Author, Message};
 use wasm_bindgen::JsCast;
 
+fn local(m: &Message) -> js_sys::Date {
+    js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(
+        m.at.timestamp_millis() as f64
+    ))
+}
+
 /// Local time "HH:MM" of a message.
 pub fn clock(m: &Message) -> String {
-    let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(
-        m.at.timestamp_millis() as f64
-    ));
+    let d = local(m);
     format!("{:02}:{:02}", d.get_hours(), d.get_minutes())
+}
+
+/// Local date "YYYY-MM-DD" of a message.
+fn day(m: &Message) -> String {
+    let d = local(m);
+    format!(
+        "{:04}-{:02}-{:02}",
+        d.get_full_year(),
+        d.get_month() + 1,
+        d.get_date()
+    )
 }
 
 fn transcript_text(w: Widget) -> String {
@@ -31,7 +46,7 @@ fn transcript_text(w: Widget) -> String {
                 .note
                 .as_ref()
                 .map_or_else(|| m.text.clone(), |n| lang.note(n));
-            format!("[{} {}] {who}: {text}", m.at.format("%Y-%m-%d"), clock(m))
+            format!("[{} {}] {who}: {text}", day(m), clock(m))
         })
         .collect::<Vec<_>>()
         .join("\n")

@@ -247,7 +247,11 @@ fn hash_names(root: &Path, pkg: &Path, out: &str) -> Result {
     let boot = boot.replace(&glue_url, &format!("/{out}/pkg/{js_name}"));
     let boot_name = hashed("boot", "js", boot.as_bytes())?;
     std::fs::remove_file(dir.join("boot.js")).map_err(err)?;
-    let css_file = if out == "widget" { "widget.css" } else { "console.css" };
+    let css_file = if out == "widget" {
+        "widget.css"
+    } else {
+        "console.css"
+    };
     let css = std::fs::read(dir.join(css_file)).map_err(err)?;
     let css_name = hashed(css_file.trim_end_matches(".css"), "css", &css)?;
     std::fs::remove_file(dir.join(css_file)).map_err(err)?;
@@ -258,11 +262,13 @@ fn hash_names(root: &Path, pkg: &Path, out: &str) -> Result {
     let swaps = [
         (glue_url.clone(), format!("/{out}/pkg/{js_name}")),
         (format!("/{out}/boot.js"), format!("/{out}/pkg/{boot_name}")),
-        (format!("/{out}/{css_file}"), format!("/{out}/pkg/{css_name}")),
+        (
+            format!("/{out}/{css_file}"),
+            format!("/{out}/pkg/{css_name}"),
+        ),
     ];
     for p in pages {
-        let mut text =
-            std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let mut text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
         for (from, to) in &swaps {
             if !text.contains(from.as_str()) {
                 return Err(format!("{} does not name {from}", p.display()));

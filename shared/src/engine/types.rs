@@ -322,7 +322,12 @@ pub enum AgentEvent {
 
 /// Why a conversation ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "by", content = "agent", rename_all = "snake_case")]
+#[serde(
+    tag = "by",
+    content = "agent",
+    rename_all = "snake_case",
+    try_from = "EndedByFields"
+)]
 pub enum EndedBy {
     Agent(AgentId),
     Customer,
@@ -333,9 +338,91 @@ pub enum EndedBy {
     Staff,
 }
 
+// The tagged enums the visitor's widget reads are read through flat structs of all
+// their fields (`…Fields`): serde's tagged forms buffer the input and compile each
+// nested type twice, which made the widget larger. The JSON is the same.
+
+use crate::need;
+
+#[derive(Deserialize)]
+struct EndedByFields {
+    by: String,
+    agent: Option<AgentId>,
+}
+
+impl TryFrom<EndedByFields> for EndedBy {
+    type Error = String;
+    fn try_from(f: EndedByFields) -> Result<Self, String> {
+        Ok(match f.by.as_str() {
+            "agent" => EndedBy::Agent(need(f.agent, "agent")?),
+            "customer" => EndedBy::Customer,
+            "inactivity" => EndedBy::Inactivity,
+            "max_wait" => EndedBy::MaxWait,
+            "staff" => EndedBy::Staff,
+            other => return Err(format!("unknown variant `{other}` of `by`")),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct SystemNoteFields {
+    note: String,
+    queue_name: Option<String>,
+    agent_name: Option<String>,
+    by: Option<EndedBy>,
+}
+
+impl TryFrom<SystemNoteFields> for SystemNote {
+    type Error = String;
+    fn try_from(f: SystemNoteFields) -> Result<Self, String> {
+        Ok(match f.note.as_str() {
+            "queued" => SystemNote::Queued {
+                queue_name: need(f.queue_name, "queue_name")?,
+            },
+            "joined" => SystemNote::Joined {
+                agent_name: need(f.agent_name, "agent_name")?,
+            },
+            "left" => SystemNote::Left {
+                agent_name: need(f.agent_name, "agent_name")?,
+            },
+            "transferring" => SystemNote::Transferring,
+            "ended" => SystemNote::Ended {
+                by: need(f.by, "by")?,
+            },
+            other => return Err(format!("unknown variant `{other}` of `note`")),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct VisitorStatusFields {
+    status: String,
+    position: Option<u32>,
+    agent_name: Option<String>,
+    guest_name: Option<String>,
+}
+
+impl TryFrom<VisitorStatusFields> for VisitorStatus {
+    type Error = String;
+    fn try_from(f: VisitorStatusFields) -> Result<Self, String> {
+        Ok(match f.status.as_str() {
+            "queued" => VisitorStatus::Queued {
+                position: need(f.position, "position")?,
+            },
+            "connecting" => VisitorStatus::Connecting,
+            "active" => VisitorStatus::Active {
+                agent_name: need(f.agent_name, "agent_name")?,
+                guest_name: f.guest_name,
+            },
+            "ended" => VisitorStatus::Ended,
+            other => return Err(format!("unknown variant `{other}` of `status`")),
+        })
+    }
+}
+
 /// System lines of the transcript; UIs localise them, `text_en` is a fallback.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "note", rename_all = "snake_case")]
+#[serde(tag = "note", rename_all = "snake_case", try_from = "SystemNoteFields")]
 pub enum SystemNote {
     Queued { queue_name: String },
     Joined { agent_name: String },
@@ -370,7 +457,11 @@ impl SystemNote {
 
 /// What the visitor's widget shows in its status bar.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+#[serde(
+    tag = "status",
+    rename_all = "snake_case",
+    try_from = "VisitorStatusFields"
+)]
 pub enum VisitorStatus {
     /// In the queue; 1 is next.
     Queued {
@@ -623,9 +714,33 @@ impl AgentRuntime {
     }
 }
 
-/// Whether a site's queue takes chats now.
+#[derive(Deserialize)]
+struct AvailabilityFields {
+    availability: String,
+    queue_name: String,
+}
+
+impl TryFrom<AvailabilityFields> for Availability {
+    type Error = String;
+    fn try_from(f: AvailabilityFields) -> Result<Self, String> {
+        let queue_name = f.queue_name;
+        Ok(match f.availability.as_str() {
+            "open" => Availability::Open { queue_name },
+            "closed" => Availability::Closed { queue_name },
+            "no_agents" => Availability::NoAgents { queue_name },
+            other => return Err(format!("unknown variant `{other}` of `availability`")),
+        })
+    }
+}
+
+/// Whether a site's queue takes chats now. Read through a flat struct (see
+/// [`SystemNote`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "availability", rename_all = "snake_case")]
+#[serde(
+    tag = "availability",
+    rename_all = "snake_case",
+    try_from = "AvailabilityFields"
+)]
 pub enum Availability {
     Open { queue_name: String },
     Closed { queue_name: String },

@@ -40,7 +40,10 @@ fn main() {
     let root = tests::root();
     let h = |app, which| hashed(&root, app, which);
     let widget_app = [
-        ("widget document /widget/", "edge/dist/widget/index.html".to_string()),
+        (
+            "widget document /widget/",
+            "edge/dist/widget/index.html".to_string(),
+        ),
         ("widget boot.js", h("widget", "boot")),
         ("widget CSS", h("widget", "css")),
         ("widget app JS glue", h("widget", "js")),
