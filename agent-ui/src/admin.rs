@@ -10,11 +10,13 @@
 use crate::api;
 use crate::i18n_centre::CentreTexts;
 use crate::state::{local_time, Console, Screen};
+use chrono::Weekday;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use shared::config::{
     AgentConfig, ConfigError, QueueConfig, Reason, Role, SiteConfig, TemplateConfig, TenantConfig,
 };
+use shared::hours::BusinessHours;
 use shared::ids::{AgentId, QueueId, ReasonId, SiteKey, TemplateId};
 use shared::protocol::AdminConfig;
 use shared::webhook::{DeadLetter, WebhookConfig, WebhookEvent};
@@ -272,6 +274,7 @@ pub fn AdminScreen() -> impl IntoView {
                     </p>
                 </Show>
                 <Show when=move || draft.with(|d| d.is_some()) fallback=move || view! { <p class="placeholder">{move || ed.t().loading}</p> }>
+                    <Centre ed=ed/>
                     <Sites ed=ed/>
                     <Queues ed=ed/>
                     <Agents ed=ed/>
@@ -282,6 +285,39 @@ pub fn AdminScreen() -> impl IntoView {
                 </Show>
             </Show>
         </div>
+    }
+}
+
+/// The contact centre as a whole: the time zone its supervisors' "today" follows,
+/// and how long closed chats are kept.
+#[component]
+fn Centre(
+    /// The editor.
+    ed: Ed,
+) -> impl IntoView {
+    let (tz, days) = ed
+        .get(|d| Some((d.time_zone.clone(), d.retention_days)))
+        .unwrap_or_default();
+    let tz_error = RwSignal::new(None::<String>);
+    view! {
+        <section class="panel admin-section" data-testid="centre" aria-labelledby="h-centre">
+            <div class="section-head"><h2 id="h-centre">{move || ed.t().centre}</h2></div>
+            <div class="row">
+                <label class="fld wide tz"><span>{move || ed.t().centre_time_zone}</span>
+                    <input type="text" prop:value=tz spellcheck="false" placeholder="Europe/Berlin" data-testid="centre-tz"
+                        aria-invalid=move || tz_error.get().map(|_| "true")
+                        on:input=move |e| {
+                            let tz = event_target_value(&e).trim().to_string();
+                            match shared::config::check_time_zone(&tz) {
+                                Ok(()) => { tz_error.set(None); ed.set(|d| d.time_zone = tz); }
+                                Err(m) => tz_error.set(Some(m)),
+                            }
+                        }/>
+                    {move || tz_error.get().map(|e| view! { <span class="field-error" role="alert">{e}</span> })}
+                </label>
+                {number(ed, |t| t.retention, days, |d, v| d.retention_days = v)}
+            </div>
+        </section>
     }
 }
 
@@ -440,6 +476,7 @@ fn Queues(
                 {number(ed, |t| t.max_wait, q.max_wait_secs, move |d, v| if let Some(x) = d.queues.get_mut(i) { x.max_wait_secs = v })}
                 {number(ed, |t| t.max_queue, q.max_queue_length, move |d, v| if let Some(x) = d.queues.get_mut(i) { x.max_queue_length = v })}
                 {remove_button(ed, q.id.to_string(), move |d, _| { if i < d.queues.len() { d.queues.remove(i); } })}
+                <Hours ed=ed queue=i hours=q.hours.clone()/>
                 {ed.problem_of("queue", id_now)}
             </div>
         }
@@ -455,6 +492,94 @@ fn Queues(
         }
         .into_any(),
     )
+}
+
+/// A queue's business hours: its time zone and one field per weekday, written as
+/// people write them ("09:00-12:00, 13:00-17:00"); `shared::hours` reads them, and a
+/// field it refuses is named beside the field and changes nothing.
+#[component]
+fn Hours(
+    /// The editor.
+    ed: Ed,
+    /// The queue's index.
+    queue: usize,
+    /// Its hours when the row was drawn.
+    hours: BusinessHours,
+) -> impl IntoView {
+    // Checks an edit on a copy of the queue's hours; applies it only if it holds.
+    let apply = move |edit: &dyn Fn(&mut BusinessHours) -> Result<(), String>| {
+        let checked = ed.get(|d| {
+            d.queues.get(queue).map(|q| {
+                let mut h = q.hours.clone();
+                edit(&mut h).and_then(|()| h.validate()).map(|()| h)
+            })
+        });
+        match checked {
+            Some(Ok(h)) => {
+                ed.set(move |d| {
+                    if let Some(q) = d.queues.get_mut(queue) {
+                        q.hours = h;
+                    }
+                });
+                None
+            }
+            Some(Err(e)) => Some(e),
+            None => None,
+        }
+    };
+    let tz_error = RwSignal::new(None::<String>);
+    let days = [
+        Weekday::Mon,
+        Weekday::Tue,
+        Weekday::Wed,
+        Weekday::Thu,
+        Weekday::Fri,
+        Weekday::Sat,
+        Weekday::Sun,
+    ];
+    let day_fields = days
+        .into_iter()
+        .enumerate()
+        .map(|(n, day)| {
+            let error = RwSignal::new(None::<String>);
+            view! {
+                <label class="fld day"><span>{move || ed.t().weekdays[n]}</span>
+                    <input type="text" prop:value=hours.day_text(day) spellcheck="false" placeholder=move || ed.t().closed_day
+                        data-testid="hours-day" aria-invalid=move || error.get().map(|_| "true")
+                        on:input=move |e| {
+                            let text = event_target_value(&e);
+                            error.set(apply(&|h| h.set_day_text(day, &text)));
+                        }/>
+                    {move || error.get().map(|e| view! { <span class="field-error" role="alert">{e}</span> })}
+                </label>
+            }
+        })
+        .collect_view();
+    view! {
+        <details class="hours" data-testid="hours">
+            <summary>{move || ed.t().hours}<span class="muted">{move || {
+                let open = ed.draft.with(|d| {
+                    d.as_ref()
+                        .and_then(|d| d.queues.get(queue))
+                        .is_some_and(|q| q.hours.windows.is_empty())
+                });
+                if open { format!(" · {}", ed.t().always_open) } else { String::new() }
+            }}</span></summary>
+            <p class="hint">{move || ed.t().hours_hint}</p>
+            <div class="hours-grid">
+                <label class="fld wide"><span>{move || ed.t().time_zone}</span>
+                    <input type="text" prop:value=hours.time_zone.clone() spellcheck="false" placeholder="Europe/Berlin"
+                        data-testid="hours-tz" aria-invalid=move || tz_error.get().map(|_| "true")
+                        on:input=move |e| {
+                            let tz = event_target_value(&e).trim().to_string();
+                            tz_error.set(apply(&|h| { h.time_zone = tz.clone(); Ok(()) }));
+                        }/>
+                    {move || tz_error.get().map(|e| view! { <span class="field-error" role="alert">{e}</span> })}
+                </label>
+                {day_fields}
+            </div>
+        </details>
+    }
 }
 
 #[component]

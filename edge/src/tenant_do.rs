@@ -745,11 +745,8 @@ impl TenantObject {
     /// figures summed from `closed`.
     fn supervisor_view(&self) -> ApiResult<shared::engine::SupervisorView> {
         let at = now();
-        let midnight = at
-            .date_naive()
-            .and_hms_opt(0, 0, 0)
-            .map(|t| t.and_utc().timestamp())
-            .unwrap_or_default();
+        // "Today" is the contact centre's day (its time zone; UTC if it has none).
+        let midnight = self.with_engine(|t| t.config().day_start(at))?.timestamp();
         #[derive(Deserialize)]
         struct Sums {
             chats: i64,

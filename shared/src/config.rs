@@ -20,6 +20,7 @@
 use crate::hours::BusinessHours;
 use crate::ids::{AgentId, QueueId, ReasonId, SiteKey, TemplateId};
 use crate::template::Template;
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -269,6 +270,45 @@ pub struct TenantConfig {
     /// Receivers of closed conversations and left messages ([`crate::webhook`]).
     #[serde(default)]
     pub webhooks: Vec<crate::webhook::WebhookConfig>,
+    /// The contact centre's IANA time zone (e.g. `Europe/Berlin`): the supervisors'
+    /// "today" starts at its midnight. Empty: UTC.
+    #[serde(default)]
+    pub time_zone: String,
+}
+
+/// An IANA time zone name (`Europe/Berlin`), or empty (none); anything else is refused,
+/// named.
+pub fn check_time_zone(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.parse::<chrono_tz::Tz>().is_ok() {
+        Ok(())
+    } else {
+        Err(format!("unknown time zone {name:?}"))
+    }
+}
+
+impl TenantConfig {
+    /// The contact centre's date at `now` (in [`Self::time_zone`]; UTC if unset or unknown).
+    pub fn local_date(&self, now: DateTime<Utc>) -> NaiveDate {
+        match self.time_zone.parse::<chrono_tz::Tz>() {
+            Ok(tz) => now.with_timezone(&tz).date_naive(),
+            Err(_) => now.date_naive(),
+        }
+    }
+
+    /// The instant the contact centre's day of `now` began: its local midnight (or,
+    /// on a day that skips midnight for daylight saving, the first local time after).
+    pub fn day_start(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let midnight = self.local_date(now).and_time(NaiveTime::MIN);
+        match self.time_zone.parse::<chrono_tz::Tz>() {
+            Ok(tz) => (0..=3)
+                .find_map(|h| {
+                    tz.from_local_datetime(&(midnight + chrono::Duration::hours(h)))
+                        .earliest()
+                })
+                .map_or(now, |t| t.with_timezone(&Utc)),
+            Err(_) => midnight.and_utc(),
+        }
+    }
 }
 
 /// Default retention of closed conversations.
@@ -333,6 +373,7 @@ impl TenantConfig {
         if !(1..=3650).contains(&self.retention_days) {
             return e("retention_days must be 1 to 3650".into());
         }
+        check_time_zone(&self.time_zone).map_err(ConfigError)?;
         unique("site", self.sites.iter().map(|s| &s.key))?;
         unique("queue", self.queues.iter().map(|q| &q.id))?;
         unique("agent", self.agents.iter().map(|a| &a.id))?;
@@ -430,6 +471,47 @@ impl TenantConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn today_is_the_contact_centres_day() {
+        let mut c: TenantConfig = serde_json::from_value(serde_json::json!({
+            "name": "T", "sites": [], "agents": [],
+            "queues": [{ "id": "q", "name": "Q" }],
+        }))
+        .unwrap();
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        // No time zone: UTC.
+        assert_eq!(
+            c.day_start(at("2026-11-28T02:00:00Z")),
+            at("2026-11-28T00:00:00Z")
+        );
+        c.time_zone = "Europe/Berlin".into();
+        assert!(c.validate().is_ok());
+        // 23:30 UTC on the 27th is already the 28th in Berlin (UTC+1 in winter).
+        assert_eq!(
+            c.local_date(at("2026-11-27T23:30:00Z")),
+            NaiveDate::from_ymd_opt(2026, 11, 28).unwrap()
+        );
+        assert_eq!(
+            c.day_start(at("2026-11-28T02:00:00Z")),
+            at("2026-11-27T23:00:00Z")
+        );
+        // Summer time: UTC+2.
+        assert_eq!(
+            c.day_start(at("2026-07-01T12:00:00Z")),
+            at("2026-06-30T22:00:00Z")
+        );
+        // A day without local midnight (Santiago moves 00:00 to 01:00 in September).
+        c.time_zone = "America/Santiago".into();
+        let start = c.day_start(at("2026-09-06T12:00:00Z"));
+        assert_eq!(
+            c.local_date(start),
+            NaiveDate::from_ymd_opt(2026, 9, 6).unwrap()
+        );
+        assert!(start < at("2026-09-06T12:00:00Z"));
+        c.time_zone = "Mars/Olympus".into();
+        assert!(c.validate().unwrap_err().0.contains("Mars/Olympus"));
+    }
 
     #[test]
     fn origins() {

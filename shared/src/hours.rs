@@ -7,6 +7,9 @@
 //! - Local time comes from `time_zone`, an IANA name such as `Europe/Berlin` (daylight
 //!   saving included); with no time zone, from the fixed `utc_offset_minutes`. An unknown
 //!   time zone name is refused, naming it.
+//! - For people, a day's windows are written "09:00-12:00, 13:00-17:00" ([`BusinessHours::day_text`],
+//!   [`BusinessHours::set_day_text`]); an empty day is closed that day, and hours with
+//!   no window on any day are always open.
 
 use chrono::{DateTime, Datelike, Duration, Timelike, Utc, Weekday};
 use serde::{Deserialize, Serialize};
@@ -52,9 +55,7 @@ pub fn parse_hhmm(s: &str) -> Result<u32, String> {
 impl BusinessHours {
     /// Checks every window; the error names the bad one.
     pub fn validate(&self) -> Result<(), String> {
-        if !self.time_zone.is_empty() && self.time_zone.parse::<chrono_tz::Tz>().is_err() {
-            return Err(format!("unknown time zone {:?}", self.time_zone));
-        }
+        crate::config::check_time_zone(&self.time_zone)?;
         if self.utc_offset_minutes.abs() > 14 * 60 {
             return Err(format!(
                 "utc_offset_minutes {} is out of range",
@@ -71,6 +72,48 @@ impl BusinessHours {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// A day's windows as people write them: "09:00-12:00, 13:00-17:00"; "" when the
+    /// queue is closed that day.
+    pub fn day_text(&self, day: Weekday) -> String {
+        self.windows
+            .iter()
+            .filter(|w| w.day == day)
+            .map(|w| format!("{}-{}", w.from, w.to))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Replaces a day's windows with those written in `text` (the form of
+    /// [`Self::day_text`]; an en dash works too; empty: closed that day). Bad text is
+    /// refused with an error naming the part, and nothing changes.
+    pub fn set_day_text(&mut self, day: Weekday, text: &str) -> Result<(), String> {
+        let mut new = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (from, to) = part
+                .split_once('-')
+                .or_else(|| part.split_once('\u{2013}'))
+                .ok_or_else(|| format!("{part:?} is not a window like 09:00-17:00"))?;
+            let (from, to) = (from.trim(), to.trim());
+            if parse_hhmm(from)? >= parse_hhmm(to)? {
+                return Err(format!("window {part:?} closes before it opens"));
+            }
+            new.push(OpeningWindow {
+                day,
+                from: from.to_string(),
+                to: to.to_string(),
+            });
+        }
+        self.windows.retain(|w| w.day != day);
+        self.windows.extend(new);
+        self.windows.sort_by_key(|w| {
+            (
+                w.day.num_days_from_monday(),
+                parse_hhmm(&w.from).unwrap_or(0),
+            )
+        });
         Ok(())
     }
 
@@ -150,6 +193,32 @@ mod tests {
             ..h
         };
         assert!(bad.validate().unwrap_err().contains("Mars/Olympus"));
+    }
+
+    #[test]
+    fn a_day_as_people_write_it() {
+        let mut h = BusinessHours::default();
+        h.set_day_text(Weekday::Tue, " 13:00-17:00 , 09:00\u{2013}12:00")
+            .unwrap();
+        h.set_day_text(Weekday::Mon, "08:00-16:00").unwrap();
+        assert_eq!(h.day_text(Weekday::Tue), "09:00-12:00, 13:00-17:00");
+        assert_eq!(h.day_text(Weekday::Mon), "08:00-16:00");
+        assert_eq!(h.windows[0].day, Weekday::Mon, "kept in week order");
+        assert_eq!(h.day_text(Weekday::Sun), "");
+        let before = h.clone();
+        for (bad, names) in [
+            ("9-17", "not HH:MM"),
+            ("09:00", "not a window"),
+            ("17:00-09:00", "closes before it opens"),
+            ("09:00-25:00", "out of range"),
+        ] {
+            let e = h.set_day_text(Weekday::Mon, bad).unwrap_err();
+            assert!(e.contains(names), "{bad}: {e}");
+            assert_eq!(h, before, "{bad} changed nothing");
+        }
+        h.set_day_text(Weekday::Tue, "").unwrap();
+        assert_eq!(h.day_text(Weekday::Tue), "", "closed that day");
+        assert!(h.validate().is_ok());
     }
 
     #[test]

@@ -77,6 +77,7 @@ fn config() -> TenantConfig {
         max_open_conversations: 8,
         retention_days: 90,
         webhooks: vec![],
+        time_zone: String::new(),
     }
 }
 

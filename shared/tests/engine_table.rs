@@ -76,6 +76,7 @@ fn config() -> TenantConfig {
         max_open_conversations: 5_000,
         retention_days: 90,
         webhooks: vec![],
+        time_zone: String::new(),
     }
 }
 

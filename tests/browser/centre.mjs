@@ -55,6 +55,41 @@ try {
     await admin.saveState().filter({ hasText: "Saved" }).waitFor();
   });
 
+  await step("the admin sets business hours and the centre's time zone; a bad value is named beside its field", async () => {
+    // The second queue: the site's chats go to the first, which stays always open.
+    const row = admin.section("queues").locator('[data-testid="queue-row"]').nth(1);
+    await row.locator('[data-testid="hours"] summary').click();
+    const monday = row.locator('[data-testid="hours-day"]').first();
+    await monday.fill("9-17");
+    await row.locator(".field-error", { hasText: "not HH:MM" }).waitFor();
+    await monday.fill("09:00-12:00, 13:00-17:00");
+    await row.locator(".field-error").waitFor({ state: "detached" });
+    const tz = row.locator('[data-testid="hours-tz"]');
+    await tz.fill("Mars/Olympus");
+    await row.locator(".field-error", { hasText: "Mars/Olympus" }).waitFor();
+    await tz.fill("Europe/Berlin");
+    await row.locator(".field-error").waitFor({ state: "detached" });
+    // The contact centre's own time zone (the supervisors' "today").
+    const centreTz = admin.section("centre").locator('[data-testid="centre-tz"]');
+    await centreTz.fill("Europe/Berlln");
+    await admin.section("centre").locator(".field-error", { hasText: "Europe/Berlln" }).waitFor();
+    await centreTz.fill("Europe/Berlin");
+    await admin.section("centre").locator(".field-error").waitFor({ state: "detached" });
+    await axeCheck(boss.page, "admin console with business hours open");
+    await row.screenshot({ path: join(out, "admin-hours.png") });
+    await admin.save();
+    await admin.saveState().filter({ hasText: "Saved" }).waitFor();
+    // Read back from the service.
+    await boss.page.reload();
+    const again = admin.section("queues").locator('[data-testid="queue-row"]').nth(1);
+    await again.locator('[data-testid="hours"] summary').click();
+    await again.locator('[data-testid="hours-day"]').first().waitFor();
+    assert.equal(await again.locator('[data-testid="hours-day"]').first().inputValue(), "09:00-12:00, 13:00-17:00");
+    assert.equal(await again.locator('[data-testid="hours-day"]').nth(1).inputValue(), "");
+    assert.equal(await again.locator('[data-testid="hours-tz"]').inputValue(), "Europe/Berlin");
+    assert.equal(await admin.section("centre").locator('[data-testid="centre-tz"]').inputValue(), "Europe/Berlin");
+  });
+
   await step("the supervisor screen shows a visitor queue up", async () => {
     await sup.open();
     await sup.queueCell("q1", "waiting").filter({ hasText: /^0$/ }).waitFor();

@@ -101,6 +101,7 @@ impl Tenant {
 
     /// The live view at `now`, with the day's closed figures from the edge.
     pub fn supervisor_view(&self, now: DateTime<Utc>, today: ClosedToday) -> SupervisorView {
+        let today_local = self.config.local_date(now);
         let mut queues: Vec<QueueLive> = self
             .config
             .queues
@@ -159,7 +160,7 @@ impl Tenant {
                     chats: rt.map_or(0, |r| r.chats.len() as u32),
                     capacity: a.capacity,
                     wrap_ups: rt.map_or(0, |r| r.wrap_ups.len() as u32),
-                    ronas_today: rt.map_or(0, |r| r.ronas.on(now)),
+                    ronas_today: rt.map_or(0, |r| r.ronas.on(today_local)),
                 }
             })
             .collect();

@@ -667,12 +667,13 @@ pub struct AgentRuntime {
     /// When the agent entered the current state (supervisor view).
     #[serde(default)]
     pub state_since: Option<DateTime<Utc>>,
-    /// RONAs on one UTC day (supervisor view).
+    /// RONAs on one day of the contact centre (supervisor view).
     #[serde(default)]
     pub ronas: DayCount,
 }
 
-/// A count that starts over each UTC day.
+/// A count that starts over each day; the day is the contact centre's local date
+/// ([`crate::config::TenantConfig::local_date`]), given by the caller.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayCount {
     pub day: Option<chrono::NaiveDate>,
@@ -680,18 +681,18 @@ pub struct DayCount {
 }
 
 impl DayCount {
-    /// The count on `now`'s day.
-    pub fn on(&self, now: DateTime<Utc>) -> u32 {
-        if self.day == Some(now.date_naive()) {
+    /// The count on `today`.
+    pub fn on(&self, today: chrono::NaiveDate) -> u32 {
+        if self.day == Some(today) {
             self.count
         } else {
             0
         }
     }
-    /// Counts one at `now`.
-    pub fn bump(&mut self, now: DateTime<Utc>) {
-        self.count = self.on(now) + 1;
-        self.day = Some(now.date_naive());
+    /// Counts one on `today`.
+    pub fn bump(&mut self, today: chrono::NaiveDate) {
+        self.count = self.on(today) + 1;
+        self.day = Some(today);
     }
 }
 
