@@ -318,10 +318,19 @@ pub fn boot(w: Widget) {
         w.phase.set(Phase::Chatting);
         connect(w);
     }
+    // The document carries the site info: the form is drawn at once, without waiting
+    // for the loader's hello or the network.
+    let carried = carried_site();
+    if let Some(info) = carried.clone() {
+        apply_site(w, info);
+    }
     spawn_local(async move {
         let e = embedding().await;
         w.prefill
-            .set_value((e.name.unwrap_or_default(), e.email.unwrap_or_default()));
+            .set((e.name.unwrap_or_default(), e.email.unwrap_or_default()));
+        if carried.is_some() {
+            return;
+        }
         // `boot.js` asked for the site while the app loaded; ask again only if that failed.
         if let Some(info) = prefetched_site().await {
             apply_site(w, info);
@@ -338,6 +347,14 @@ pub fn boot(w: Widget) {
             Err(e) => w.error.set(Some(e.to_string())),
         }
     });
+}
+
+/// The site info the service wrote into the document (`None` if it is missing).
+fn carried_site() -> Option<SiteInfo> {
+    let text = document()
+        .get_element_by_id("switchboard-site")?
+        .text_content()?;
+    serde_json::from_str(&text).ok()
 }
 
 /// The site info `boot.js` fetched while the app loaded (`None` if it failed).

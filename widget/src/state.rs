@@ -53,7 +53,8 @@ pub struct Widget {
     /// The rating the service stored for this chat.
     pub rated: RwSignal<Option<u8>>,
     /// Name and email from the page (`Switchboard.identify`) for the pre-chat form.
-    pub prefill: StoredValue<(String, String)>,
+    /// It arrives with the loader's hello, which may come after the form is drawn.
+    pub prefill: RwSignal<(String, String)>,
     pub error: RwSignal<Option<String>>,
     pub connected: RwSignal<bool>,
     pub customer_name: RwSignal<String>,
@@ -103,7 +104,7 @@ impl Widget {
             typing: RwSignal::new(None),
             typing_at: StoredValue::new(0.0),
             was_online: RwSignal::new(false),
-            prefill: StoredValue::new((String::new(), String::new())),
+            prefill: RwSignal::new((String::new(), String::new())),
             rated: RwSignal::new(None),
             error: RwSignal::new(None),
             connected: RwSignal::new(false),

@@ -30,15 +30,14 @@ const hello = new Promise((resolve) => {
   window.parent.postMessage({ type: "switchboard:ready" }, "*");
 });
 window.__switchboardHello = hello;
-// The site's name, accent and availability: carried by the document (a JSON data
-// block the service writes); asked for only if it is missing (the app asks again if
-// this fails too).
-const carried = document.getElementById("switchboard-site");
-window.__switchboardSite = carried
-  ? Promise.resolve(JSON.parse(carried.textContent))
-  : hello
+// The site's name, accent and availability are carried by the document (a JSON data
+// block the service writes, which the app reads); asked for here, while the app
+// loads, only if the block is missing (the app asks again if this fails too).
+if (!document.getElementById("switchboard-site")) {
+  window.__switchboardSite = hello
     .then((h) => fetch("/api/v1/sites/" + encodeURIComponent(new URLSearchParams(location.search).get("site") || ""),
       { headers: { "X-Switchboard-Embedder": h.origin } }))
     .then((r) => (r.ok ? r.json() : null))
     .catch(() => null);
+}
 import("/widget/pkg/app.js").then((m) => m.default());
