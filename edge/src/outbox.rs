@@ -10,6 +10,11 @@
 //! - A new row is due a few seconds after it was written, so that an object that
 //!   dies between deciding and delivering delivers from its alarm after a restart.
 //! - Receivers apply each row's key once (see [`Applied`]).
+//! - Nothing is thrown away. A row the receiver refused for good (it answered 400, 404,
+//!   410 or 422: malformed, or its conversation is gone) or that still fails after
+//!   [`MAX_ATTEMPTS`] (about a day of retries, well inside the week receivers remember
+//!   applied keys) is moved to `outbox_parked` with the last error, in the same
+//!   synchronous run, and logged; the rows behind it then go on.
 //! - The variable `TEST_FAIL_DELIVERIES=N` (tests only) makes the first N deliveries
 //!   of this object instance fail before they are sent.
 
@@ -61,7 +66,27 @@ impl Outbox<'_> {
             "CREATE INDEX IF NOT EXISTS outbox_target ON outbox (target)",
             None,
         )?;
+        self.sql.exec(
+            "CREATE TABLE IF NOT EXISTS outbox_parked (key TEXT PRIMARY KEY, target TEXT NOT NULL, body TEXT NOT NULL, attempts INTEGER NOT NULL, error TEXT NOT NULL, at INTEGER NOT NULL)",
+            None,
+        )?;
         Ok(())
+    }
+
+    /// Moves a row that cannot be delivered to `outbox_parked`, with why.
+    pub fn park(&self, row: &Row, error: &str, now_ms: i64) -> ApiResult<()> {
+        self.sql.exec(
+            "INSERT OR REPLACE INTO outbox_parked (key, target, body, attempts, error, at) VALUES (?, ?, ?, ?, ?, ?)",
+            vec![
+                row.key.as_str().into(),
+                row.target.as_str().into(),
+                row.body.as_str().into(),
+                (row.attempts + 1).into(),
+                error.into(),
+                now_ms.into(),
+            ],
+        )?;
+        self.delivered(&row.key)
     }
 
     /// Adds a row (call it in the same synchronous run as the decision).
@@ -136,8 +161,14 @@ impl Outbox<'_> {
     }
 }
 
-/// Outbox rows give up after this many failed attempts (about 20 minutes of back-off).
-pub const MAX_ATTEMPTS: i64 = 25;
+/// A row is parked after this many failed attempts: the back-off reaches its 60 s
+/// ceiling after 8, so this is about a day of retries.
+pub const MAX_ATTEMPTS: i64 = 1_450;
+
+/// Whether the receiver's answer means retrying cannot help.
+fn refused_for_good(e: &crate::error::ApiError) -> bool {
+    matches!(e.status, 400 | 404 | 410 | 422)
+}
 
 /// Why a drain stopped early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +183,8 @@ impl Outbox<'_> {
     /// Delivers `target`'s rows in order with `send` (given each row's body), deleting
     /// each one its receiver answered. Stops at the first failure: that row waits for
     /// [`backoff_ms`] and the rows behind it wait with it, so a receiver sees them in
-    /// order. A row failing [`MAX_ATTEMPTS`] times is dropped with a log line.
+    /// order. A row refused for good, or failing [`MAX_ATTEMPTS`] times, is parked
+    /// (see the module rules).
     /// Returns the last `Some` answer `send` gave (e.g. a thread for an offer).
     pub async fn drain<R, F, Fut>(
         &self,
@@ -185,9 +217,13 @@ impl Outbox<'_> {
                         }
                         self.delivered(&row.key)?;
                     }
-                    Err(e) if row.attempts + 1 >= MAX_ATTEMPTS => {
-                        worker::console_error!("outbox to {target}: giving up on {}: {e}", row.key);
-                        self.delivered(&row.key)?;
+                    Err(e) if refused_for_good(&e) || row.attempts + 1 >= MAX_ATTEMPTS => {
+                        worker::console_error!(
+                            "outbox to {target}: parking {} after {} attempts: {e}",
+                            row.key,
+                            row.attempts + 1
+                        );
+                        self.park(&row, &e.to_string(), crate::now().timestamp_millis())?;
                     }
                     Err(e) => {
                         worker::console_log!("outbox to {target}: {e}; retrying later");
