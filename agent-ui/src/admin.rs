@@ -494,6 +494,72 @@ fn Queues(
     )
 }
 
+/// An agent's picture for the widget's header: uploaded at once (an image of at most
+/// 256 KiB, checked by the service, whose refusal is shown here), applied to the draft,
+/// saved with it.
+#[component]
+fn Picture(
+    /// The editor.
+    ed: Ed,
+    /// The agent's index.
+    agent: usize,
+    /// Its picture id when the row was drawn.
+    avatar: Option<String>,
+) -> impl IntoView {
+    let current = RwSignal::new(avatar);
+    let busy = RwSignal::new(false);
+    let error = RwSignal::new(None::<String>);
+    let apply = move |id: Option<String>| {
+        current.set(id.clone());
+        ed.set(move |d| {
+            if let Some(a) = d.agents.get_mut(agent) {
+                a.avatar = id;
+            }
+        });
+    };
+    let on_file = move |e: leptos::ev::Event| {
+        let input: web_sys::HtmlInputElement = event_target(&e);
+        let Some(file) = input.files().and_then(|f| f.get(0)) else {
+            return;
+        };
+        input.set_value("");
+        busy.set(true);
+        error.set(None);
+        spawn_local(async move {
+            match api::upload_avatar(ed.c, file).await {
+                Ok(id) => apply(Some(id)),
+                Err(m) => error.set(Some(m)),
+            }
+            busy.set(false);
+        });
+    };
+    let src = move || {
+        let tenant =
+            ed.c.session
+                .with(|s| s.as_ref().map(|s| s.tenant.clone()))?;
+        current
+            .get()
+            .map(|id| format!("/api/v1/avatars/{tenant}/{id}"))
+    };
+    view! {
+        <div class="fld picture" data-testid="picture">
+            <span>{move || ed.t().picture}</span>
+            <div class="pic-row">
+                {move || src().map(|src| view! { <img class="pic" src=src alt="" width="36" height="36" data-testid="picture-img"/> })}
+                <label class="ghost small file-btn" aria-busy=move || busy.get().then_some("true")>
+                    {move || ed.t().upload_picture}
+                    <input type="file" class="sr" accept="image/png,image/jpeg,image/webp,image/gif"
+                        data-testid="picture-file" on:change=on_file/>
+                </label>
+                <Show when=move || current.get().is_some()>
+                    <button type="button" class="link" on:click=move |_| apply(None)>{move || ed.t().remove_picture}</button>
+                </Show>
+            </div>
+            {move || error.get().map(|e| view! { <span class="field-error" role="alert" data-testid="picture-error">{e}</span> })}
+        </div>
+    }
+}
+
 /// A queue's business hours: its time zone and one field per weekday, written as
 /// people write them ("09:00-12:00, 13:00-17:00"); `shared::hours` reads them, and a
 /// field it refuses is named beside the field and changes nothing.
@@ -596,6 +662,7 @@ fn Agents(
                 capacity: shared::config::DEFAULT_CAPACITY,
                 queues: d.queues.iter().map(|q| q.id.clone()).collect(),
                 role: Role::Agent,
+                avatar: None,
             });
             pw.push(String::new());
         }
@@ -668,6 +735,7 @@ fn Agents(
                             ed.saved.set(false);
                         }/>
                 </label>
+                <Picture ed=ed agent=i avatar=a.avatar.clone()/>
                 {remove_button(ed, a.id.to_string(), move |d, pw| { if i < d.agents.len() { d.agents.remove(i); }
  if i < pw.len() { pw.remove(i); } })}
                 {ed.problem_of("agent", id_now)}

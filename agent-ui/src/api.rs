@@ -224,6 +224,36 @@ async fn admin_call<T: serde::de::DeserializeOwned>(
     resp.json::<T>().await.map_err(|e| e.to_string())
 }
 
+/// Uploads an agent picture (admin role); gives its id for `agents[].avatar`.
+pub async fn upload_avatar(c: Console, file: web_sys::File) -> Result<String, String> {
+    #[derive(serde::Deserialize)]
+    struct Stored {
+        avatar: String,
+    }
+    let Some(s) = c.session.get_untracked() else {
+        return Err("signed out".into());
+    };
+    let url = format!(
+        "/api/v1/admin/tenants/{}/avatars",
+        js_sys::encode_uri_component(&s.tenant)
+    );
+    let resp = Request::put(&url)
+        .header("Authorization", &format!("Bearer {}", s.token))
+        .header("Content-Type", &file.type_())
+        .body(wasm_bindgen::JsValue::from(file))
+        .map_err(|e| e.to_string())?
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !resp.ok() {
+        return Err(error_of(resp).await);
+    }
+    resp.json::<Stored>()
+        .await
+        .map(|s| s.avatar)
+        .map_err(|e| e.to_string())
+}
+
 /// The tenant's configuration (admin role).
 pub async fn load_config(c: Console) -> Result<shared::config::TenantConfig, String> {
     admin_call::<shared::rpc::ConfigReply>(c, "GET", "config", None)

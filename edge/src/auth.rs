@@ -209,7 +209,12 @@ pub fn new_visitor_token() -> Result<String, String> {
 
 /// Hex SHA-256.
 pub fn sha256_hex(s: &str) -> String {
-    hex(&Sha256::digest(s.as_bytes()))
+    sha256_bytes_hex(s.as_bytes())
+}
+
+/// Hex SHA-256 of bytes.
+pub fn sha256_bytes_hex(b: &[u8]) -> String {
+    hex(&Sha256::digest(b))
 }
 
 fn hex(b: &[u8]) -> String {

@@ -691,6 +691,78 @@ async fn hash_admin_passwords(mut body: AdminConfig) -> ApiResult<AdminConfig> {
     Ok(body)
 }
 
+/// Where an agent picture is served.
+pub fn avatar_url(tenant: &TenantId, id: &str) -> String {
+    format!("/api/v1/avatars/{tenant}/{id}")
+}
+
+/// The R2 key of an agent picture.
+fn avatar_key(tenant: &TenantId, id: &str) -> String {
+    format!("avatars/{tenant}/{id}")
+}
+
+/// `PUT …/avatars`: stores an agent picture (the body: PNG, JPEG, WebP or GIF, at most
+/// 256 KiB, checked by its bytes) in R2 under its content hash, and answers with the
+/// id the configuration names it by (`agents[].avatar`) and where it is served.
+async fn put_avatar(env: &Env, req: &mut Request, tenant: &TenantId) -> ApiResult<Response> {
+    let max = shared::attachment::MAX_PICTURE_BYTES;
+    let declared = req
+        .headers()
+        .get("Content-Length")
+        .ok()
+        .flatten()
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        let e = shared::attachment::PictureError::TooLarge(declared.unwrap_or_default());
+        return Err(ApiError::new(e.status(), e.code(), e.to_string()));
+    }
+    let bytes = req.bytes().await?;
+    let content_type = shared::attachment::check_picture(&bytes)
+        .map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))?;
+    let id: String = auth::sha256_bytes_hex(&bytes).chars().take(32).collect();
+    env.bucket(conversation_do::ATTACHMENTS)?
+        .put(avatar_key(tenant, &id), bytes)
+        .http_metadata(worker::HttpMetadata {
+            content_type: Some(content_type.to_owned()),
+            ..Default::default()
+        })
+        .execute()
+        .await?;
+    Ok(Response::from_json(&serde_json::json!({
+        "avatar": id,
+        "url": avatar_url(tenant, &id),
+    }))?
+    .with_status(201))
+}
+
+/// `GET /api/v1/avatars/{tenant}/{id}`: an agent picture, public (visitors see it in
+/// the widget's header) and cached for good (its id is its content hash).
+async fn get_avatar(env: &Env, tenant: &TenantId, id: &str) -> ApiResult<Response> {
+    let gone = || ApiError::not_found("unknown_avatar", format!("no picture {id:?}"));
+    if !shared::attachment::is_picture_id(id) {
+        return Err(gone());
+    }
+    let object = env
+        .bucket(conversation_do::ATTACHMENTS)?
+        .get(avatar_key(tenant, id))
+        .execute()
+        .await?
+        .ok_or_else(gone)?;
+    let content_type = object
+        .http_metadata()
+        .content_type
+        .unwrap_or_else(|| "application/octet-stream".into());
+    let bytes = match object.body() {
+        Some(b) => b.bytes().await?,
+        None => vec![],
+    };
+    let mut resp = Response::from_bytes(bytes)?;
+    let h = resp.headers_mut();
+    h.set("Content-Type", &content_type)?;
+    h.set("Cache-Control", "public, max-age=31536000, immutable")?;
+    Ok(resp)
+}
+
 /// `/widget/?site=KEY`: the widget's document, framed only by the site's origins. It
 /// carries the site info as a JSON data block (never run as script), so the app shows
 /// its form without asking the service again.
@@ -962,6 +1034,15 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
                 return Ok(
                     forward_upgrade(&req, &stub(&env, "TENANTS", t.tenant.as_str())?, &url).await?,
                 );
+            }
+            (Method::Put, ["api", "v1", "admin", "tenants", t, "avatars"]) => {
+                let t = TenantId::new(*t)?;
+                admin_of(&env, &req, t.as_str()).await?;
+                put_avatar(&env, &mut req, &t).await
+            }
+            (Method::Get | Method::Head, ["api", "v1", "avatars", t, id]) => {
+                let t = TenantId::new(*t)?;
+                get_avatar(&env, &t, id).await
             }
             (Method::Get, ["api", "v1", "admin", "tenants", t, "config"]) => {
                 admin_of(&env, &req, t).await?;

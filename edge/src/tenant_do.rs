@@ -1974,6 +1974,7 @@ impl TenantObject {
 
     /// A site's name, language, availability now, accent, reply time and team.
     fn public_site_info(&self, site: &SiteKey) -> ApiResult<SiteInfo> {
+        let tenant = self.name.borrow().clone();
         self.with_engine(|t| -> ApiResult<SiteInfo> {
             let s = t.config().site(site).ok_or_else(|| {
                 ApiError::not_found("unknown_site", format!("unknown site {site}"))
@@ -1991,7 +1992,14 @@ impl TenantObject {
                     .iter()
                     .filter(|a| a.queues.contains(&s.queue))
                     .take(3)
-                    .map(|a| shared::config::initials(&a.name))
+                    .map(|a| shared::protocol::TeamFace {
+                        initials: shared::config::initials(&a.name),
+                        picture: a
+                            .avatar
+                            .as_ref()
+                            .zip(tenant.as_ref())
+                            .map(|(p, t)| crate::avatar_url(t, p)),
+                    })
                     .collect(),
             })
         })?

@@ -95,6 +95,60 @@ pub fn check_name(name: &str) -> Result<(), AttachmentError> {
     Ok(())
 }
 
+/// Largest agent picture (shown in the widget's header), in bytes.
+pub const MAX_PICTURE_BYTES: usize = 256 * 1024;
+
+/// Why an agent picture was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PictureError {
+    #[error("the picture is empty")]
+    Empty,
+    #[error("the picture has {0} bytes; at most 256 KiB (262,144 bytes) are allowed")]
+    TooLarge(u64),
+    #[error("a picture must be a PNG, JPEG, WebP or GIF image (this file is none of them)")]
+    Type,
+}
+
+impl PictureError {
+    /// The error code of the API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PictureError::Empty => "picture_empty",
+            PictureError::TooLarge(_) => "picture_too_large",
+            PictureError::Type => "picture_type",
+        }
+    }
+    /// The HTTP status it maps to.
+    pub fn status(&self) -> u16 {
+        match self {
+            PictureError::Empty => 400,
+            PictureError::TooLarge(_) => 413,
+            PictureError::Type => 415,
+        }
+    }
+}
+
+/// Checks an agent picture: an image (PNG, JPEG, WebP or GIF by its bytes), not
+/// empty, at most [`MAX_PICTURE_BYTES`]; gives the sniffed type.
+pub fn check_picture(bytes: &[u8]) -> Result<&'static str, PictureError> {
+    if bytes.is_empty() {
+        return Err(PictureError::Empty);
+    }
+    if bytes.len() > MAX_PICTURE_BYTES {
+        return Err(PictureError::TooLarge(bytes.len() as u64));
+    }
+    match sniff(bytes) {
+        Ok("application/pdf") | Err(_) => Err(PictureError::Type),
+        Ok(image) => Ok(image),
+    }
+}
+
+/// Whether `id` is a picture id: 32 lowercase hex digits (the start of the picture's
+/// SHA-256, so the same picture gets the same id).
+pub fn is_picture_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Checks size, type and name; gives the sniffed type.
 pub fn check(name: &str, bytes: &[u8]) -> Result<&'static str, AttachmentError> {
     check_name(name)?;
@@ -135,6 +189,30 @@ pub fn content_disposition(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pictures_are_small_images() {
+        let png = b"\x89PNG\r\n\x1a\n rest";
+        assert_eq!(check_picture(png), Ok("image/png"));
+        assert_eq!(check_picture(b"%PDF-1.7"), Err(PictureError::Type));
+        assert_eq!(check_picture(b"<svg/>"), Err(PictureError::Type));
+        assert_eq!(check_picture(b""), Err(PictureError::Empty));
+        let mut big = png.to_vec();
+        big.resize(MAX_PICTURE_BYTES + 1, 0);
+        assert!(matches!(
+            check_picture(&big),
+            Err(PictureError::TooLarge(_))
+        ));
+        assert!(is_picture_id("0123456789abcdef0123456789abcdef"));
+        for bad in [
+            "",
+            "0123456789ABCDEF0123456789abcdef",
+            "../../etc/passwd",
+            "0123456789abcdef0123456789abcde",
+        ] {
+            assert!(!is_picture_id(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn types_are_sniffed() {

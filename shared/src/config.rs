@@ -227,6 +227,10 @@ pub struct AgentConfig {
     /// Supervisor or admin rights; plain agent when omitted.
     #[serde(default)]
     pub role: Role,
+    /// The agent's picture in the widget's header: a picture id from the admin API's
+    /// `avatars` upload ([`crate::attachment::is_picture_id`]); initials when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
 }
 
 /// An idle or wrap-up reason.
@@ -431,6 +435,16 @@ impl TenantConfig {
             }
             if let Some(q) = a.queues.iter().find(|q| self.queue(q).is_none()) {
                 return e(format!("agent {}: unknown queue {q}", a.id));
+            }
+            if let Some(p) = a
+                .avatar
+                .as_deref()
+                .filter(|p| !crate::attachment::is_picture_id(p))
+            {
+                return e(format!(
+                    "agent {}: avatar {p:?} is not a picture id (upload the picture first)",
+                    a.id
+                ));
             }
         }
         if self.webhooks.len() > crate::webhook::MAX_WEBHOOKS {

@@ -506,9 +506,19 @@ pub struct SiteInfo {
     /// "Typically replies within N minutes", if the site says so.
     #[serde(default)]
     pub typical_reply_mins: Option<u32>,
-    /// Initials of up to three agents of the site's queue (avatars in the header).
+    /// Up to three agents of the site's queue (initials and pictures in the header).
     #[serde(default)]
-    pub team: Vec<String>,
+    pub team: Vec<TeamFace>,
+}
+
+/// One agent of a site's team as the widget's header shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamFace {
+    pub initials: String,
+    /// Where the agent's picture is served (`/api/v1/avatars/{tenant}/{id}`), if they
+    /// have one.
+    #[serde(default)]
+    pub picture: Option<String>,
 }
 
 /// `POST /api/v1/agent/sign-in`.

@@ -61,6 +61,7 @@ fn config() -> TenantConfig {
                 capacity: 1 + i as u32,
                 queues: if i == 2 { vec![q(1)] } else { vec![q(0), q(1)] },
                 role: Default::default(),
+                avatar: None,
             })
             .collect(),
         idle_reasons: vec![Reason {

@@ -40,6 +40,7 @@ fn config() -> TenantConfig {
         capacity: cap,
         queues: vec![q("support"), q("sales")],
         role: Default::default(),
+        avatar: None,
     };
     TenantConfig {
         name: "Test".into(),

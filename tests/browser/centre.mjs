@@ -90,6 +90,29 @@ try {
     assert.equal(await admin.section("centre").locator('[data-testid="centre-tz"]').inputValue(), "Europe/Berlin");
   });
 
+  await step("the admin gives an agent a picture; the widget's site info carries it", async () => {
+    const row = admin.section("agents").locator('[data-testid="agent-row"]').first();
+    const file = row.locator('[data-testid="picture-file"]');
+    await file.setInputFiles({ name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("not a picture") });
+    await row.locator('[data-testid="picture-error"]', { hasText: "PNG, JPEG, WebP or GIF" }).waitFor();
+    // A real 2×2 PNG.
+    const png = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAYAAABytg0kAAAAFElEQVR4nGOQj/v/v8bq7X8GGAMAVgMKO+fyTXoAAAAASUVORK5CYII=", "base64");
+    await file.setInputFiles({ name: "face.png", mimeType: "image/png", buffer: png });
+    await row.locator('[data-testid="picture-img"]').waitFor();
+    assert.equal(await row.locator('[data-testid="picture-error"]').count(), 0);
+    // The thumbnail is the served picture.
+    assert.ok(await row.locator('[data-testid="picture-img"]').evaluate((img) => img.complete && img.naturalWidth === 2), "thumbnail loads");
+    await axeCheck(boss.page, "admin console with an agent picture");
+    await admin.save();
+    await admin.saveState().filter({ hasText: "Saved" }).waitFor();
+    const info = await (await fetch(`${base}/api/v1/sites/${site}`, { headers: { Origin: origin } })).json();
+    const face = info.team.find((f) => f.picture);
+    assert.ok(face, JSON.stringify(info.team));
+    const served = await fetch(base + face.picture);
+    assert.equal(served.status, 200);
+    assert.deepEqual(Buffer.from(await served.arrayBuffer()), png);
+  });
+
   await step("the supervisor screen shows a visitor queue up", async () => {
     await sup.open();
     await sup.queueCell("q1", "waiting").filter({ hasText: /^0$/ }).waitFor();

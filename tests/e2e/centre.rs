@@ -773,3 +773,88 @@ pub fn attachments(ctx: &Ctx) {
         "agents are named, not their login ids"
     );
 }
+
+/// Agent pictures: an admin uploads one (checked by its bytes and size), names it in
+/// the configuration, and the widget's site info carries where it is served; it is
+/// served to anyone, cached for good; bad uploads and bad ids are refused by name.
+pub fn avatars(ctx: &Ctx) {
+    make_tenant(ctx, "t-faces", 30, 600, &[("fa", 3), ("fb", 3)]);
+    let token = admin(ctx)[0].1.clone();
+    let url = format!("{}/api/v1/admin/tenants/t-faces/avatars", ctx.base);
+    let put = |body: &[u8], auth: &str| {
+        http_raw(
+            "PUT",
+            &url,
+            body,
+            &[("Authorization", auth), ("Content-Type", "image/png")],
+        )
+    };
+    let r = put(&png(), &token);
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let id = r.body["avatar"].as_str().expect("avatar id").to_owned();
+    assert!(shared::attachment::is_picture_id(&id), "{id}");
+    let served = r.body["url"].as_str().expect("url").to_owned();
+    assert_eq!(served, format!("/api/v1/avatars/t-faces/{id}"));
+    // The same picture gets the same id.
+    assert_eq!(put(&png(), &token).body["avatar"], id.as_str());
+    // Served to anyone, with its type, cached for good.
+    let (st, h, body) = fetch(&format!("{}{served}", ctx.base), &[]);
+    assert_eq!((st, body), (200, png()));
+    assert_eq!(h["content-type"], "image/png");
+    assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    // Refused, by name: not an image, too large, no admin, unknown or malformed id.
+    let svg = put(b"<svg xmlns='http://www.w3.org/2000/svg'/>", &token);
+    assert_eq!(
+        (svg.status, &svg.body["error"]),
+        (415, &json!("picture_type"))
+    );
+    let big = put(
+        &vec![0x89; shared::attachment::MAX_PICTURE_BYTES + 1],
+        &token,
+    );
+    assert_eq!(
+        (big.status, &big.body["error"]),
+        (413, &json!("picture_too_large"))
+    );
+    assert!(big.body["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("256 KiB"));
+    assert_eq!(put(&png(), "Bearer nope").status, 401);
+    for bad in ["0123456789abcdef0123456789abcdef", "..%2F..%2Fsecret"] {
+        let (st, _, _) = fetch(&format!("{}/api/v1/avatars/t-faces/{bad}", ctx.base), &[]);
+        assert_eq!(st, 404, "{bad}");
+    }
+    // The configuration names it; a made-up id is refused.
+    make_tenant_with(ctx, "t-faces", 30, 600, &[("fa", 3), ("fb", 3)], |c| {
+        c["config"]["agents"][0]["avatar"] = json!(id);
+    });
+    let bad = http(
+        "PUT",
+        &format!("{}/api/v1/admin/tenants/t-faces/config", ctx.base),
+        Some(&json!({ "config": {
+            "name": "t-faces",
+            "sites": [],
+            "queues": [{ "id": "q1", "name": "Q" }],
+            "agents": [{ "id": "fa", "name": "A", "queues": ["q1"], "avatar": "me.png" }]
+        }})),
+        &[("Authorization", &token)],
+    );
+    assert_eq!(bad.status, 400, "{:?}", bad.body);
+    assert!(bad.body["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("agent fa: avatar \"me.png\" is not a picture id"));
+    // The widget's site info: the first agent's picture, the second's initials.
+    let info = http(
+        "GET",
+        &format!("{}/api/v1/sites/t-faces-site", ctx.base),
+        None,
+        &[("Origin", SHOP)],
+    );
+    assert_eq!(info.status, 200, "{:?}", info.body);
+    assert_eq!(info.body["team"][0]["picture"], served.as_str());
+    assert_eq!(info.body["team"][1]["initials"], "AF");
+    assert!(info.body["team"][1]["picture"].is_null());
+}

@@ -1779,6 +1779,10 @@ fn main() {
         "attachments: R2, sniffed types, sizes, names, access, resend once",
         &|| centre::attachments(&ctx),
     );
+    run(
+        "agent pictures: uploaded, named in the config, served, refused by name",
+        &|| centre::avatars(&ctx),
+    );
     run("leave a message when nobody is signed in", &|| {
         leave_message(&ctx)
     });

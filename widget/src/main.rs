@@ -84,7 +84,10 @@ mod app {
                         </div>
                     </div>
                     <div class="team" aria-hidden="true" data-testid="team">
-                        {move || w.team.get().into_iter().map(|i| view! { <span class="avatar">{i}</span> }).collect_view()}
+                        {move || w.team.get().into_iter().map(|f| match f.picture {
+                            Some(src) => view! { <img class="avatar" src=src alt="" width="30" height="30"/> }.into_any(),
+                            None => view! { <span class="avatar">{f.initials}</span> }.into_any(),
+                        }).collect_view()}
                     </div>
                     <button type="button" class="close" aria-label=t.minimize on:click=move |_| crate::api::close_panel()>
                         <svg width="18" height="18" viewBox="0 0 24 24" aria-hidden="true"><path d="M6 12h12" stroke="currentColor" stroke-width="2.4" stroke-linecap="round"/></svg>

@@ -61,7 +61,7 @@ pub struct Widget {
     /// The file being uploaded and its progress in percent.
     pub upload: RwSignal<Option<(String, u32)>>,
     /// Initials of the team (avatars in the header) and the usual reply time.
-    pub team: RwSignal<Vec<String>>,
+    pub team: RwSignal<Vec<shared::protocol::TeamFace>>,
     pub reply_mins: RwSignal<Option<u32>>,
 }
 
