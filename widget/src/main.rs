@@ -65,7 +65,10 @@ mod app {
                 request_animation_frame(focus_first);
             }
         });
+        // Before a chat the dot says whether anyone answers now: grey while nobody is
+        // signed in or the queue is closed (the leave-a-message form).
         let dot = move || match w.conn() {
+            Conn::Online if w.phase.get() == Phase::LeaveMessage => "dot off",
             Conn::Online => "dot",
             Conn::Connecting | Conn::Reconnecting => "dot away",
             Conn::Ended => "dot off",
