@@ -1040,6 +1040,20 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
                 admin_of(&env, &req, t.as_str()).await?;
                 put_avatar(&env, &mut req, &t).await
             }
+            (Method::Delete, ["api", "v1", "admin", "tenants", t, "avatars", id]) => {
+                let t = TenantId::new(*t)?;
+                admin_of(&env, &req, t.as_str()).await?;
+                if !shared::attachment::is_picture_id(id) {
+                    return Err(ApiError::not_found(
+                        "unknown_avatar",
+                        format!("no picture {id:?}"),
+                    ));
+                }
+                env.bucket(conversation_do::ATTACHMENTS)?
+                    .delete(avatar_key(&t, id))
+                    .await?;
+                Ok(Response::from_json(&serde_json::json!({ "ok": true }))?)
+            }
             (Method::Get | Method::Head, ["api", "v1", "avatars", t, id]) => {
                 let t = TenantId::new(*t)?;
                 get_avatar(&env, &t, id).await

@@ -857,4 +857,14 @@ pub fn avatars(ctx: &Ctx) {
     assert_eq!(info.body["team"][0]["picture"], served.as_str());
     assert_eq!(info.body["team"][1]["initials"], "AF");
     assert!(info.body["team"][1]["picture"].is_null());
+    // Erased on request (an agent leaves): gone at once.
+    let del = http(
+        "DELETE",
+        &format!("{}/api/v1/admin/tenants/t-faces/avatars/{id}", ctx.base),
+        None,
+        &[("Authorization", &token)],
+    );
+    assert_eq!(del.status, 200, "{:?}", del.body);
+    let (st, _, _) = fetch(&format!("{}{served}", ctx.base), &[]);
+    assert_eq!(st, 404);
 }

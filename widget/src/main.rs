@@ -62,6 +62,9 @@ mod app {
         Effect::new(move |_| {
             w.phase.track();
             if document().has_focus().unwrap_or(false) {
+                // Effects run once the view is in the document: focus now, and once
+                // more after the next frame in case the form was drawn later.
+                focus_first();
                 request_animation_frame(focus_first);
             }
         });
