@@ -494,6 +494,35 @@ fn Queues(
     )
 }
 
+/// Lifts a saved agent's sign-in lockout (after too many wrong passwords, theirs or
+/// an attacker's); says what happened.
+#[component]
+fn Unlock(
+    /// The editor.
+    ed: Ed,
+    /// The agent's id as saved.
+    agent: String,
+) -> impl IntoView {
+    let said = RwSignal::new(None::<Result<(), String>>);
+    let agent = StoredValue::new(agent);
+    let click = move |_| {
+        spawn_local(async move {
+            let r = api::unlock_agent(ed.c, &agent.get_value()).await;
+            said.set(Some(r));
+        });
+    };
+    view! {
+        <div class="unlock">
+            <button type="button" class="link" data-testid="unlock" on:click=click>{move || ed.t().unlock}</button>
+            <span role="status">{move || match said.get() {
+                Some(Ok(())) => ed.t().unlocked.to_string(),
+                Some(Err(e)) => e,
+                None => String::new(),
+            }}</span>
+        </div>
+    }
+}
+
 /// An agent's picture for the widget's header: uploaded at once (an image of at most
 /// 256 KiB, checked by the service, whose refusal is shown here), applied to the draft,
 /// saved with it.
@@ -736,6 +765,7 @@ fn Agents(
                         }/>
                 </label>
                 <Picture ed=ed agent=i avatar=a.avatar.clone()/>
+                <Unlock ed=ed agent=a.id.to_string()/>
                 {remove_button(ed, a.id.to_string(), move |d, pw| { if i < d.agents.len() { d.agents.remove(i); }
  if i < pw.len() { pw.remove(i); } })}
                 {ed.problem_of("agent", id_now)}

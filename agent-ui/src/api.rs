@@ -224,6 +224,18 @@ async fn admin_call<T: serde::de::DeserializeOwned>(
     resp.json::<T>().await.map_err(|e| e.to_string())
 }
 
+/// Lifts an agent's sign-in lockout (admin role).
+pub async fn unlock_agent(c: Console, agent: &str) -> Result<(), String> {
+    admin_call::<serde_json::Value>(
+        c,
+        "POST",
+        &format!("agents/{}/unlock", js_sys::encode_uri_component(agent)),
+        None,
+    )
+    .await
+    .map(|_| ())
+}
+
 /// Uploads an agent picture (admin role); gives its id for `agents[].avatar`.
 pub async fn upload_avatar(c: Console, file: web_sys::File) -> Result<String, String> {
     #[derive(serde::Deserialize)]

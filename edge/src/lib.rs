@@ -1140,6 +1140,12 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
                 call(&tenant_of(t)?, rpc::EraseClosed { id }).await?;
                 Ok(Response::from_json(&serde_json::json!({ "ok": true }))?)
             }
+            (Method::Post, ["api", "v1", "admin", "tenants", t, "agents", a, "unlock"]) => {
+                admin_of(&env, &req, t).await?;
+                let agent = shared::ids::AgentId::new(*a)?;
+                call(&tenant_of(t)?, rpc::Unlock { agent }).await?;
+                Ok(Response::from_json(&serde_json::json!({ "ok": true }))?)
+            }
             (Method::Post, ["api", "v1", "admin", "tenants", t, "agents", a, "sign-out"]) => {
                 admin_of(&env, &req, t).await?;
                 let agent = shared::ids::AgentId::new(*a)?;

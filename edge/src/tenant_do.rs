@@ -1276,6 +1276,21 @@ impl TenantObject {
         })
     }
 
+    /// An admin lifts an agent's lockout: their failed sign-ins are forgotten.
+    fn unlock(&self, agent: &AgentId) -> ApiResult<Done> {
+        if self.with_engine(|t| t.config().agent(agent).is_none())? {
+            return Err(ApiError::not_found(
+                "unknown_agent",
+                format!("no agent {agent}"),
+            ));
+        }
+        self.sql().exec(
+            "DELETE FROM logins WHERE agent = ?",
+            vec![agent.as_str().into()],
+        )?;
+        Ok(Done {})
+    }
+
     /// Sign-in step 2: records the Worker's verdict; on success opens a session.
     fn sign_in_finish(&self, b: rpc::SignInFinish) -> ApiResult<(SignInResponse, Outcome)> {
         let sql = self.sql();
@@ -2053,6 +2068,7 @@ impl TenantObject {
             }
             ToTenant::ControlTicket(c) => answer::<rpc::ControlTicket>(self.control_ticket(c)),
             ToTenant::Revoke(r) => answer::<rpc::Revoke>(self.revoke(r).await),
+            ToTenant::Unlock(u) => answer::<rpc::Unlock>(self.unlock(&u.agent)),
             ToTenant::SetPassword(p) => answer::<rpc::SetPassword>(self.set_password(p).await),
             ToTenant::CheckSession(c) => answer::<rpc::CheckSession>(self.check_session(c)),
             ToTenant::SiteDocument(d) => answer::<rpc::SiteDocument>(self.site_document(&d.site)),

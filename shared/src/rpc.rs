@@ -231,6 +231,11 @@ pub struct ControlTicket {
     pub agent: AgentId,
     pub sid: String,
 }
+/// Admin: lift an agent's sign-in lockout (failed attempts forgotten).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unlock {
+    pub agent: AgentId,
+}
 /// Revoke sessions: one (`sid`) or all of an agent's; their sockets close with `reason`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revoke {
@@ -374,6 +379,7 @@ pub enum ToTenant {
     SignInFinish(SignInFinish),
     ControlTicket(ControlTicket),
     Revoke(Revoke),
+    Unlock(Unlock),
     SetPassword(SetPassword),
     CheckSession(CheckSession),
     SiteDocument(SiteDocument),
@@ -397,6 +403,7 @@ calls!(ToTenant:
     SignInFinish => SignInResponse,
     ControlTicket => TicketReply,
     Revoke => Done,
+    Unlock => Done,
     SetPassword => Done,
     CheckSession => Done,
     SiteDocument => SiteDocumentInfo,

@@ -113,6 +113,13 @@ try {
     assert.deepEqual(Buffer.from(await served.arrayBuffer()), png);
   });
 
+  await step("the admin lifts an agent's sign-in lockout", async () => {
+    const row = admin.section("agents").locator('[data-testid="agent-row"]').first();
+    await row.locator('[data-testid="unlock"]').click();
+    await row.getByText("Sign-in unlocked").waitFor();
+    await row.screenshot({ path: join(out, "admin-agent.png") });
+  });
+
   await step("the supervisor screen shows a visitor queue up", async () => {
     await sup.open();
     await sup.queueCell("q1", "waiting").filter({ hasText: /^0$/ }).waitFor();

@@ -1490,6 +1490,27 @@ fn sign_in_flood(ctx: &Ctx) {
         r.body
     );
     assert!(r.retry_after.is_some());
+    // An admin lifts the lockout: the right password works at once.
+    let unlock = |agent: &str| {
+        http(
+            "POST",
+            &format!(
+                "{}/api/v1/admin/tenants/t-flood-in/agents/{agent}/unlock",
+                ctx.base
+            ),
+            None,
+            &[("Authorization", &admin(ctx)[0].1)],
+        )
+    };
+    assert_eq!(unlock("fa").status, 200);
+    assert_eq!(unlock("nobody").status, 404);
+    let r = http(
+        "POST",
+        &format!("{}/api/v1/agent/sign-in", ctx.base),
+        Some(&json!({"tenant": "t-flood-in", "agent": "fa", "password": PW})),
+        &[("CF-Connecting-IP", "198.51.100.98")],
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
 }
 
 fn rate_limits(ctx: &Ctx, start_limit: u32) {
