@@ -23,6 +23,9 @@ try {
   // A switch the test flips to cut the console's chat socket in the middle of a send:
   // the frame never reaches the service and the socket closes.
   const cut = { next: false, cuts: 0 };
+  // A second switch drops one message frame (text `drop.text`) on its way to the
+  // console: the next message then skips a number, and the console must catch up.
+  const drop = { text: null, dropped: 0 };
   await agentCtx.routeWebSocket(/\/agent-ws\?/, (ws) => {
     const server = ws.connectToServer();
     ws.onMessage((m) => {
@@ -35,7 +38,15 @@ try {
       }
       server.send(m);
     });
-    server.onMessage((m) => ws.send(m));
+    server.onMessage((m) => {
+      const text = String(m);
+      if (drop.text && text.includes('"type":"message"') && text.includes(drop.text)) {
+        drop.text = null;
+        drop.dropped += 1;
+        return;
+      }
+      ws.send(m);
+    });
   });
   const agent = new Console(await agentCtx.newPage(), base);
   const site = new DemoSite(await visitorCtx.newPage(), base);
@@ -196,6 +207,20 @@ try {
     await agent.page.waitForFunction(() => document.querySelector('[data-testid="compose"]').value === "");
     assert.equal(await site.agentMessages().filter({ hasText: "Einen Moment bitte." }).count(), 1);
     assert.equal(await agent.page.locator('li.me', { hasText: "Einen Moment bitte." }).count(), 1);
+  });
+
+  await step("a message lost on the way to the console is caught up: both shown, in order, once", async () => {
+    drop.text = "Lücke eins";
+    await site.send("Lücke eins");
+    await site.send("Lücke zwei");
+    await agent.customerMessages().filter({ hasText: "Lücke zwei" }).waitFor();
+    await agent.customerMessages().filter({ hasText: "Lücke eins" }).waitFor();
+    assert.equal(drop.dropped, 1, "the first frame was dropped");
+    const texts = await agent.customerMessages().allInnerTexts();
+    const one = texts.filter((t) => t.includes("Lücke eins")).length;
+    const two = texts.filter((t) => t.includes("Lücke zwei")).length;
+    assert.deepEqual([one, two], [1, 1], texts.join(" | "));
+    assert.ok(texts.findIndex((t) => t.includes("Lücke eins")) < texts.findIndex((t) => t.includes("Lücke zwei")), "in order");
   });
 
   await step("transfer dialog: focus in the filter, typing filters, Escape closes", async () => {
