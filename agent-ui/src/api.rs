@@ -186,12 +186,20 @@ pub async fn attachment_url(c: Console, conversation: &ConversationId, id: &str)
     web::blob_url(resp).await
 }
 
-/// Admin API: `GET` or `PUT` with the session's bearer token; the error names the problem.
+/// What an admin call sends.
+enum AdminBody {
+    None,
+    Json(String),
+    /// A file, as its own type (an agent picture).
+    File(web_sys::File),
+}
+
+/// Admin API: a call with the session's bearer token; the error names the problem.
 async fn admin_call<T: serde::de::DeserializeOwned>(
     c: Console,
     method: &str,
     path: &str,
-    body: Option<String>,
+    body: AdminBody,
 ) -> Result<T, String> {
     let Some(s) = c.session.get_untracked() else {
         return Err("signed out".into());
@@ -207,15 +215,20 @@ async fn admin_call<T: serde::de::DeserializeOwned>(
         _ => Request::get(&url),
     }
     .header("Authorization", &auth);
-    let resp = match body {
-        Some(b) => {
-            req.header("Content-Type", "application/json")
+    let (content_type, body) = match body {
+        AdminBody::None => (None, None),
+        AdminBody::Json(b) => (Some("application/json".to_string()), Some(JsValue::from(b))),
+        AdminBody::File(f) => (Some(f.type_()), Some(JsValue::from(f))),
+    };
+    let resp = match (content_type, body) {
+        (Some(t), Some(b)) => {
+            req.header("Content-Type", &t)
                 .body(b)
                 .map_err(|e| e.to_string())?
                 .send()
                 .await
         }
-        None => req.send().await,
+        _ => req.send().await,
     }
     .map_err(|e| e.to_string())?;
     if !resp.ok() {
@@ -224,16 +237,20 @@ async fn admin_call<T: serde::de::DeserializeOwned>(
     resp.json::<T>().await.map_err(|e| e.to_string())
 }
 
+/// An admin `POST` with no body whose answer is only "done".
+async fn admin_post(c: Console, path: &str) -> Result<(), String> {
+    admin_call::<serde_json::Value>(c, "POST", path, AdminBody::None)
+        .await
+        .map(|_| ())
+}
+
 /// Lifts an agent's sign-in lockout (admin role).
 pub async fn unlock_agent(c: Console, agent: &str) -> Result<(), String> {
-    admin_call::<serde_json::Value>(
+    admin_post(
         c,
-        "POST",
         &format!("agents/{}/unlock", js_sys::encode_uri_component(agent)),
-        None,
     )
     .await
-    .map(|_| ())
 }
 
 /// Uploads an agent picture (admin role); gives its id for `agents[].avatar`.
@@ -242,33 +259,14 @@ pub async fn upload_avatar(c: Console, file: web_sys::File) -> Result<String, St
     struct Stored {
         avatar: String,
     }
-    let Some(s) = c.session.get_untracked() else {
-        return Err("signed out".into());
-    };
-    let url = format!(
-        "/api/v1/admin/tenants/{}/avatars",
-        js_sys::encode_uri_component(&s.tenant)
-    );
-    let resp = Request::put(&url)
-        .header("Authorization", &format!("Bearer {}", s.token))
-        .header("Content-Type", &file.type_())
-        .body(wasm_bindgen::JsValue::from(file))
-        .map_err(|e| e.to_string())?
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if !resp.ok() {
-        return Err(error_of(resp).await);
-    }
-    resp.json::<Stored>()
+    admin_call::<Stored>(c, "PUT", "avatars", AdminBody::File(file))
         .await
         .map(|s| s.avatar)
-        .map_err(|e| e.to_string())
 }
 
 /// The tenant's configuration (admin role).
 pub async fn load_config(c: Console) -> Result<shared::config::TenantConfig, String> {
-    admin_call::<shared::rpc::ConfigReply>(c, "GET", "config", None)
+    admin_call::<shared::rpc::ConfigReply>(c, "GET", "config", AdminBody::None)
         .await
         .map(|r| r.config)
 }
@@ -276,7 +274,7 @@ pub async fn load_config(c: Console) -> Result<shared::config::TenantConfig, Str
 /// Saves the configuration (passwords are hashed by the service).
 pub async fn save_config(c: Console, body: &shared::protocol::AdminConfig) -> Result<(), String> {
     let body = serde_json::to_string(body).map_err(|e| e.to_string())?;
-    admin_call::<serde_json::Value>(c, "PUT", "config", Some(body))
+    admin_call::<serde_json::Value>(c, "PUT", "config", AdminBody::Json(body))
         .await
         .map(|_| ())
 }
@@ -287,21 +285,18 @@ pub async fn dead_letters(c: Console) -> Result<Vec<shared::webhook::DeadLetter>
     struct Items {
         items: Vec<shared::webhook::DeadLetter>,
     }
-    admin_call::<Items>(c, "GET", "webhooks/dead", None)
+    admin_call::<Items>(c, "GET", "webhooks/dead", AdminBody::None)
         .await
         .map(|i| i.items)
 }
 
 /// Sends a dead-lettered webhook delivery again.
 pub async fn retry_dead(c: Console, id: &str) -> Result<(), String> {
-    admin_call::<serde_json::Value>(
+    admin_post(
         c,
-        "POST",
         &format!("webhooks/dead/{}/retry", js_sys::encode_uri_component(id)),
-        None,
     )
     .await
-    .map(|_| ())
 }
 
 fn storage() -> Option<web_sys::Storage> {
