@@ -54,6 +54,8 @@ pub struct Texts {
     /// Label of the scrollable message thread.
     pub thread: &'static str,
     pub online: &'static str,
+    /// The header's line on the leave-a-message form (nobody answers now).
+    pub away: &'static str,
     pub name_required: &'static str,
     pub text_required: &'static str,
 }
@@ -97,6 +99,7 @@ const EN: Texts = Texts {
     connecting: "Connecting…",
     thread: "Messages",
     online: "We typically reply in a few minutes",
+    away: "Away right now",
     name_required: "Please enter your name.",
     text_required: "Please enter a message.",
 };
@@ -140,6 +143,7 @@ const DE: Texts = Texts {
     connecting: "Verbindung wird aufgebaut…",
     thread: "Nachrichten",
     online: "Wir antworten meist innerhalb weniger Minuten",
+    away: "Gerade nicht erreichbar",
     name_required: "Bitte geben Sie Ihren Namen ein.",
     text_required: "Bitte geben Sie eine Nachricht ein.",
 };

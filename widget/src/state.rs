@@ -157,6 +157,7 @@ impl Widget {
         }
         match self.status.get() {
             Some(s) => self.lang.status(&s),
+            None if self.phase.get() == Phase::LeaveMessage => t.away.into(),
             None => t.online.into(),
         }
     }
