@@ -568,7 +568,7 @@ fn Picture(
                 .with(|s| s.as_ref().map(|s| s.tenant.clone()))?;
         current
             .get()
-            .map(|id| format!("/api/v1/avatars/{tenant}/{id}"))
+            .map(|id| shared::attachment::picture_path(&tenant, &id))
     };
     view! {
         <div class="fld picture" data-testid="picture">

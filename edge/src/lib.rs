@@ -137,6 +137,15 @@ pub fn answer<C: Call>(r: ApiResult<C::Reply>) -> worker::Result<Response> {
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// The body size a request declares in `Content-Length`, if it declares a number.
+fn declared_length(req: &Request) -> Option<u64> {
+    req.headers()
+        .get("Content-Length")
+        .ok()
+        .flatten()
+        .and_then(|n| n.trim().parse().ok())
+}
+
 /// Reads a JSON body: refuses a declared or actual size over [`MAX_BODY_BYTES`]
 /// (before reading, when `Content-Length` says so) and invalid UTF-8; names the
 /// field on a decoding error.
@@ -361,10 +370,7 @@ async fn attachment_call(
             format!("https://internal/attachments/{}", enc(aid))
         }
         None => {
-            let declared: Option<u64> = req
-                .headers()
-                .get("Content-Length")?
-                .and_then(|v| v.parse().ok());
+            let declared = declared_length(req);
             if declared.is_some_and(|n| n > shared::attachment::MAX_BYTES as u64) {
                 let e = shared::attachment::AttachmentError::TooLarge(declared.unwrap_or(0));
                 return Err(ApiError::new(e.status(), e.code(), e.to_string()));
@@ -691,11 +697,6 @@ async fn hash_admin_passwords(mut body: AdminConfig) -> ApiResult<AdminConfig> {
     Ok(body)
 }
 
-/// Where an agent picture is served.
-pub fn avatar_url(tenant: &TenantId, id: &str) -> String {
-    format!("/api/v1/avatars/{tenant}/{id}")
-}
-
 /// The R2 key of an agent picture.
 fn avatar_key(tenant: &TenantId, id: &str) -> String {
     format!("avatars/{tenant}/{id}")
@@ -706,12 +707,7 @@ fn avatar_key(tenant: &TenantId, id: &str) -> String {
 /// id the configuration names it by (`agents[].avatar`) and where it is served.
 async fn put_avatar(env: &Env, req: &mut Request, tenant: &TenantId) -> ApiResult<Response> {
     let max = shared::attachment::MAX_PICTURE_BYTES;
-    let declared = req
-        .headers()
-        .get("Content-Length")
-        .ok()
-        .flatten()
-        .and_then(|n| n.trim().parse::<u64>().ok());
+    let declared = declared_length(req);
     if declared.is_some_and(|n| n > max as u64) {
         let e = shared::attachment::PictureError::TooLarge(declared.unwrap_or_default());
         return Err(ApiError::new(e.status(), e.code(), e.to_string()));
@@ -730,7 +726,7 @@ async fn put_avatar(env: &Env, req: &mut Request, tenant: &TenantId) -> ApiResul
         .await?;
     Ok(Response::from_json(&serde_json::json!({
         "avatar": id,
-        "url": avatar_url(tenant, &id),
+        "url": shared::attachment::picture_path(tenant.as_str(), &id),
     }))?
     .with_status(201))
 }

@@ -2013,7 +2013,7 @@ impl TenantObject {
                             .avatar
                             .as_ref()
                             .zip(tenant.as_ref())
-                            .map(|(p, t)| crate::avatar_url(t, p)),
+                            .map(|(p, t)| shared::attachment::picture_path(t.as_str(), p)),
                     })
                     .collect(),
             })

@@ -149,6 +149,11 @@ pub fn is_picture_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// Where an agent picture is served (the widget's header, the admin screen).
+pub fn picture_path(tenant: &str, id: &str) -> String {
+    format!("/api/v1/avatars/{tenant}/{id}")
+}
+
 /// Checks size, type and name; gives the sniffed type.
 pub fn check(name: &str, bytes: &[u8]) -> Result<&'static str, AttachmentError> {
     check_name(name)?;

@@ -320,20 +320,12 @@ pub fn boot(w: Widget) {
     }
     // The document carries the site info: the form is drawn at once, without waiting
     // for the loader's hello or the network.
-    let carried = carried_site();
-    if let Some(info) = carried.clone() {
-        apply_site(w, info);
-    }
+    let carried = carried_site().map(|info| apply_site(w, info)).is_some();
     spawn_local(async move {
         let e = embedding().await;
         w.prefill
             .set((e.name.unwrap_or_default(), e.email.unwrap_or_default()));
-        if carried.is_some() {
-            return;
-        }
-        // `boot.js` asked for the site while the app loaded; ask again only if that failed.
-        if let Some(info) = prefetched_site().await {
-            apply_site(w, info);
+        if carried {
             return;
         }
         let url = format!("/api/v1/sites/{}", w.site.get_value());
@@ -354,19 +346,6 @@ fn carried_site() -> Option<SiteInfo> {
     let text = document()
         .get_element_by_id("switchboard-site")?
         .text_content()?;
-    serde_json::from_str(&text).ok()
-}
-
-/// The site info `boot.js` fetched while the app loaded (`None` if it failed).
-async fn prefetched_site() -> Option<SiteInfo> {
-    let p = web_sys::window()
-        .and_then(|w| js_sys::Reflect::get(&w, &"__switchboardSite".into()).ok())
-        .and_then(|p| p.dyn_into::<js_sys::Promise>().ok())?;
-    let v = wasm_bindgen_futures::JsFuture::from(p).await.ok()?;
-    if v.is_null() || v.is_undefined() {
-        return None;
-    }
-    let text = js_sys::JSON::stringify(&v).ok()?.as_string()?;
     serde_json::from_str(&text).ok()
 }
 

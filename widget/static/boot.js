@@ -30,14 +30,4 @@ const hello = new Promise((resolve) => {
   window.parent.postMessage({ type: "switchboard:ready" }, "*");
 });
 window.__switchboardHello = hello;
-// The site's name, accent and availability are carried by the document (a JSON data
-// block the service writes, which the app reads); asked for here, while the app
-// loads, only if the block is missing (the app asks again if this fails too).
-if (!document.getElementById("switchboard-site")) {
-  window.__switchboardSite = hello
-    .then((h) => fetch("/api/v1/sites/" + encodeURIComponent(new URLSearchParams(location.search).get("site") || ""),
-      { headers: { "X-Switchboard-Embedder": h.origin } }))
-    .then((r) => (r.ok ? r.json() : null))
-    .catch(() => null);
-}
 import("/widget/pkg/app.js").then((m) => m.default());

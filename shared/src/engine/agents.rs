@@ -26,11 +26,10 @@ impl Tenant {
         now: DateTime<Utc>,
         fx: &mut Fx,
     ) {
-        let today = self.config.local_date(now);
         if let Some(rt) = self.agents.get_mut(agent) {
             if rt.state != state {
                 if state == AgentState::Rona {
-                    rt.ronas.bump(today);
+                    rt.ronas.bump(self.config.local_date(now));
                 }
                 rt.state = state.clone();
                 rt.state_since = Some(now);
