@@ -54,6 +54,8 @@ pub struct Texts {
     /// Label of the scrollable message thread.
     pub thread: &'static str,
     pub online: &'static str,
+    /// The header's line before a chat when the reply time has a line of its own.
+    pub here: &'static str,
     /// The header's line on the leave-a-message form (nobody answers now).
     pub away: &'static str,
     pub name_required: &'static str,
@@ -99,6 +101,7 @@ const EN: Texts = Texts {
     connecting: "Connecting…",
     thread: "Messages",
     online: "We typically reply in a few minutes",
+    here: "We're online",
     away: "Away right now",
     name_required: "Please enter your name.",
     text_required: "Please enter a message.",
@@ -143,6 +146,7 @@ const DE: Texts = Texts {
     connecting: "Verbindung wird aufgebaut…",
     thread: "Nachrichten",
     online: "Wir antworten meist innerhalb weniger Minuten",
+    here: "Wir sind online",
     away: "Gerade nicht erreichbar",
     name_required: "Bitte geben Sie Ihren Namen ein.",
     text_required: "Bitte geben Sie eine Nachricht ein.",

@@ -158,6 +158,8 @@ impl Widget {
         match self.status.get() {
             Some(s) => self.lang.status(&s),
             None if self.phase.get() == Phase::LeaveMessage => t.away.into(),
+            // The site's own reply time has its line below: no second, vaguer promise.
+            None if self.reply_mins.get().is_some() => t.here.into(),
             None => t.online.into(),
         }
     }
