@@ -9,6 +9,7 @@
 
 use crate::api;
 use crate::i18n_centre::CentreTexts;
+use crate::i18n_centre::CentreWords as _;
 use crate::state::{local_time, Console, Screen};
 use chrono::Weekday;
 use leptos::prelude::*;

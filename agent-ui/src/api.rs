@@ -10,7 +10,11 @@
 //!   every (re)connect resends them all, and the conversation stores a client id once.
 //! - A closed socket is reopened with a fresh ticket from the control socket, unless
 //!   the conversation closed it because the agent left (code 4003).
+//! - Every socket pings every [`PING_MS`]; one that stays silent is dropped and
+//!   reopened like a closed one (`web::socket` holds the socket, heartbeat and
+//!   back-off; `web::log` the message order and the gap rule).
 
+use crate::i18n_centre::CentreWords as _;
 use crate::state::{ChatEntry, Console, Dialog, Pending, SessionInfo};
 use gloo_net::http::Request;
 use leptos::prelude::*;
@@ -23,44 +27,36 @@ use shared::protocol::{
 use shared::rpc::TicketReply;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
-use web_sys::{CloseEvent, MessageEvent, WebSocket};
+use wasm_bindgen::JsValue;
+use web::socket::{ws_url, Backoff, Beat, Socket};
+use web::store::Store;
 
 const SESSION_KEY: &str = "switchboard:agent-session";
 
-struct Conn {
-    ws: WebSocket,
-    _on_message: Closure<dyn FnMut(MessageEvent)>,
-    _on_open: Closure<dyn FnMut()>,
-    _on_close: Closure<dyn FnMut(CloseEvent)>,
-}
+/// A ping this often on every socket; one silent for two intervals and 5 s more is
+/// dropped and reopened (`web::socket`).
+pub const PING_MS: f64 = 20_000.0;
 
 thread_local! {
-    static CONN: RefCell<Option<Conn>> = const { RefCell::new(None) };
-    static RETRY: RefCell<u32> = const { RefCell::new(0) };
+    static CONN: RefCell<Option<Socket>> = const { RefCell::new(None) };
+    static RETRY: Backoff = const { Backoff::new() };
     static WAITING: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
-    static CHATS: RefCell<BTreeMap<ConversationId, Conn>> = const { RefCell::new(BTreeMap::new()) };
+    static CHATS: RefCell<BTreeMap<ConversationId, Socket>> = const { RefCell::new(BTreeMap::new()) };
     /// The read-only socket of the chat a supervisor reads along.
-    static OBSERVER: RefCell<Option<Conn>> = const { RefCell::new(None) };
+    static OBSERVER: RefCell<Option<Socket>> = const { RefCell::new(None) };
 }
 
 const ALERTS_KEY: &str = "switchboard:offer-alerts";
 
 /// Whether offer alerts (sound, title flash) were switched on in this browser.
 pub fn alerts_remembered() -> bool {
-    web_sys::window()
-        .and_then(|w| w.local_storage().ok().flatten())
-        .and_then(|s| s.get_item(ALERTS_KEY).ok().flatten())
-        .is_some_and(|v| v == "on")
+    Store::Local.get(ALERTS_KEY).is_some_and(|v| v == "on")
 }
 
 /// Switches offer alerts and remembers the choice in this browser.
 pub fn set_alerts(c: Console, on: bool) {
     c.alert_offers.set(on);
-    if let Some(s) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
-        let _ = s.set_item(ALERTS_KEY, if on { "on" } else { "off" });
-    }
+    Store::Local.set(ALERTS_KEY, if on { "on" } else { "off" });
 }
 
 /// A short two-tone chime (Web Audio; silent where the browser blocks audio).
@@ -91,43 +87,26 @@ fn open_observer(c: Console, conversation: ConversationId, ticket: &str) {
         js_sys::encode_uri_component(conversation.as_str()),
         js_sys::encode_uri_component(ticket)
     ));
-    let Ok(ws) = WebSocket::new(&url) else { return };
-    let on_message = frame_handler(c);
-    let on_open = Closure::<dyn FnMut()>::new(move || {
+    let online = move |on: bool| {
         c.observed.update(|o| {
             if let Some(o) = o {
-                o.online = true;
+                o.online = on;
             }
-        });
-    });
-    let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_e: CloseEvent| {
-        c.observed.update(|o| {
-            if let Some(o) = o {
-                o.online = false;
-            }
-        });
-    });
-    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-    ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-    OBSERVER.with(|x| {
-        *x.borrow_mut() = Some(Conn {
-            ws,
-            _on_message: on_message,
-            _on_open: on_open,
-            _on_close: on_close,
         })
-    });
+    };
+    let socket = Socket::open(
+        &url,
+        on_text(c),
+        move || online(true),
+        move |_, _| online(false),
+    );
+    OBSERVER.with(|x| *x.borrow_mut() = socket);
 }
 
 /// Stops reading along.
 pub fn close_observer() {
-    OBSERVER.with(|x| {
-        if let Some(old) = x.borrow_mut().take() {
-            old.ws.set_onclose(None);
-            let _ = old.ws.close();
-        }
-    });
+    let old = OBSERVER.with(|x| x.borrow_mut().take());
+    drop(old);
 }
 
 /// Sends a file into a chat (the service checks size, type and name; the message
@@ -299,23 +278,18 @@ pub async fn retry_dead(c: Console, id: &str) -> Result<(), String> {
     .await
 }
 
-fn storage() -> Option<web_sys::Storage> {
-    web_sys::window()?.session_storage().ok().flatten()
-}
-
 /// Restores a session from this tab, and starts the clock.
 pub fn resume(c: Console) {
-    if let Some(s) = storage()
-        .and_then(|s| s.get_item(SESSION_KEY).ok().flatten())
-        .and_then(|j| serde_json::from_str::<SessionInfo>(&j).ok())
-    {
+    if let Some(s) = Store::Session.load::<SessionInfo>(SESSION_KEY) {
         c.session.set(Some(s));
         connect(c);
     }
     spawn_local(async move {
         loop {
             gloo_timers::future::TimeoutFuture::new(1000).await;
-            c.now_ms.set(js_sys::Date::now());
+            let now = js_sys::Date::now();
+            c.now_ms.set(now);
+            heartbeat(c, now);
         }
     });
 }
@@ -348,9 +322,7 @@ pub async fn sign_in(
         name: r.name,
         tenant: body.tenant.to_string(),
     };
-    if let (Some(st), Ok(j)) = (storage(), serde_json::to_string(&s)) {
-        let _ = st.set_item(SESSION_KEY, &j);
-    }
+    Store::Session.save(SESSION_KEY, &s);
     c.session.set(Some(s));
     connect(c);
     Ok(())
@@ -366,22 +338,12 @@ async fn error_of(resp: gloo_net::http::Response) -> String {
 
 /// Drops the session locally.
 pub fn forget(c: Console) {
-    if let Some(st) = storage() {
-        let _ = st.remove_item(SESSION_KEY);
-    }
+    Store::Session.remove(SESSION_KEY);
     WAITING.with(|w| w.borrow_mut().clear());
-    CONN.with(|x| {
-        if let Some(old) = x.borrow_mut().take() {
-            old.ws.set_onclose(None);
-            let _ = old.ws.close();
-        }
-    });
-    CHATS.with(|m| {
-        for (_, old) in std::mem::take(&mut *m.borrow_mut()) {
-            old.ws.set_onclose(None);
-            let _ = old.ws.close();
-        }
-    });
+    // Dropped sockets close without reporting it (no reconnect).
+    let control = CONN.with(|x| x.borrow_mut().take());
+    let chats = CHATS.with(|m| std::mem::take(&mut *m.borrow_mut()));
+    drop((control, chats));
     c.session.set(None);
     c.chats.set(vec![]);
     c.offer.set(None);
@@ -396,11 +358,7 @@ const MAX_WAITING_INTENTS: usize = 20;
 
 pub fn send(c: Console, f: AgentFrame) {
     let text = encode(&f);
-    let ok = CONN.with(|x| {
-        x.borrow().as_ref().is_some_and(|x| {
-            x.ws.ready_state() == WebSocket::OPEN && x.ws.send_with_str(&text).is_ok()
-        })
-    });
+    let ok = CONN.with(|x| x.borrow().as_ref().is_some_and(|x| x.send(&text)));
     if !ok {
         WAITING.with(|w| {
             let mut w = w.borrow_mut();
@@ -418,7 +376,7 @@ fn flush_waiting() {
     CONN.with(|x| {
         if let Some(x) = x.borrow().as_ref() {
             for t in waiting {
-                let _ = x.ws.send_with_str(&t);
+                x.send(&t);
             }
         }
     });
@@ -442,41 +400,64 @@ pub fn typing(conversation: &ConversationId, typing: bool) {
 
 fn send_chat(conversation: &ConversationId, f: &AgentChatFrame) -> bool {
     CHATS.with(|m| {
-        m.borrow().get(conversation).is_some_and(|x| {
-            x.ws.ready_state() == WebSocket::OPEN && x.ws.send_with_str(&encode(f)).is_ok()
-        })
+        m.borrow()
+            .get(conversation)
+            .is_some_and(|x| x.send(&encode(f)))
     })
 }
 
-fn ws_url(path: &str) -> String {
-    let loc = web_sys::window().map(|w| w.location());
-    let host = loc.as_ref().and_then(|l| l.host().ok()).unwrap_or_default();
-    let secure = loc
-        .and_then(|l| l.protocol().ok())
-        .is_some_and(|p| p == "https:");
-    format!("{}://{host}{path}", if secure { "wss" } else { "ws" })
+/// Closes a chat socket on purpose (it reports no close, so it is not reopened).
+fn close_chat(conversation: &ConversationId) {
+    let old = CHATS.with(|m| m.borrow_mut().remove(conversation));
+    drop(old);
 }
 
-fn close_chat(conversation: &ConversationId) {
-    CHATS.with(|m| {
-        if let Some(old) = m.borrow_mut().remove(conversation) {
-            old.ws.set_onclose(None);
-            let _ = old.ws.close();
+/// Once a second: pings on the control and chat sockets; a stalled one is dropped and
+/// reopened (the control socket with back-off, a chat socket with a fresh ticket).
+fn heartbeat(c: Console, now: f64) {
+    match CONN.with(|x| x.borrow().as_ref().map(|x| x.beat(now, PING_MS))) {
+        Some(Beat::Ping) => {
+            CONN.with(|x| {
+                x.borrow()
+                    .as_ref()
+                    .map(|x| x.send(&encode(&AgentFrame::Ping)))
+            });
         }
+        Some(Beat::Stalled) => {
+            let stalled = CONN.with(|x| x.borrow_mut().take());
+            drop(stalled);
+            c.connected.set(false);
+            reconnect_later(c);
+        }
+        Some(Beat::Quiet) | None => {}
+    }
+    let beats: Vec<(ConversationId, Beat)> = CHATS.with(|m| {
+        m.borrow()
+            .iter()
+            .map(|(id, x)| (id.clone(), x.beat(now, PING_MS)))
+            .collect()
     });
+    for (id, beat) in beats {
+        match beat {
+            Beat::Ping => {
+                send_chat(&id, &AgentChatFrame::Ping);
+            }
+            Beat::Stalled => {
+                close_chat(&id);
+                c.update_chat(&id, |e| e.online = false);
+                send(c, AgentFrame::Ticket { conversation: id });
+            }
+            Beat::Quiet => {}
+        }
+    }
 }
 
 /// Decodes every frame of a socket (control or chat) into [`on_frame`].
-fn frame_handler(c: Console) -> Closure<dyn FnMut(MessageEvent)> {
-    Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-        let Some(text) = e.data().as_string() else {
-            return;
-        };
-        match shared::protocol::decode_from_service::<AgentServerFrame>(&text) {
-            Ok(f) => on_frame(c, f),
-            Err(err) => c.error.set(Some(err.to_string())),
-        }
-    })
+fn on_text(c: Console) -> impl FnMut(String) + 'static {
+    move |text: String| match shared::protocol::decode_from_service::<AgentServerFrame>(&text) {
+        Ok(f) => on_frame(c, f),
+        Err(err) => c.error.set(Some(err.to_string())),
+    }
 }
 
 /// Opens (or reopens) a chat socket with a ticket, resuming after what is held.
@@ -495,10 +476,8 @@ fn open_chat(c: Console, conversation: ConversationId, ticket: &str) {
         js_sys::encode_uri_component(ticket)
     ));
     close_chat(&conversation);
-    let Ok(ws) = WebSocket::new(&url) else { return };
-    let on_message = frame_handler(c);
     let id = conversation.clone();
-    let on_open = Closure::<dyn FnMut()>::new(move || {
+    let on_open = move || {
         c.update_chat(&id, |e| e.online = true);
         // Resend the outbox: the conversation stores each client id once.
         let pending = c
@@ -518,15 +497,15 @@ fn open_chat(c: Console, conversation: ConversationId, ticket: &str) {
                 },
             );
         }
-    });
+    };
     let id = conversation.clone();
-    let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| {
+    let on_close = move |code: u16, _reason: String| {
         c.update_chat(&id, |e| e.online = false);
         CHATS.with(|m| m.borrow_mut().remove(&id));
         let still_here = c
             .chats
             .with_untracked(|v| v.iter().any(|x| x.summary.conversation == id));
-        if e.code() == 4003 || !still_here || c.session.get_untracked().is_none() {
+        if code == 4003 || !still_here || c.session.get_untracked().is_none() {
             return;
         }
         // Ask the control socket for a fresh ticket; its answer reopens the socket.
@@ -535,31 +514,15 @@ fn open_chat(c: Console, conversation: ConversationId, ticket: &str) {
             gloo_timers::future::TimeoutFuture::new(500).await;
             send(c, AgentFrame::Ticket { conversation: id });
         });
-    });
-    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-    ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-    CHATS.with(|m| {
-        m.borrow_mut().insert(
-            conversation,
-            Conn {
-                ws,
-                _on_message: on_message,
-                _on_open: on_open,
-                _on_close: on_close,
-            },
-        )
-    });
+    };
+    if let Some(socket) = Socket::open(&url, on_text(c), on_open, on_close) {
+        CHATS.with(|m| m.borrow_mut().insert(conversation, socket));
+    }
 }
 
 /// Schedules a reconnect of the control socket with back-off.
 fn reconnect_later(c: Console) {
-    let n = RETRY.with(|r| {
-        let mut r = r.borrow_mut();
-        *r += 1;
-        *r
-    });
-    let delay = (500 * 2u32.pow(n.min(5))).min(10_000);
+    let delay = RETRY.with(Backoff::next_ms);
     spawn_local(async move {
         gloo_timers::future::TimeoutFuture::new(delay).await;
         connect(c);
@@ -600,32 +563,27 @@ fn connect(c: Console) {
 }
 
 fn open_control(c: Console, ticket: &str) {
-    let loc = web_sys::window().map(|w| w.location());
-    let host = loc.as_ref().and_then(|l| l.host().ok()).unwrap_or_default();
-    let secure = loc
-        .and_then(|l| l.protocol().ok())
-        .is_some_and(|p| p == "https:");
-    let url = format!(
-        "{}://{host}/api/v1/agent/ws?ticket={}",
-        if secure { "wss" } else { "ws" },
+    let url = ws_url(&format!(
+        "/api/v1/agent/ws?ticket={}",
         js_sys::encode_uri_component(ticket)
-    );
-    let Ok(ws) = WebSocket::new(&url) else { return };
-    let on_message = frame_handler(c);
-    let on_open = Closure::<dyn FnMut()>::new(move || {
-        RETRY.with(|r| *r.borrow_mut() = 0);
+    ));
+    // The socket it replaces (if any) closes without reporting it.
+    let old = CONN.with(|x| x.borrow_mut().take());
+    drop(old);
+    let on_open = move || {
+        RETRY.with(Backoff::reset);
         c.connected.set(true);
         c.error.set(None);
         flush_waiting();
-    });
-    let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| {
+    };
+    let on_close = move |code: u16, reason: String| {
         c.connected.set(false);
         if c.session.get_untracked().is_none() {
             return;
         }
         // 4001: session expired; 4003: session revoked (the reason says why).
-        if e.code() == 4001 || e.code() == 4003 {
-            let why = match e.reason().as_str() {
+        if code == 4001 || code == 4003 {
+            let why = match reason.as_str() {
                 "signed_out_by_admin" => Some(c.t().revoked_by_admin.to_string()),
                 "signed_out_by_supervisor" => {
                     Some(c.lang.get_untracked().c().revoked_by_supervisor.to_string())
@@ -639,22 +597,9 @@ fn open_control(c: Console, ticket: &str) {
             return;
         }
         reconnect_later(c);
-    });
-    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-    ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-    CONN.with(|x| {
-        if let Some(old) = x.borrow_mut().take() {
-            old.ws.set_onclose(None);
-            let _ = old.ws.close();
-        }
-        *x.borrow_mut() = Some(Conn {
-            ws,
-            _on_message: on_message,
-            _on_open: on_open,
-            _on_close: on_close,
-        });
-    });
+    };
+    let socket = Socket::open(&url, on_text(c), on_open, on_close);
+    CONN.with(|x| *x.borrow_mut() = socket);
 }
 
 fn on_frame(c: Console, f: AgentServerFrame) {
@@ -726,12 +671,8 @@ fn on_frame(c: Console, f: AgentServerFrame) {
             }
             c.chats.set(chats);
             for (conversation, ticket) in tickets {
-                let open = CHATS.with(|m| {
-                    m.borrow().get(&conversation).is_some_and(|x| {
-                        x.ws.ready_state() == WebSocket::OPEN
-                            || x.ws.ready_state() == WebSocket::CONNECTING
-                    })
-                });
+                let open =
+                    CHATS.with(|m| m.borrow().get(&conversation).is_some_and(Socket::is_live));
                 if !open {
                     open_chat(c, conversation, &ticket);
                 }
@@ -766,10 +707,7 @@ fn on_frame(c: Console, f: AgentServerFrame) {
         {
             c.observed.update(|o| {
                 if let Some(o) = o {
-                    if !o.messages.iter().any(|m| m.seq == message.seq) {
-                        o.messages.push(message);
-                        o.messages.sort_by_key(|m| m.seq);
-                    }
+                    web::log::add_once(&mut o.messages, message);
                 }
             });
         }
@@ -780,7 +718,7 @@ fn on_frame(c: Console, f: AgentServerFrame) {
             let selected = c.selected.get_untracked().as_ref() == Some(&conversation);
             let mut gap = false;
             c.update_chat(&conversation, |e| {
-                gap = message.seq > e.contiguous_seq() + 1;
+                gap = web::log::is_gap(&e.messages, message.seq);
                 if let Some(cid) = &message.client_id {
                     e.pending.retain(|p| &p.client_id != cid);
                 }

@@ -1,5 +1,6 @@
 //! The list of the agent's concurrent chats with unread counts.
 
+use crate::i18n::Words as _;
 use crate::state::Console;
 use leptos::prelude::*;
 

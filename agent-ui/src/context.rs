@@ -4,6 +4,7 @@
 //! transcript. It renders what the conversation and the tenant said.
 
 use crate::api;
+use crate::i18n_centre::CentreWords as _;
 use crate::state::{clock, local_time, Console, Dialog};
 use leptos::prelude::*;
 use shared::ids::ConversationId;

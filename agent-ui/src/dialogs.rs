@@ -1,6 +1,7 @@
 //! Transfer, Conference and Wrap-up dialogs, each with a list filtered by typing.
 
 use crate::api;
+use crate::i18n_centre::CentreWords as _;
 use crate::state::{Console, Dialog};
 use leptos::prelude::*;
 use shared::agent::RequestedState;

@@ -3,12 +3,7 @@
 use shared::agent::AgentState;
 use shared::engine::{ChatStatus, EndedBy, SystemNote};
 
-/// A supported language.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Lang {
-    En,
-    De,
-}
+pub use web::lang::Lang;
 
 /// All labels of one language.
 pub struct Texts {
@@ -212,34 +207,26 @@ const DE: Texts = Texts {
     close: "Schließen",
 };
 
-impl Lang {
-    pub fn t(self) -> &'static Texts {
+/// The console's texts in a language.
+pub trait Words {
+    fn t(self) -> &'static Texts;
+    fn state(self, s: &AgentState) -> &'static str;
+    fn status(self, s: &ChatStatus) -> String;
+    fn note(self, n: &SystemNote) -> String;
+    /// The template parameters whose values lost `<` and `>`.
+    fn stripped(self, params: &[String]) -> String;
+    fn typing(self, name: &str) -> String;
+}
+
+impl Words for Lang {
+    fn t(self) -> &'static Texts {
         match self {
             Lang::En => &EN,
             Lang::De => &DE,
         }
     }
-    pub fn code(self) -> &'static str {
-        match self {
-            Lang::En => "en",
-            Lang::De => "de",
-        }
-    }
-    pub fn from_tag(tag: &str) -> Self {
-        if tag.to_ascii_lowercase().starts_with("de") {
-            Lang::De
-        } else {
-            Lang::En
-        }
-    }
-    pub fn other(self) -> Self {
-        match self {
-            Lang::En => Lang::De,
-            Lang::De => Lang::En,
-        }
-    }
 
-    pub fn state(self, s: &AgentState) -> &'static str {
+    fn state(self, s: &AgentState) -> &'static str {
         let t = self.t();
         match s {
             AgentState::SignedOut => t.signed_out,
@@ -250,7 +237,7 @@ impl Lang {
         }
     }
 
-    pub fn status(self, s: &ChatStatus) -> String {
+    fn status(self, s: &ChatStatus) -> String {
         let t = self.t();
         match s {
             ChatStatus::Active => t.status_active.into(),
@@ -265,7 +252,7 @@ impl Lang {
         }
     }
 
-    pub fn note(self, n: &SystemNote) -> String {
+    fn note(self, n: &SystemNote) -> String {
         let de = self == Lang::De;
         match n {
             SystemNote::Queued { queue_name } => {
@@ -314,7 +301,7 @@ impl Lang {
     }
 
     /// The template parameters whose values lost `<` and `>`.
-    pub fn stripped(self, params: &[String]) -> String {
+    fn stripped(self, params: &[String]) -> String {
         let list = params
             .iter()
             .map(|p| format!("<{p}>"))
@@ -326,7 +313,7 @@ impl Lang {
         }
     }
 
-    pub fn typing(self, name: &str) -> String {
+    fn typing(self, name: &str) -> String {
         match self {
             Lang::De => format!("{name} schreibt…"),
             Lang::En => format!("{name} is typing…"),

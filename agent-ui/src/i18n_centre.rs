@@ -353,9 +353,15 @@ const DE: CentreTexts = CentreTexts {
     open_file: "Öffnen",
 };
 
-impl Lang {
+/// The supervisor and admin screens' texts in a language.
+pub trait CentreWords {
     /// Labels of the supervisor and admin screens.
-    pub fn c(self) -> &'static CentreTexts {
+    fn c(self) -> &'static CentreTexts;
+}
+
+impl CentreWords for Lang {
+    /// Labels of the supervisor and admin screens.
+    fn c(self) -> &'static CentreTexts {
         match self {
             Lang::En => &EN,
             Lang::De => &DE,

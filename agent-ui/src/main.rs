@@ -35,10 +35,7 @@ mod app {
         crate::api::resume(c);
         // `<html lang>` follows the console's language.
         Effect::new(move |_| {
-            let code = c.lang.get().code();
-            if let Some(root) = document().document_element() {
-                let _ = root.set_attribute("lang", code);
-            }
+            web::lang::set_document_lang(c.lang.get().code());
         });
         // The title flashes while an offer waits (when offer alerts are on).
         Effect::new(move |_| {

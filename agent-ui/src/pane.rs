@@ -3,6 +3,8 @@
 //! Transfer, Conference, End Conference, End and Wrap-up.
 
 use crate::api;
+use crate::i18n::Words as _;
+use crate::i18n_centre::CentreWords as _;
 use crate::state::{clock, ChatEntry, Console, Dialog};
 use leptos::prelude::*;
 use shared::engine::{ChatStatus, Role};

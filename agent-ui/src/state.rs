@@ -2,6 +2,7 @@
 //! edge said. Nothing here decides a rule.
 
 use crate::i18n::Lang;
+use crate::i18n::Words as _;
 use leptos::prelude::*;
 use shared::agent::AgentState;
 use shared::engine::{ChatSummary, Offer, TargetAgent, TargetQueue};
@@ -60,31 +61,14 @@ impl ChatEntry {
         }
     }
 
-    /// The highest sequence number held with none missing below it.
+    /// The highest sequence number held with none missing below it (`web::log`).
     pub fn contiguous_seq(&self) -> u64 {
-        let mut last = 0;
-        for m in &self.messages {
-            if m.seq == last + 1 {
-                last = m.seq;
-            } else if m.seq > last + 1 {
-                break;
-            }
-        }
-        last
+        web::log::contiguous_seq(&self.messages)
     }
 
-    /// Adds a message once per sequence number, in order.
+    /// Adds a message once per sequence number, in order (`web::log`).
     pub fn add(&mut self, m: Message) -> bool {
-        if self.messages.iter().any(|x| x.seq == m.seq) {
-            return false;
-        }
-        let at = self
-            .messages
-            .iter()
-            .position(|x| x.seq > m.seq)
-            .unwrap_or(self.messages.len());
-        self.messages.insert(at, m);
-        true
+        web::log::add_once(&mut self.messages, m)
     }
 }
 
@@ -158,10 +142,7 @@ pub struct Console {
 
 impl Console {
     pub fn new() -> Self {
-        let lang = web_sys::window()
-            .and_then(|w| w.navigator().language())
-            .map(|l| Lang::from_tag(&l))
-            .unwrap_or(Lang::En);
+        let lang = Lang::from_tag(&web::lang::browser_language());
         Self {
             lang: RwSignal::new(lang),
             session: RwSignal::new(None),

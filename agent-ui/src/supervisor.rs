@@ -3,6 +3,8 @@
 //! signing an agent out. It renders the view; the tenant decides who may see it.
 
 use crate::api;
+use crate::i18n::Words as _;
+use crate::i18n_centre::CentreWords as _;
 use crate::state::{mmss, Console, Observed};
 use leptos::prelude::*;
 use shared::agent::AgentState;

@@ -1,6 +1,8 @@
 //! The top bar: who is signed in, the state control, the RONA banner, language, sign-out.
 
 use crate::api;
+use crate::i18n::Words as _;
+use crate::i18n_centre::CentreWords as _;
 use crate::state::{Console, Screen};
 use leptos::prelude::*;
 use shared::agent::{AgentState, RequestedState};

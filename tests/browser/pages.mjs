@@ -46,6 +46,9 @@ export class Console {
     await this.page.locator('[data-testid="password"]').fill(password);
     await this.page.locator('[data-testid="sign-in"]').click();
     await this.page.locator('[data-testid="state"]').waitFor();
+    // Signed in once the control socket is open (the "reconnecting" note goes away):
+    // what the test does next then reaches a live console.
+    await this.page.locator('.topbar .offline').waitFor({ state: "detached" });
   }
   async setAvailable() { await this.page.locator('[data-testid="state"]').selectOption("available"); }
   offer() { return this.page.locator('[data-testid="offer"]'); }

@@ -6,14 +6,17 @@
 //! embeds the frame, as the browser reported it to `boot.js`, goes with each request in
 //! the `X-Switchboard-Embedder` header, and the identity pair comes from it too. The
 //! visitor token travels only in `Authorization` headers: the socket opens with a
-//! single-use ticket fetched just before. A heartbeat (`ping` every
-//! [`PING_MS`]) finds a stalled socket: with no frame for [`DEAD_MS`] it is closed and
-//! reopened. The typing indicator clears on `typing:false`, on a message from the
-//! agents, at the end, and [`TYPING_MS`] after its last refresh. A message stays in the outbox until the edge acknowledges it and is
-//! resent with the same client id after every reconnect, so nothing is lost and
-//! the edge stores it once; reconnects ask for messages after the last sequence
-//! number shown, and messages are shown once per sequence number.
+//! single-use ticket fetched just before. The socket, its heartbeat (a `ping` every
+//! [`PING_MS`]; a stalled socket is dropped and reopened) and the reconnect back-off
+//! are `web::socket`'s. The typing indicator clears on `typing:false`, on a message
+//! from the agents, at the end, and [`TYPING_MS`] after its last refresh. A message
+//! stays in the outbox until the edge acknowledges it and is resent with the same
+//! client id after every reconnect, so nothing is lost and the edge stores it once.
+//! Messages are held as `web::log` says: once per sequence number, in order; a
+//! (re)opened socket resumes after the last one held with none missing, and a message
+//! that skips a number reopens the socket at once.
 
+use crate::i18n::Words as _;
 use crate::state::{Pending, Phase, Widget};
 use gloo_net::http::Request;
 use leptos::prelude::*;
@@ -25,9 +28,9 @@ use shared::protocol::{
     VisitorFrame,
 };
 use std::cell::RefCell;
-use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
-use web_sys::{CloseEvent, MessageEvent, WebSocket};
+use wasm_bindgen::{JsCast, JsValue};
+use web::socket::{Backoff, Beat, Socket};
+use web::store::Store;
 
 /// What is kept across reloads.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -35,13 +38,6 @@ struct Session {
     conversation: String,
     token: String,
     name: String,
-}
-
-struct Conn {
-    ws: WebSocket,
-    _on_message: Closure<dyn FnMut(MessageEvent)>,
-    _on_open: Closure<dyn FnMut()>,
-    _on_close: Closure<dyn FnMut(CloseEvent)>,
 }
 
 /// What the loader told the frame (see `static/boot.js`).
@@ -219,38 +215,20 @@ pub async fn attachment_url(id: &str) -> Option<String> {
 
 /// A ping this often while the socket is open.
 pub const PING_MS: f64 = 20_000.0;
-/// No frame (not even a pong) for this long: the socket is dead (two pings missed).
-pub const DEAD_MS: f64 = 2.0 * PING_MS + 5_000.0;
 /// The typing indicator clears this long after its last refresh.
 pub const TYPING_MS: f64 = 6_000.0;
 
 thread_local! {
-    static LAST_FRAME: std::cell::Cell<f64> = const { std::cell::Cell::new(0.0) };
-    static LAST_PING: std::cell::Cell<f64> = const { std::cell::Cell::new(0.0) };
     static EMBED: RefCell<Option<Embedding>> = const { RefCell::new(None) };
-    static CONN: RefCell<Option<Conn>> = const { RefCell::new(None) };
+    static CONN: RefCell<Option<Socket>> = const { RefCell::new(None) };
     static SESSION: RefCell<Option<Session>> = const { RefCell::new(None) };
-    static RETRY: RefCell<u32> = const { RefCell::new(0) };
+    static RETRY: Backoff = const { Backoff::new() };
+    /// A reopen asked for because a message skipped a number, not yet open.
+    static RESUMING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-fn storage() -> Option<web_sys::Storage> {
-    web_sys::window()?.local_storage().ok().flatten()
-}
 fn key(w: &Widget, what: &str) -> String {
     format!("switchboard:{what}:{}", w.site.get_value())
-}
-fn save<T: Serialize>(k: &str, v: &T) {
-    if let (Some(s), Ok(j)) = (storage(), serde_json::to_string(v)) {
-        let _ = s.set_item(k, &j);
-    }
-}
-fn load<T: for<'de> Deserialize<'de>>(k: &str) -> Option<T> {
-    serde_json::from_str(&storage()?.get_item(k).ok()??).ok()
-}
-fn forget(k: &str) {
-    if let Some(s) = storage() {
-        let _ = s.remove_item(k);
-    }
 }
 
 /// A fresh client message id.
@@ -282,23 +260,19 @@ fn tick(w: Widget) {
     if w.typing.get_untracked().is_some() && now - w.typing_at.get_value() > TYPING_MS {
         w.typing.set(None);
     }
-    let open = CONN.with(|c| {
-        c.borrow()
-            .as_ref()
-            .filter(|c| c.ws.ready_state() == WebSocket::OPEN)
-            .map(|c| c.ws.clone())
-    });
-    let Some(ws) = open else { return };
-    let ping = ping_ms();
-    if now - LAST_FRAME.with(|f| f.get()) > DEAD_MS - 2.0 * (PING_MS - ping) {
-        // Stalled: nothing came back. Close it; the close handler reconnects.
-        let _ = ws.close();
-        w.connected.set(false);
-        return;
-    }
-    if now - LAST_PING.with(|p| p.get()) >= ping {
-        LAST_PING.with(|p| p.set(now));
-        send_frame(&VisitorFrame::Ping);
+    let beat = CONN.with(|c| c.borrow().as_ref().map(|s| s.beat(now, ping_ms())));
+    match beat {
+        Some(Beat::Ping) => {
+            send_frame(&VisitorFrame::Ping);
+        }
+        Some(Beat::Stalled) => {
+            // Nothing came back: drop the socket and open a new one.
+            let stalled = CONN.with(|c| c.borrow_mut().take());
+            drop(stalled);
+            w.connected.set(false);
+            retry_later(w);
+        }
+        Some(Beat::Quiet) | None => {}
     }
 }
 
@@ -310,10 +284,13 @@ pub fn boot(w: Widget) {
             tick(w);
         }
     });
-    if let Some(s) = load::<Session>(&key(&w, "session")) {
+    if let Some(s) = Store::Local.load::<Session>(&key(&w, "session")) {
         w.customer_name.set(s.name.clone());
-        w.pending
-            .set(load::<Vec<Pending>>(&key(&w, "outbox")).unwrap_or_default());
+        w.pending.set(
+            Store::Local
+                .load::<Vec<Pending>>(&key(&w, "outbox"))
+                .unwrap_or_default(),
+        );
         SESSION.with(|x| *x.borrow_mut() = Some(s));
         w.phase.set(Phase::Chatting);
         connect(w);
@@ -399,7 +376,7 @@ pub async fn start(w: Widget, name: String, email: String, text: String) -> Resu
         token: r.token,
         name: name.trim().to_owned(),
     };
-    save(&key(&w, "session"), &s);
+    Store::Local.save(&key(&w, "session"), &s);
     w.customer_name.set(s.name.clone());
     SESSION.with(|x| *x.borrow_mut() = Some(s));
     w.status.set(Some(r.status));
@@ -466,25 +443,15 @@ async fn ticket(s: &Session) -> Result<String, TicketError> {
 }
 
 fn ws_url(s: &Session, ticket: &str, after: u64) -> String {
-    let loc = web_sys::window().map(|w| w.location());
-    let host = loc.as_ref().and_then(|l| l.host().ok()).unwrap_or_default();
-    let secure = loc
-        .and_then(|l| l.protocol().ok())
-        .is_some_and(|p| p == "https:");
     let ticket = js_sys::encode_uri_component(ticket);
-    format!(
-        "{}://{host}/api/v1/conversations/{}/ws?ticket={ticket}&after={after}",
-        if secure { "wss" } else { "ws" },
+    web::socket::ws_url(&format!(
+        "/api/v1/conversations/{}/ws?ticket={ticket}&after={after}",
         s.conversation
-    )
+    ))
 }
 
 fn send_frame(f: &VisitorFrame) -> bool {
-    CONN.with(|c| {
-        c.borrow().as_ref().is_some_and(|c| {
-            c.ws.ready_state() == WebSocket::OPEN && c.ws.send_with_str(&encode(f)).is_ok()
-        })
-    })
+    CONN.with(|c| c.borrow().as_ref().is_some_and(|s| s.send(&encode(f))))
 }
 
 fn flush_outbox(w: Widget) {
@@ -518,12 +485,7 @@ pub fn connect(w: Widget) {
 
 /// Schedules a reconnect with back-off.
 fn retry_later(w: Widget) {
-    let n = RETRY.with(|r| {
-        let mut r = r.borrow_mut();
-        *r += 1;
-        *r
-    });
-    let delay = (500 * 2u32.pow(n.min(5))).min(10_000);
+    let delay = RETRY.with(Backoff::next_ms);
     spawn_local(async move {
         gloo_timers::future::TimeoutFuture::new(delay).await;
         if SESSION.with(|x| x.borrow().is_some()) {
@@ -533,51 +495,40 @@ fn retry_later(w: Widget) {
 }
 
 fn open_socket(w: Widget, s: &Session, ticket: &str) {
-    let Ok(ws) = WebSocket::new(&ws_url(s, ticket, w.last_seq())) else {
-        return;
-    };
-    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-        LAST_FRAME.with(|f| f.set(js_sys::Date::now()));
-        let Some(text) = e.data().as_string() else {
-            return;
-        };
-        match shared::protocol::decode_from_service::<VisitorEvent>(&text) {
+    // The socket it replaces (if any) closes without reporting it.
+    CONN.with(|c| c.borrow_mut().take());
+    let on_text =
+        move |text: String| match shared::protocol::decode_from_service::<VisitorEvent>(&text) {
             Ok(ev) => on_event(w, ev),
             Err(err) => w.error.set(Some(err.to_string())),
-        }
-    });
-    let on_open = Closure::<dyn FnMut()>::new(move || {
-        RETRY.with(|r| *r.borrow_mut() = 0);
-        let now = js_sys::Date::now();
-        LAST_FRAME.with(|f| f.set(now));
-        LAST_PING.with(|p| p.set(now));
+        };
+    let on_open = move || {
+        RETRY.with(Backoff::reset);
+        RESUMING.with(|r| r.set(false));
         w.connected.set(true);
         w.was_online.set(true);
         flush_outbox(w);
         report_page();
-    });
-    let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_e: CloseEvent| {
+    };
+    let on_close = move |_code: u16, _reason: String| {
         w.connected.set(false);
-        if SESSION.with(|x| x.borrow().is_none()) {
-            return;
+        RESUMING.with(|r| r.set(false));
+        if SESSION.with(|x| x.borrow().is_some()) {
+            retry_later(w);
         }
-        retry_later(w);
-    });
-    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-    ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-    CONN.with(|c| {
-        if let Some(old) = c.borrow_mut().take() {
-            old.ws.set_onclose(None);
-            let _ = old.ws.close();
-        }
-        *c.borrow_mut() = Some(Conn {
-            ws,
-            _on_message: on_message,
-            _on_open: on_open,
-            _on_close: on_close,
-        });
-    });
+    };
+    let socket = Socket::open(&ws_url(s, ticket, w.last_seq()), on_text, on_open, on_close);
+    CONN.with(|c| *c.borrow_mut() = socket);
+}
+
+/// A message skipped a number (a frame was lost): reopen the socket once, which
+/// resumes after the last message held with none missing.
+fn resume_if_gap(w: Widget, seq: u64) {
+    if w.messages.with_untracked(|v| web::log::is_gap(v, seq))
+        && !RESUMING.with(|r| r.replace(true))
+    {
+        connect(w);
+    }
 }
 
 fn on_event(w: Widget, ev: VisitorEvent) {
@@ -590,6 +541,7 @@ fn on_event(w: Widget, ev: VisitorEvent) {
             w.status.set(Some(status));
         }
         VisitorEvent::Message { message } => {
+            resume_if_gap(w, message.seq);
             if message.author != (shared::transcript::Author::System) {
                 w.typing.set(None);
             }
@@ -602,7 +554,7 @@ fn on_event(w: Widget, ev: VisitorEvent) {
                 }
             }
             w.add_message(message);
-            save(&key(&w, "outbox"), &w.pending.get_untracked());
+            Store::Local.save(&key(&w, "outbox"), &w.pending.get_untracked());
         }
         VisitorEvent::Status { status } => {
             if status == VisitorStatus::Ended {
@@ -619,10 +571,11 @@ fn on_event(w: Widget, ev: VisitorEvent) {
         } => {
             let cid = client_id.to_string();
             if let Some(m) = message {
+                resume_if_gap(w, m.seq);
                 w.add_message(m);
             }
             w.pending.update(|p| p.retain(|x| x.client_id != cid));
-            save(&key(&w, "outbox"), &w.pending.get_untracked());
+            Store::Local.save(&key(&w, "outbox"), &w.pending.get_untracked());
         }
         VisitorEvent::Error { code, message } => {
             // A refused message will never be acknowledged: take it out of the outbox.
@@ -630,7 +583,7 @@ fn on_event(w: Widget, ev: VisitorEvent) {
                 w.pending.update(|p| {
                     p.pop();
                 });
-                save(&key(&w, "outbox"), &w.pending.get_untracked());
+                Store::Local.save(&key(&w, "outbox"), &w.pending.get_untracked());
             }
             if code == "already_rated" {
                 w.rated.set(Some(0));
@@ -649,7 +602,7 @@ pub fn send_text(w: Widget, text: String) {
         text,
     };
     w.pending.update(|v| v.push(p.clone()));
-    save(&key(&w, "outbox"), &w.pending.get_untracked());
+    Store::Local.save(&key(&w, "outbox"), &w.pending.get_untracked());
     w.error.set(None);
     if let Ok(client_id) = shared::ids::ClientMsgId::new(p.client_id) {
         send_frame(&VisitorFrame::Send {
@@ -680,14 +633,10 @@ pub fn end() {
 /// Forgets the ended conversation and shows the pre-chat form again.
 pub fn new_chat(w: Widget) {
     SESSION.with(|x| *x.borrow_mut() = None);
-    CONN.with(|c| {
-        if let Some(old) = c.borrow_mut().take() {
-            old.ws.set_onclose(None);
-            let _ = old.ws.close();
-        }
-    });
-    forget(&key(&w, "session"));
-    forget(&key(&w, "outbox"));
+    let old = CONN.with(|c| c.borrow_mut().take());
+    drop(old);
+    Store::Local.remove(&key(&w, "session"));
+    Store::Local.remove(&key(&w, "outbox"));
     w.messages.set(vec![]);
     w.pending.set(vec![]);
     w.status.set(None);

@@ -2,6 +2,7 @@
 //! composer (Enter sends, Shift+Enter newline), end chat, transcript download/copy.
 
 use crate::api;
+use crate::i18n::Words as _;
 use crate::state::Widget;
 use leptos::prelude::*;
 use shared::transcript::{Author, Message};

@@ -5,12 +5,7 @@
 
 use shared::engine::{EndedBy, SystemNote, VisitorStatus};
 
-/// A supported language.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Lang {
-    En,
-    De,
-}
+pub use web::lang::Lang;
 
 /// All texts of one language.
 pub struct Texts {
@@ -152,22 +147,20 @@ const DE: Texts = Texts {
     text_required: "Bitte geben Sie eine Nachricht ein.",
 };
 
-impl Lang {
-    /// Picks the language from a tag such as "de-DE".
-    pub fn from_tag(tag: &str) -> Self {
-        if tag.to_ascii_lowercase().starts_with("de") {
-            Lang::De
-        } else {
-            Lang::En
-        }
-    }
-    pub fn code(self) -> &'static str {
-        match self {
-            Lang::En => "en",
-            Lang::De => "de",
-        }
-    }
-    pub fn t(self) -> &'static Texts {
+/// The widget's texts in a language.
+pub trait Words {
+    fn t(self) -> &'static Texts;
+    /// A system line of the transcript.
+    fn note(self, n: &SystemNote) -> String;
+    /// The status line.
+    fn status(self, s: &VisitorStatus) -> String;
+    /// "Typically replies within …".
+    fn reply_time(self, mins: u32) -> String;
+    fn typing(self, name: &str) -> String;
+}
+
+impl Words for Lang {
+    fn t(self) -> &'static Texts {
         match self {
             Lang::En => &EN,
             Lang::De => &DE,
@@ -175,7 +168,7 @@ impl Lang {
     }
 
     /// A system line of the transcript.
-    pub fn note(self, n: &SystemNote) -> String {
+    fn note(self, n: &SystemNote) -> String {
         let de = self == Lang::De;
         match n {
             SystemNote::Queued { queue_name } => {
@@ -228,7 +221,7 @@ impl Lang {
     }
 
     /// The status line.
-    pub fn status(self, s: &VisitorStatus) -> String {
+    fn status(self, s: &VisitorStatus) -> String {
         let de = self == Lang::De;
         match s {
             VisitorStatus::Queued { position } => {
@@ -276,7 +269,7 @@ impl Lang {
     }
 
     /// "Typically replies within …".
-    pub fn reply_time(self, mins: u32) -> String {
+    fn reply_time(self, mins: u32) -> String {
         let (de, en) = match mins {
             0..=2 => (
                 "in wenigen Minuten".to_string(),
@@ -298,7 +291,7 @@ impl Lang {
         }
     }
 
-    pub fn typing(self, name: &str) -> String {
+    fn typing(self, name: &str) -> String {
         match self {
             Lang::De => format!("\u{2068}{name}\u{2069} schreibt…"),
             Lang::En => format!("\u{2068}{name}\u{2069} is typing…"),

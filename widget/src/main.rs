@@ -25,6 +25,7 @@ fn main() {
 }
 
 mod app {
+    use crate::i18n::Words as _;
     use crate::state::{Conn, Phase, Widget};
     use crate::{chat::ChatView, prechat::PreChat};
     use leptos::prelude::*;
@@ -37,9 +38,7 @@ mod app {
         provide_context(w);
         crate::api::boot(w);
         let t = w.lang.t();
-        if let Some(root) = document().document_element() {
-            let _ = root.set_attribute("lang", w.lang.code());
-        }
+        web::lang::set_document_lang(w.lang.code());
         // Escape closes the panel (the loader gives focus back to the launcher).
         let _esc = window_event_listener(leptos::ev::keydown, |e| {
             if e.key() == "Escape" {

@@ -1,6 +1,7 @@
 //! The pre-chat form (name, optional email, first message), or the
 //! leave-a-message form when the queue is closed or nobody is signed in.
 
+use crate::i18n::Words as _;
 use crate::state::{Phase, Widget};
 use leptos::prelude::*;
 use leptos::task::spawn_local;

@@ -2,6 +2,7 @@
 //! said; it decides nothing.
 
 use crate::i18n::Lang;
+use crate::i18n::Words as _;
 use leptos::prelude::*;
 use shared::engine::{Availability, VisitorStatus};
 use shared::transcript::Message;
@@ -88,9 +89,7 @@ impl Widget {
     pub fn new() -> Self {
         let lang_tag = match query("lang") {
             s if !s.is_empty() => s,
-            _ => web_sys::window()
-                .and_then(|w| w.navigator().language())
-                .unwrap_or_default(),
+            _ => web::lang::browser_language(),
         };
         Self {
             site: StoredValue::new(query("site")),
@@ -118,11 +117,7 @@ impl Widget {
     /// Adds messages, keeping sequence order and dropping ones already shown.
     pub fn add_message(&self, m: Message) {
         self.messages.update(|v| {
-            if v.iter().any(|x| x.seq == m.seq) {
-                return;
-            }
-            let at = v.iter().position(|x| x.seq > m.seq).unwrap_or(v.len());
-            v.insert(at, m.clone());
+            web::log::add_once(v, m.clone());
         });
         if let Some(cid) = &m.client_id {
             let cid = cid.to_string();
@@ -130,9 +125,11 @@ impl Widget {
         }
     }
 
+    /// Where a (re)opened socket resumes: after the last message held with none
+    /// missing below it (see `web::log`).
     pub fn last_seq(&self) -> u64 {
         self.messages
-            .with_untracked(|v| v.last().map_or(0, |m| m.seq))
+            .with_untracked(|v| web::log::contiguous_seq(v))
     }
 
     /// The connection as the header shows it.
