@@ -183,10 +183,14 @@ pub fn AdminScreen() -> impl IntoView {
     let load_error = RwSignal::new(None::<String>);
     let dead = RwSignal::new(Vec::<DeadLetter>::new());
     let busy = RwSignal::new(false);
+    let parked = RwSignal::new(Vec::<shared::rpc::ParkedDelivery>::new());
     let reload_dead = move || {
         spawn_local(async move {
             if let Ok(d) = api::dead_letters(c).await {
                 dead.set(d);
+            }
+            if let Ok(p) = api::parked_deliveries(c).await {
+                parked.set(p);
             }
         })
     };
@@ -283,9 +287,56 @@ pub fn AdminScreen() -> impl IntoView {
                     <Reasons ed=ed idle=false/>
                     <Templates ed=ed/>
                     <Webhooks ed=ed dead=dead reload=Callback::new(move |_| reload_dead())/>
+                    <Parked ed=ed parked=parked reload=Callback::new(move |_| reload_dead())/>
                 </Show>
             </Show>
         </div>
+    }
+}
+
+/// Updates the routing could not deliver to a conversation (parked outbox rows), with
+/// a retry each.
+#[component]
+fn Parked(
+    /// The editor.
+    ed: Ed,
+    /// The parked deliveries, newest first.
+    parked: RwSignal<Vec<shared::rpc::ParkedDelivery>>,
+    /// Reloads the list.
+    reload: Callback<()>,
+) -> impl IntoView {
+    let c = ed.c;
+    view! {
+        <section class="panel admin-section" data-testid="parked" aria-labelledby="h-parked">
+            <div class="section-head"><h2 id="h-parked">{move || ed.t().parked}</h2></div>
+            <p class="hint">{move || ed.t().parked_intro}</p>
+            <ul class="dead-list" data-testid="parked-list">
+                {move || {
+                    let list = parked.get();
+                    if list.is_empty() {
+                        return view! { <li class="empty">{move || ed.t().no_parked}</li> }.into_any();
+                    }
+                    list.into_iter().map(|p| {
+                        let key = p.key.clone();
+                        view! {
+                            <li data-testid="parked-row">
+                                <span class="chip">{p.summary.clone()}</span>
+                                <bdi class="url">{p.target.clone()}</bdi>
+                                <span class="err">{p.error.clone()}</span>
+                                <time>{local_time(&p.at)}</time>
+                                <button type="button" class="ghost small" on:click=move |_| {
+                                    let key = key.clone();
+                                    spawn_local(async move {
+                                        if let Err(e) = api::retry_parked(c, &key).await { c.error.set(Some(e)); }
+                                        reload.run(());
+                                    });
+                                }>{move || ed.t().retry}</button>
+                            </li>
+                        }
+                    }).collect_view().into_any()
+                }}
+            </ul>
+        </section>
     }
 }
 

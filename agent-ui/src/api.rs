@@ -269,6 +269,29 @@ pub async fn dead_letters(c: Console) -> Result<Vec<shared::webhook::DeadLetter>
         .map(|i| i.items)
 }
 
+/// Deliveries from the routing to conversations that were parked.
+pub async fn parked_deliveries(c: Console) -> Result<Vec<shared::rpc::ParkedDelivery>, String> {
+    #[derive(serde::Deserialize)]
+    struct Items {
+        items: Vec<shared::rpc::ParkedDelivery>,
+    }
+    admin_call::<Items>(c, "GET", "deliveries/parked", AdminBody::None)
+        .await
+        .map(|i| i.items)
+}
+
+/// Sends a parked delivery again.
+pub async fn retry_parked(c: Console, key: &str) -> Result<(), String> {
+    admin_post(
+        c,
+        &format!(
+            "deliveries/parked/{}/retry",
+            js_sys::encode_uri_component(key)
+        ),
+    )
+    .await
+}
+
 /// Sends a dead-lettered webhook delivery again.
 pub async fn retry_dead(c: Console, id: &str) -> Result<(), String> {
     admin_post(

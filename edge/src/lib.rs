@@ -1105,6 +1105,28 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
                 let (from, to) = range_of(&req, true)?;
                 export(tenant_of(t)?, format, from, to, t)
             }
+            (Method::Get, ["api", "v1", "admin", "tenants", t, "deliveries", "parked"]) => {
+                admin_of(&env, &req, t).await?;
+                let r = call(&tenant_of(t)?, rpc::ListParked {}).await?;
+                Ok(Response::from_json(&serde_json::json!({ "items": r }))?)
+            }
+            (
+                Method::Post,
+                ["api", "v1", "admin", "tenants", t, "deliveries", "parked", key, "retry"],
+            ) => {
+                admin_of(&env, &req, t).await?;
+                let key = js_sys::decode_uri_component(key)
+                    .ok()
+                    .and_then(|k| k.as_string())
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "invalid_key",
+                            "the delivery key is not valid percent-encoding",
+                        )
+                    })?;
+                call(&tenant_of(t)?, rpc::RetryParked { key }).await?;
+                Ok(Response::from_json(&serde_json::json!({ "ok": true }))?)
+            }
             (Method::Get, ["api", "v1", "admin", "tenants", t, "webhooks", "dead"]) => {
                 admin_of(&env, &req, t).await?;
                 let r = call(&tenant_of(t)?, rpc::ListDeadHooks {}).await?;

@@ -15,8 +15,12 @@
 //!   [`MAX_ATTEMPTS`] (about a day of retries, well inside the week receivers remember
 //!   applied keys) is moved to `outbox_parked` with the last error, in the same
 //!   synchronous run, and logged; the rows behind it then go on.
+//! - An admin sees the tenant object's parked rows and sends one again
+//!   ([`Outbox::parked`], [`Outbox::unpark`]): it goes back into the outbox with its
+//!   attempts reset and its key unchanged, so the receiver still applies it once.
 //! - The variable `TEST_FAIL_DELIVERIES=N` (tests only) makes the first N deliveries
-//!   of this object instance fail before they are sent.
+//!   of this object instance fail before they are sent; `TEST_REFUSE_DELIVERIES=N`
+//!   makes them refused for good (422), which parks them.
 
 use crate::error::ApiResult;
 use serde::Deserialize;
@@ -39,6 +43,17 @@ pub struct Row {
     pub target: String,
     pub body: String,
     pub attempts: i64,
+}
+
+/// One parked row.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ParkedRow {
+    pub key: String,
+    pub target: String,
+    pub body: String,
+    pub attempts: i64,
+    pub error: String,
+    pub at: i64,
 }
 
 #[derive(Deserialize)]
@@ -87,6 +102,44 @@ impl Outbox<'_> {
             ],
         )?;
         self.delivered(&row.key)
+    }
+
+    /// Parked rows, newest first (at most `limit`).
+    pub fn parked(&self, limit: u32) -> ApiResult<Vec<ParkedRow>> {
+        Ok(self
+            .sql
+            .exec(
+                "SELECT key, target, body, attempts, error, at FROM outbox_parked ORDER BY at DESC, key LIMIT ?",
+                vec![i64::from(limit).into()],
+            )?
+            .to_array()?)
+    }
+
+    /// Moves the parked row `key` back into the outbox, due now with its attempts
+    /// reset (one synchronous run). Its target, or `None` if no such row is parked.
+    pub fn unpark(&self, key: &str, now_ms: i64) -> ApiResult<Option<String>> {
+        let rows: Vec<ParkedRow> = self
+            .sql
+            .exec(
+                "SELECT key, target, body, attempts, error, at FROM outbox_parked WHERE key = ?",
+                vec![key.into()],
+            )?
+            .to_array()?;
+        let Some(row) = rows.into_iter().next() else {
+            return Ok(None);
+        };
+        self.sql.exec(
+            "INSERT OR REPLACE INTO outbox (key, target, body, attempts, next_at) VALUES (?, ?, ?, 0, ?)",
+            vec![
+                row.key.as_str().into(),
+                row.target.as_str().into(),
+                row.body.as_str().into(),
+                now_ms.into(),
+            ],
+        )?;
+        self.sql
+            .exec("DELETE FROM outbox_parked WHERE key = ?", vec![key.into()])?;
+        Ok(Some(row.target))
     }
 
     /// Adds a row (call it in the same synchronous run as the decision).
@@ -203,7 +256,13 @@ impl Outbox<'_> {
                 return Ok((Drained::All, answer));
             }
             for row in rows {
-                let sent = if faults.fail_now() {
+                let sent = if faults.refuse_now() {
+                    Err(crate::error::ApiError::new(
+                        422,
+                        "refused",
+                        "delivery refused (TEST_REFUSE_DELIVERIES)",
+                    ))
+                } else if faults.fail_now() {
                     Err(crate::error::ApiError::internal(
                         "delivery failed (TEST_FAIL_DELIVERIES)",
                     ))
@@ -281,15 +340,27 @@ impl Applied<'_> {
     }
 }
 
-/// Test-only fault injection: the first N deliveries fail.
+/// Test-only fault injection: the first N deliveries fail, or are refused for good.
 pub struct Faults {
     left: Cell<u32>,
+    refuse: Cell<u32>,
 }
 
 impl Faults {
     pub fn from_env(env: &worker::Env) -> Self {
         Self {
             left: Cell::new(crate::env_u32(env, "TEST_FAIL_DELIVERIES", 0)),
+            refuse: Cell::new(crate::env_u32(env, "TEST_REFUSE_DELIVERIES", 0)),
+        }
+    }
+    /// Whether this delivery is to be refused for good (counts down).
+    pub fn refuse_now(&self) -> bool {
+        let n = self.refuse.get();
+        if n > 0 {
+            self.refuse.set(n - 1);
+            true
+        } else {
+            false
         }
     }
     /// Whether this delivery is to fail (counts down).

@@ -663,6 +663,40 @@ impl TenantObject {
         Ok(Done {})
     }
 
+    /// Deliveries to conversations that were parked, newest first (at most 500).
+    fn parked_deliveries(&self) -> ApiResult<Vec<rpc::ParkedDelivery>> {
+        let sql = self.sql();
+        let rows = Outbox { sql: &sql }.parked(500)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| rpc::ParkedDelivery {
+                summary: serde_json::from_str::<Deliver>(&r.body)
+                    .map(|d| d.summary())
+                    .unwrap_or_else(|e| format!("unreadable: {e}")),
+                key: r.key,
+                target: r.target,
+                attempts: r.attempts,
+                error: r.error,
+                at: chrono::DateTime::from_timestamp_millis(r.at).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// Sends a parked delivery again: back into the outbox, then delivered now (it
+    /// stays in the outbox, retried by the alarm, if the receiver still fails).
+    async fn retry_parked(&self, key: &str) -> ApiResult<Done> {
+        let sql = self.sql();
+        let target = Outbox { sql: &sql }.unpark(key, now_ms())?.ok_or_else(|| {
+            ApiError::not_found(
+                "unknown_delivery",
+                format!("no parked delivery with key {key:?}"),
+            )
+        })?;
+        self.deliver_all(vec![target]).await;
+        self.schedule().await?;
+        Ok(Done {})
+    }
+
     /// The dead-letter list, newest first (at most 500).
     fn dead_hooks(&self) -> ApiResult<Vec<DeadLetter>> {
         let rows: Vec<ValueRow> = self
@@ -2103,6 +2137,8 @@ impl TenantObject {
                 };
                 answer::<rpc::RetryDeadHook>(r)
             }
+            ToTenant::ListParked(_) => answer::<rpc::ListParked>(self.parked_deliveries()),
+            ToTenant::RetryParked(r) => answer::<rpc::RetryParked>(self.retry_parked(&r.key).await),
         }
     }
 }

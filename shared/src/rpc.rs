@@ -91,6 +91,45 @@ pub struct Deliver {
     pub want_thread: bool,
 }
 
+impl Deliver {
+    /// What the delivery carries, in a few words, for the admin's list of parked
+    /// deliveries (e.g. `"start, note queued, status queued"`).
+    pub fn summary(&self) -> String {
+        let mut parts: Vec<String> = vec![];
+        if self.init.is_some() {
+            parts.push("start".into());
+        }
+        for e in &self.events {
+            parts.push(match e {
+                ConversationEvent::Note(n) => format!("note {}", n.kind()),
+                ConversationEvent::Status(st) => format!("status {}", st.kind()),
+                ConversationEvent::Access { .. } => "access".into(),
+                ConversationEvent::Revoked { .. } => "revoked".into(),
+                ConversationEvent::Erase => "erase".into(),
+            });
+        }
+        parts.join(", ")
+    }
+}
+
+/// A delivery between objects that was parked: the receiver refused it for good, or
+/// it ran out of attempts (see the edge's outbox rules). Kept until an admin sends it
+/// again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParkedDelivery {
+    /// The delivery's idempotency key (what [`RetryParked`] names).
+    pub key: String,
+    /// The receiving object, e.g. a conversation id.
+    pub target: String,
+    /// What it carries, in a few words ([`Deliver::summary`]).
+    pub summary: String,
+    pub attempts: i64,
+    /// The receiver's last answer.
+    pub error: String,
+    #[serde(with = "crate::time::rfc3339")]
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
 /// Read the transcript after `after` (offers, admin views).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadTranscript {
@@ -368,6 +407,16 @@ pub struct RetryDeadHook {
     pub id: String,
 }
 
+/// Admin: the tenant object's parked deliveries, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListParked {}
+/// Admin: put a parked delivery back in the outbox (its attempts start over) and
+/// deliver it now; the receiver still applies its key once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryParked {
+    pub key: String,
+}
+
 /// Everything a tenant object is asked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "call", content = "body", rename_all = "snake_case")]
@@ -393,6 +442,8 @@ pub enum ToTenant {
     HookDead(HookDead),
     ListDeadHooks(ListDeadHooks),
     RetryDeadHook(RetryDeadHook),
+    ListParked(ListParked),
+    RetryParked(RetryParked),
 }
 
 calls!(ToTenant:
@@ -417,6 +468,8 @@ calls!(ToTenant:
     HookDead => Done,
     ListDeadHooks => Vec<crate::webhook::DeadLetter>,
     RetryDeadHook => Done,
+    ListParked => Vec<ParkedDelivery>,
+    RetryParked => Done,
 );
 
 // ---------------------------------------------------------------- to the directory
@@ -455,6 +508,23 @@ mod tests {
         let s = serde_json::to_string(&v).unwrap_or_default();
         let back: T = serde_json::from_str(&s).unwrap_or_else(|e| panic!("{s}: {e}"));
         assert_eq!(back, v);
+    }
+
+    #[test]
+    fn a_delivery_summary_names_what_it_carries() {
+        let d = Deliver {
+            key: "k".into(),
+            init: None,
+            want_thread: false,
+            events: vec![
+                ConversationEvent::Note(SystemNote::Ended {
+                    by: crate::engine::EndedBy::Customer,
+                }),
+                ConversationEvent::Status(VisitorStatus::Ended),
+                ConversationEvent::Erase,
+            ],
+        };
+        assert_eq!(d.summary(), "note ended, status ended, erase");
     }
 
     #[test]

@@ -29,6 +29,8 @@ try {
     await admin.section("templates").locator('[data-testid="template-row"]').first().waitFor();
     assert.equal(await admin.section("queues").locator('[data-testid="queue-row"]').count(), 2);
     assert.equal(await admin.section("agents").locator('[data-testid="agent-row"]').count(), 2);
+    // Undelivered updates between the service's parts: none on a healthy tenant.
+    await admin.section("parked").locator('.empty', { hasText: "Every update was delivered." }).waitFor();
     await axeCheck(boss.page, "admin console");
     await boss.page.screenshot({ path: join(out, "admin.png"), fullPage: true });
   });

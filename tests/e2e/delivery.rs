@@ -117,6 +117,129 @@ pub fn kill_between_decision_and_delivery(server: &mut Server, ctx: &Ctx) {
     assert_eq!(notes(&transcript(ctx, &v), "ended"), 1);
 }
 
+/// A delivery the receiving conversation refuses for good is parked, not lost: the
+/// admin API lists it (what it carries, why), it stays parked across a restart, and a
+/// retry delivers it once. Runs after the kill scenario, on the same server.
+pub fn parked_delivery(server: &mut Server, ctx: &Ctx) {
+    make_tenant(ctx, "t-park", 30, 600, &[("p", 3)]);
+    let mut a = agent(ctx, "t-park", "p");
+    a.available();
+    let v = visitor(ctx, "t-park-site", "Paula", "hi");
+    let c = a.wait_offer();
+    a.accept(&c);
+    let mut vs = v.sock;
+    vs.wait_for("joined note", T, |f| {
+        ty(f) == "message" && f["message"]["note"]["note"] == "joined"
+    });
+    let last = vs
+        .seen
+        .iter()
+        .filter_map(|f| f["message"]["seq"].as_u64())
+        .max()
+        .unwrap_or(0);
+    // Every delivery between objects is refused for good from now on.
+    server.restart_with(&[
+        ("RATE_START_PER_MINUTE", "100000"),
+        ("TEST_REFUSE_DELIVERIES", "1000000"),
+    ]);
+    let mut a2 = agent_ws(ctx, &a.token);
+    a2.send(json!({ "type": "end", "conversation": c }));
+    a2.wait_for("wrap-up required", T, |f| {
+        ev(f) == "wrap_up_required" && f["event"]["conversation"] == c.as_str()
+    });
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    let auth = [("Authorization", bearer.as_str())];
+    let list_url = format!("{}/api/v1/admin/tenants/t-park/deliveries/parked", ctx.base);
+    // This conversation's parked deliveries, oldest first.
+    let parked = || -> Vec<Value> {
+        let r = http("GET", &list_url, None, &auth);
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let mut items: Vec<Value> = r.body["items"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter(|i| i["target"] == c.as_str())
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        items.reverse();
+        items
+    };
+    let ended = |items: &[Value]| {
+        items
+            .iter()
+            .find(|i| {
+                i["summary"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("note ended"))
+            })
+            .cloned()
+    };
+    // The refusal is answered right after the decision: wait for the row to show.
+    let deadline = Instant::now() + T;
+    let item = loop {
+        if let Some(item) = ended(&parked()) {
+            break item;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no parked delivery of the end for {c}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        item["error"]
+            .as_str()
+            .is_some_and(|s| s.contains("refused")),
+        "{item}"
+    );
+    assert_eq!(item["attempts"], 1, "{item}");
+    // Deliveries work again; a parked row is not retried by itself.
+    server.restart_with(&[("RATE_START_PER_MINUTE", "100000")]);
+    let items = parked();
+    assert!(
+        ended(&items).is_some(),
+        "still parked after a restart: {items:?}"
+    );
+    let msgs = super::transcript(ctx, &v.conv, &v.token).body["messages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(notes(&msgs, "ended"), 0, "not delivered while parked");
+    // The admin sends them again, oldest first (each key's ':' percent-encoded, as a
+    // browser does).
+    let retry_url = |key: &str| format!("{list_url}/{}/retry", key.replace(':', "%3A"));
+    for i in &items {
+        let r = http(
+            "POST",
+            &retry_url(i["key"].as_str().expect("key")),
+            None,
+            &auth,
+        );
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+    let mut vs = visitor_ws(ctx, &v.conv, &v.token, last);
+    vs.wait_for("ended note after the retry", T, |f| {
+        ty(f) == "message" && f["message"]["note"]["note"] == "ended"
+    });
+    assert!(parked().is_empty(), "no longer parked");
+    let again = http(
+        "POST",
+        &retry_url(item["key"].as_str().expect("key")),
+        None,
+        &auth,
+    );
+    assert_eq!(again.status, 404, "{:?}", again.body);
+    assert_eq!(again.body["error"], "unknown_delivery");
+    let v = Visitor {
+        conv: v.conv,
+        token: v.token,
+        sock: vs,
+    };
+    assert_eq!(notes(&transcript(ctx, &v), "ended"), 1, "delivered once");
+}
+
 /// An agent whose chat socket closed while the visitor wrote gets every message on
 /// reconnect, once each and in order; a message the agent sent as the socket died
 /// (and resends from its outbox) arrives once.
@@ -378,5 +501,9 @@ pub fn run_all(failed: &mut Vec<String>) {
     run(
         "kill between a decision and its delivery: it still arrives",
         &mut || kill_between_decision_and_delivery(&mut server, &ctx),
+    );
+    run(
+        "a delivery refused for good is parked, listed, and delivered once on retry",
+        &mut || parked_delivery(&mut server, &ctx),
     );
 }

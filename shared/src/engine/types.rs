@@ -432,6 +432,17 @@ pub enum SystemNote {
 }
 
 impl SystemNote {
+    /// The note's kind as the wire names it (`"queued"`, `"ended"`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SystemNote::Queued { .. } => "queued",
+            SystemNote::Joined { .. } => "joined",
+            SystemNote::Left { .. } => "left",
+            SystemNote::Transferring => "transferring",
+            SystemNote::Ended { .. } => "ended",
+        }
+    }
+
     /// English text of the note.
     pub fn text_en(&self) -> String {
         match self {
@@ -474,6 +485,18 @@ pub enum VisitorStatus {
         guest_name: Option<String>,
     },
     Ended,
+}
+
+impl VisitorStatus {
+    /// The status as the wire names it (`"queued"`, `"active"`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            VisitorStatus::Queued { .. } => "queued",
+            VisitorStatus::Connecting => "connecting",
+            VisitorStatus::Active { .. } => "active",
+            VisitorStatus::Ended => "ended",
+        }
+    }
 }
 
 /// Events for one conversation (its transcript and its visitor).
