@@ -321,7 +321,7 @@ fn Parked(
                         view! {
                             <li data-testid="parked-row">
                                 <span class="chip">{p.summary.clone()}</span>
-                                <bdi class="url">{p.target.clone()}</bdi>
+                                <bdi class="url">{format!("{} → {}", p.from, p.target)}</bdi>
                                 <span class="err">{p.error.clone()}</span>
                                 <time>{local_time(&p.at)}</time>
                                 <button type="button" class="ghost small" on:click=move |_| {

@@ -736,6 +736,7 @@ impl ConversationObject {
         let key = match &report {
             ConversationReport::CustomerEnded => format!("{}:customer_end", meta.conversation),
             ConversationReport::Rated(_) => format!("{}:rated", meta.conversation),
+            ConversationReport::Parked(p) => format!("{}:parked:{}", meta.conversation, p.key),
             ConversationReport::Inactive => {
                 format!("{}:inactive:{}", meta.conversation, meta.access_version)
             }
@@ -752,6 +753,23 @@ impl ConversationObject {
         Ok(())
     }
 
+    /// An admin (through the tenant) sends a parked report again: back into the
+    /// outbox with its attempts reset, then delivered now.
+    async fn resend_parked(&self, key: &str) -> ApiResult<rpc::Done> {
+        self.require()?;
+        let sql = self.sql();
+        let now_ms = now().timestamp_millis();
+        if (Outbox { sql: &sql }).unpark(key, now_ms)?.is_none() {
+            return Err(ApiError::not_found(
+                "unknown_delivery",
+                format!("no parked delivery with key {key:?}"),
+            ));
+        }
+        self.schedule().await?;
+        self.deliver_outbox().await;
+        Ok(rpc::Done {})
+    }
+
     async fn deliver_outbox(&self) {
         if self.delivering.replace(true) {
             return;
@@ -763,16 +781,49 @@ impl ConversationObject {
     }
 
     async fn deliver_rows(&self) -> ApiResult<()> {
-        let tenant = self.meta()?.tenant;
+        let meta = self.meta()?;
+        let tenant = meta.tenant;
         let sql = self.sql();
         let env = &self.env;
         let to = tenant.as_str();
-        let (drained, _) = Outbox { sql: &sql }
-            .drain(to, &self.faults, |body| async move {
-                let report: Report = serde_json::from_str(&body)?;
-                call(&stub(env, "TENANTS", to)?, report).await?;
-                Ok(None::<()>)
-            })
+        let outbox = Outbox { sql: &sql };
+        // A parked report is reported to the tenant (which lists it for its admins),
+        // in the same synchronous run that parked it; a parked "parked" report is not.
+        let report_parked = |row: &crate::outbox::Row, error: &str| -> ApiResult<()> {
+            let Ok(parked) = serde_json::from_str::<Report>(&row.body) else {
+                return Ok(());
+            };
+            if matches!(parked.report, ConversationReport::Parked(_)) {
+                return Ok(());
+            }
+            let now_ms = now().timestamp_millis();
+            let key = format!("{}:parked:{}:{now_ms}", meta.conversation, row.key);
+            let body = serde_json::to_string(&Report {
+                key: key.clone(),
+                conversation: meta.conversation.clone(),
+                report: ConversationReport::Parked(rpc::ParkedDelivery {
+                    key: row.key.clone(),
+                    from: meta.conversation.to_string(),
+                    target: "routing".into(),
+                    summary: parked.summary(),
+                    attempts: row.attempts + 1,
+                    error: error.into(),
+                    at: now(),
+                }),
+            })?;
+            outbox.push(&key, to, &body, now_ms)
+        };
+        let (drained, _) = outbox
+            .drain(
+                to,
+                &self.faults,
+                |body| async move {
+                    let report: Report = serde_json::from_str(&body)?;
+                    call(&stub(env, "TENANTS", to)?, report).await?;
+                    Ok(None::<()>)
+                },
+                report_parked,
+            )
             .await?;
         if drained == Drained::Backoff {
             self.schedule().await?;
@@ -1218,6 +1269,9 @@ impl ConversationObject {
     async fn rpc(&self, req: ToConversation) -> worker::Result<Response> {
         match req {
             ToConversation::Deliver(d) => answer::<Deliver>(self.deliver(d).await),
+            ToConversation::ResendParked(r) => {
+                answer::<rpc::ResendParked>(self.resend_parked(&r.key).await)
+            }
             ToConversation::Read(r) => answer::<rpc::ReadTranscript>(
                 self.require()
                     .and_then(|()| self.with(|l| l.transcript.after(r.after).to_vec())),

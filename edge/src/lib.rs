@@ -698,7 +698,7 @@ async fn hash_admin_passwords(mut body: AdminConfig) -> ApiResult<AdminConfig> {
 }
 
 /// The R2 key of an agent picture.
-fn avatar_key(tenant: &TenantId, id: &str) -> String {
+pub(crate) fn avatar_key(tenant: &TenantId, id: &str) -> String {
     format!("avatars/{tenant}/{id}")
 }
 

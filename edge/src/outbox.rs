@@ -237,13 +237,15 @@ impl Outbox<'_> {
     /// each one its receiver answered. Stops at the first failure: that row waits for
     /// [`backoff_ms`] and the rows behind it wait with it, so a receiver sees them in
     /// order. A row refused for good, or failing [`MAX_ATTEMPTS`] times, is parked
-    /// (see the module rules).
+    /// (see the module rules), and `on_park` runs in the same synchronous run (a
+    /// conversation writes its report of the parked row there).
     /// Returns the last `Some` answer `send` gave (e.g. a thread for an offer).
     pub async fn drain<R, F, Fut>(
         &self,
         target: &str,
         faults: &Faults,
         mut send: F,
+        on_park: impl Fn(&Row, &str) -> ApiResult<()>,
     ) -> ApiResult<(Drained, Option<R>)>
     where
         F: FnMut(String) -> Fut,
@@ -283,6 +285,7 @@ impl Outbox<'_> {
                             row.attempts + 1
                         );
                         self.park(&row, &e.to_string(), crate::now().timestamp_millis())?;
+                        on_park(&row, &e.to_string())?;
                     }
                     Err(e) => {
                         worker::console_log!("outbox to {target}: {e}; retrying later");

@@ -175,6 +175,8 @@ impl TenantObject {
             "CREATE TABLE IF NOT EXISTS ratings (id TEXT PRIMARY KEY, value TEXT NOT NULL)",
             "CREATE TABLE IF NOT EXISTS hooks (id TEXT PRIMARY KEY, value TEXT NOT NULL, at INTEGER NOT NULL)",
             "CREATE TABLE IF NOT EXISTS dead_hooks (id TEXT PRIMARY KEY, value TEXT NOT NULL, at INTEGER NOT NULL)",
+            // Reports that conversations parked (they hold the rows; listed here).
+            "CREATE TABLE IF NOT EXISTS parked_reports (key TEXT PRIMARY KEY, conversation TEXT NOT NULL, value TEXT NOT NULL, at INTEGER NOT NULL)",
         ] {
             sql.exec(ddl, None)?;
         }
@@ -663,37 +665,82 @@ impl TenantObject {
         Ok(Done {})
     }
 
-    /// Deliveries to conversations that were parked, newest first (at most 500).
+    /// Parked deliveries, newest first (at most 500 of each kind): the routing's own
+    /// to conversations, and the reports conversations parked and told it about.
     fn parked_deliveries(&self) -> ApiResult<Vec<rpc::ParkedDelivery>> {
         let sql = self.sql();
         let rows = Outbox { sql: &sql }.parked(500)?;
-        Ok(rows
+        let mut list: Vec<rpc::ParkedDelivery> = rows
             .into_iter()
             .map(|r| rpc::ParkedDelivery {
                 summary: serde_json::from_str::<Deliver>(&r.body)
                     .map(|d| d.summary())
                     .unwrap_or_else(|e| format!("unreadable: {e}")),
                 key: r.key,
+                from: "routing".into(),
                 target: r.target,
                 attempts: r.attempts,
                 error: r.error,
                 at: chrono::DateTime::from_timestamp_millis(r.at).unwrap_or_default(),
             })
-            .collect())
+            .collect();
+        let reported: Vec<ValueRow> = sql
+            .exec(
+                "SELECT value FROM parked_reports ORDER BY at DESC LIMIT 500",
+                None,
+            )?
+            .to_array()?;
+        for r in reported {
+            list.push(serde_json::from_str(&r.value)?);
+        }
+        list.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.key.cmp(&b.key)));
+        Ok(list)
     }
 
-    /// Sends a parked delivery again: back into the outbox, then delivered now (it
-    /// stays in the outbox, retried by the alarm, if the receiver still fails).
+    /// Sends a parked delivery again. The routing's own goes back into its outbox and
+    /// is delivered now (it stays in the outbox, retried by the alarm, if the receiver
+    /// still fails); a conversation's parked report is sent again by that
+    /// conversation.
     async fn retry_parked(&self, key: &str) -> ApiResult<Done> {
         let sql = self.sql();
-        let target = Outbox { sql: &sql }.unpark(key, now_ms())?.ok_or_else(|| {
-            ApiError::not_found(
+        if let Some(target) = (Outbox { sql: &sql }).unpark(key, now_ms())? {
+            self.deliver_all(vec![target]).await;
+            self.schedule().await?;
+            return Ok(Done {});
+        }
+        #[derive(Deserialize)]
+        struct ReportedRow {
+            conversation: String,
+            value: String,
+            at: f64,
+        }
+        let rows: Vec<ReportedRow> = sql
+            .exec(
+                "SELECT conversation, value, at FROM parked_reports WHERE key = ?",
+                vec![key.into()],
+            )?
+            .to_array()?;
+        let Some(row) = rows.into_iter().next() else {
+            return Err(ApiError::not_found(
                 "unknown_delivery",
                 format!("no parked delivery with key {key:?}"),
-            )
-        })?;
-        self.deliver_all(vec![target]).await;
-        self.schedule().await?;
+            ));
+        };
+        // Off the list first: if it is parked again meanwhile, its new report lists it.
+        sql.exec("DELETE FROM parked_reports WHERE key = ?", vec![key.into()])?;
+        let resend = rpc::ResendParked { key: key.into() };
+        if let Err(e) = call(
+            &stub(&self.env, "CONVERSATIONS", &row.conversation)?,
+            resend,
+        )
+        .await
+        {
+            sql.exec(
+                "INSERT OR IGNORE INTO parked_reports (key, conversation, value, at) VALUES (?, ?, ?, ?)",
+                vec![key.into(), row.conversation.into(), row.value.into(), (row.at as i64).into()],
+            )?;
+            return Err(e);
+        }
         Ok(Done {})
     }
 
@@ -988,12 +1035,17 @@ impl TenantObject {
         let sql = self.sql();
         let env = &self.env;
         let (_, answer) = Outbox { sql: &sql }
-            .drain(target, &self.faults, |body| async move {
-                let deliver: Deliver = serde_json::from_str(&body)?;
-                Ok(call(&stub(env, "CONVERSATIONS", target)?, deliver)
-                    .await?
-                    .thread)
-            })
+            .drain(
+                target,
+                &self.faults,
+                |body| async move {
+                    let deliver: Deliver = serde_json::from_str(&body)?;
+                    Ok(call(&stub(env, "CONVERSATIONS", target)?, deliver)
+                        .await?
+                        .thread)
+                },
+                |_, _| Ok(()),
+            )
             .await?;
         if answer.is_some() {
             *thread = answer;
@@ -1600,6 +1652,22 @@ impl TenantObject {
                     thread: None,
                 });
             }
+            ConversationReport::Parked(p) => {
+                self.sql().exec(
+                    "INSERT OR REPLACE INTO parked_reports (key, conversation, value, at) VALUES (?, ?, ?, ?)",
+                    vec![
+                        p.key.as_str().into(),
+                        r.conversation.as_str().into(),
+                        serde_json::to_string(&p)?.into(),
+                        p.at.timestamp_millis().into(),
+                    ],
+                )?;
+                Applied { sql: &sql }.record(&r.key, now_ms())?;
+                return Ok(Delivered {
+                    duplicate: false,
+                    thread: None,
+                });
+            }
             ConversationReport::CustomerEnded => Command::CustomerEnd {
                 conversation: r.conversation.clone(),
             },
@@ -2066,8 +2134,26 @@ impl TenantObject {
             },
         )
         .await?;
+        let pictures = |t: &Tenant| -> BTreeSet<String> {
+            t.config()
+                .agents
+                .iter()
+                .filter_map(|a| a.avatar.clone())
+                .collect()
+        };
+        let before = self.with_engine(pictures).unwrap_or_default();
         self.write_config(&admin, engine)?;
         self.exec(Command::Tick).await?;
+        // A picture no agent uses any more (replaced or removed) leaves R2.
+        let after = self.with_engine(pictures)?;
+        let tenant = self.tenant_name()?;
+        if let Ok(bucket) = self.env.bucket(crate::conversation_do::ATTACHMENTS) {
+            for id in before.difference(&after) {
+                if let Err(e) = bucket.delete(crate::avatar_key(&tenant, id)).await {
+                    worker::console_error!("picture {id}: {e}");
+                }
+            }
+        }
         // Signed-in consoles get the new reasons and templates at once.
         let cfg = self.with_engine(|t| t.config().clone())?;
         let (idle_reasons, wrap_up_reasons, templates) = config_lists(&cfg);

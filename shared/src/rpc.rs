@@ -119,7 +119,11 @@ impl Deliver {
 pub struct ParkedDelivery {
     /// The delivery's idempotency key (what [`RetryParked`] names).
     pub key: String,
-    /// The receiving object, e.g. a conversation id.
+    /// The object that holds it and sends it: `routing` (the tenant) or a
+    /// conversation id.
+    #[serde(default)]
+    pub from: String,
+    /// The receiving object: a conversation id, or `routing`.
     pub target: String,
     /// What it carries, in a few words ([`Deliver::summary`]).
     pub summary: String,
@@ -171,6 +175,14 @@ pub enum ToConversation {
     VisitorTranscript(VisitorTranscript),
     VisitorEnd(VisitorEnd),
     VisitorTicket(VisitorTicket),
+    ResendParked(ResendParked),
+}
+
+/// Tenant → conversation, for an admin: put a parked report back in the outbox (its
+/// attempts start over) and deliver it now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResendParked {
+    pub key: String,
 }
 
 macro_rules! calls {
@@ -194,6 +206,7 @@ calls!(ToConversation:
     VisitorTranscript => TranscriptReply,
     VisitorEnd => Done,
     VisitorTicket => TicketReply,
+    ResendParked => Done,
 );
 
 impl From<ReadTranscript> for ToConversation {
@@ -218,6 +231,22 @@ pub enum ConversationReport {
     Inactive,
     /// The customer rated the ended chat (goes on its closed record).
     Rated(crate::engine::Rating),
+    /// One of this conversation's reports was parked (the tenant refused it for good,
+    /// or it failed for a day): the tenant lists it for its admins. A parked report of
+    /// this kind is not reported again.
+    Parked(ParkedDelivery),
+}
+
+impl Report {
+    /// What the report carries, in a few words (for the list of parked deliveries).
+    pub fn summary(&self) -> String {
+        match &self.report {
+            ConversationReport::CustomerEnded => "customer ended".into(),
+            ConversationReport::Inactive => "inactive".into(),
+            ConversationReport::Rated(_) => "rating".into(),
+            ConversationReport::Parked(p) => format!("parked: {}", p.summary),
+        }
+    }
 }
 
 /// A conversation object's report, once per `key`.

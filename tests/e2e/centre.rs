@@ -857,14 +857,29 @@ pub fn avatars(ctx: &Ctx) {
     assert_eq!(info.body["team"][0]["picture"], served.as_str());
     assert_eq!(info.body["team"][1]["initials"], "AF");
     assert!(info.body["team"][1]["picture"].is_null());
+    // Replaced: the new picture is served, the old one (no agent uses it) is gone.
+    let mut other = png();
+    other.extend_from_slice(b"another picture");
+    let r = put(&other, &token);
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let id2 = r.body["avatar"].as_str().expect("avatar id").to_owned();
+    assert_ne!(id2, id);
+    let served2 = r.body["url"].as_str().expect("url").to_owned();
+    make_tenant_with(ctx, "t-faces", 30, 600, &[("fa", 3), ("fb", 3)], |c| {
+        c["config"]["agents"][0]["avatar"] = json!(id2);
+    });
+    let (st, _, _) = fetch(&format!("{}{served}", ctx.base), &[]);
+    assert_eq!(st, 404, "the replaced picture left storage");
+    let (st, _, _) = fetch(&format!("{}{served2}", ctx.base), &[]);
+    assert_eq!(st, 200);
     // Erased on request (an agent leaves): gone at once.
     let del = http(
         "DELETE",
-        &format!("{}/api/v1/admin/tenants/t-faces/avatars/{id}", ctx.base),
+        &format!("{}/api/v1/admin/tenants/t-faces/avatars/{id2}", ctx.base),
         None,
         &[("Authorization", &token)],
     );
     assert_eq!(del.status, 200, "{:?}", del.body);
-    let (st, _, _) = fetch(&format!("{}{served}", ctx.base), &[]);
+    let (st, _, _) = fetch(&format!("{}{served2}", ctx.base), &[]);
     assert_eq!(st, 404);
 }

@@ -238,6 +238,79 @@ pub fn parked_delivery(server: &mut Server, ctx: &Ctx) {
         sock: vs,
     };
     assert_eq!(notes(&transcript(ctx, &v), "ended"), 1, "delivered once");
+
+    // The other direction: a conversation's report that the tenant refuses is parked
+    // in the conversation, which tells the tenant; the admin's list shows it and a
+    // retry has the conversation send it again.
+    // (The agent's socket closed with the restart: a new one.)
+    let mut a2 = agent_ws(ctx, &a.token);
+    a2.send(json!({ "type": "wrap_up", "conversation": c, "reason": "solved", "next": { "state": "available" } }));
+    a2.wait_for("wrap-up done", T, |f| ev(f) == "wrap_up_done");
+    let v2 = visitor(ctx, "t-park-site", "Piet", "hello again");
+    let o = a2.wait_for("second offer", T, |f| ty(f) == "offer");
+    let c2 = o["offer"]["conversation"]
+        .as_str()
+        .expect("conv")
+        .to_owned();
+    a2.send(json!({ "type": "accept", "conversation": c2 }));
+    let mut vs2 = v2.sock;
+    vs2.wait_for("joined note", T, |f| {
+        ty(f) == "message" && f["message"]["note"]["note"] == "joined"
+    });
+    let last2 = vs2
+        .seen
+        .iter()
+        .filter_map(|f| f["message"]["seq"].as_u64())
+        .max()
+        .unwrap_or(0);
+    // Each object's first delivery is refused: the conversation's report of the end.
+    server.restart_with(&[
+        ("RATE_START_PER_MINUTE", "100000"),
+        ("TEST_REFUSE_DELIVERIES", "1"),
+    ]);
+    let mut vs2 = visitor_ws(ctx, &v2.conv, &v2.token, last2);
+    vs2.send(json!({ "type": "end" }));
+    let from_c2 = || -> Vec<Value> {
+        let r = http("GET", &list_url, None, &auth);
+        r.body["items"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter(|i| i["from"] == c2.as_str())
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let deadline = Instant::now() + T;
+    let item = loop {
+        if let Some(item) = from_c2().into_iter().next() {
+            break item;
+        }
+        assert!(Instant::now() < deadline, "no parked report from {c2}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(item["summary"], "customer ended", "{item}");
+    assert_eq!(item["target"], "routing", "{item}");
+    assert!(
+        item["error"]
+            .as_str()
+            .is_some_and(|s| s.contains("refused")),
+        "{item}"
+    );
+    server.restart_with(&[("RATE_START_PER_MINUTE", "100000")]);
+    let r = http(
+        "POST",
+        &retry_url(item["key"].as_str().expect("key")),
+        None,
+        &auth,
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let mut vs2 = visitor_ws(ctx, &v2.conv, &v2.token, last2);
+    vs2.wait_for("ended note after the report was sent again", T, |f| {
+        ty(f) == "message" && f["message"]["note"]["note"] == "ended"
+    });
+    assert!(from_c2().is_empty(), "no longer listed");
 }
 
 /// An agent whose chat socket closed while the visitor wrote gets every message on
