@@ -31,6 +31,7 @@ try {
     assert.equal(await admin.section("agents").locator('[data-testid="agent-row"]').count(), 2);
     // Undelivered updates between the service's parts: none on a healthy tenant.
     await admin.section("parked").locator('.empty', { hasText: "Every update was delivered." }).waitFor();
+    await admin.section("parked").screenshot({ path: join(out, "admin-parked.png") });
     await axeCheck(boss.page, "admin console");
     await boss.page.screenshot({ path: join(out, "admin.png"), fullPage: true });
   });
