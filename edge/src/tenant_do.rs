@@ -1980,7 +1980,8 @@ impl TenantObject {
             .collect::<Result<_, _>>()?)
     }
 
-    /// Erases closed conversations: rows here now, their objects through the outbox.
+    /// Erases closed conversations: rows here now (with any parked delivery to or
+    /// from them), their objects through the outbox.
     async fn erase(&self, ids: Vec<ConversationId>) -> ApiResult<()> {
         if ids.is_empty() {
             return Ok(());
@@ -1990,6 +1991,15 @@ impl TenantObject {
         let outbox = Outbox { sql: &sql };
         for id in &ids {
             sql.exec("DELETE FROM closed WHERE id = ?", vec![id.as_str().into()])?;
+            // Parked deliveries of it may carry the customer's name and first words.
+            sql.exec(
+                "DELETE FROM outbox_parked WHERE target = ?",
+                vec![id.as_str().into()],
+            )?;
+            sql.exec(
+                "DELETE FROM parked_reports WHERE conversation = ?",
+                vec![id.as_str().into()],
+            )?;
             let key = format!(
                 "{tenant}:{}",
                 auth::random_id().map_err(ApiError::internal)?
