@@ -2,7 +2,9 @@
 // browser: the `event.origin` of the loader's `switchboard:hello` message, never a
 // URL parameter. The identity pair (user id, user hash) arrives in the same message,
 // so it never sits in a URL either. Opened on its own, the frame's page is its own
-// embedder.
+// embedder. The app's glue is imported statically, so it loads and links with this
+// module (the page also preloads it and the wasm) rather than after it ran.
+import init from "/widget/pkg/app.js";
 const hello = new Promise((resolve) => {
   if (window.parent === window) {
     resolve({ origin: location.origin, user_id: null, user_hash: null, page_url: location.href, page_title: document.title });
@@ -27,7 +29,13 @@ const hello = new Promise((resolve) => {
     window.__switchboardPage = { url: String(e.data.url || ""), title: String(e.data.title || "") };
     dispatchEvent(new Event("switchboard-page"));
   });
-  window.parent.postMessage({ type: "switchboard:ready" }, "*");
+  // The site's accent colour goes with it (the loader paints the launcher with it).
+  let accent = null;
+  try {
+    const block = document.getElementById("switchboard-site");
+    if (block) accent = JSON.parse(block.textContent).accent || null;
+  } catch (_) {}
+  window.parent.postMessage({ type: "switchboard:ready", accent }, "*");
 });
 window.__switchboardHello = hello;
-import("/widget/pkg/app.js").then((m) => m.default());
+init();

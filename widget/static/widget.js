@@ -132,8 +132,11 @@
   var panel = root.querySelector(".panel");
   var frame = null;
   var checked = null;
-  // Asks the service once, on the first open, whether this page may have the chat
-  // (the answer is readable only by allowed origins).
+  // Whether the frame said it is running (its document was allowed to load here).
+  var ready = false;
+  // Asks the service once whether this page may have the chat (the answer is readable
+  // only by allowed origins): only when the frame has not said it is running soon
+  // after the first open, so an allowed page's open makes one request, not two.
   function allowed() {
     if (!checked) {
       // On the service's own origin the page names itself, as the chat frame does.
@@ -162,14 +165,18 @@
   // `focus`: opened by the visitor (focus goes into the chat), not restored at load.
   function open(focus) {
     if (!frame && !panel.firstChild) {
-      // The frame loads while the service is asked (its document is refused by the
-      // browser anyway on a page the site does not list): no round trip in between.
+      // The frame loads at once (its document is refused by the browser anyway on a
+      // page the site does not list); a frame still silent after 1.5 s makes the
+      // loader ask the service, and explain a refusal in the panel.
       openFrame(focus);
-      allowed().then(function (ok) {
-        if (ok) return;
-        if (frame) { panel.removeChild(frame); frame = null; }
-        if (!panel.querySelector(".refused")) refuse();
-      });
+      setTimeout(function () {
+        if (ready) return;
+        allowed().then(function (ok) {
+          if (ok || ready) return;
+          if (frame) { panel.removeChild(frame); frame = null; }
+          if (!panel.querySelector(".refused")) refuse();
+        });
+      }, 1500);
     }
     var was = panel.hidden;
     panel.hidden = false;
@@ -220,6 +227,8 @@
     if (e.origin !== base || !frame || e.source !== frame.contentWindow || !e.data) return;
     if (e.data.type === "switchboard:close") close();
     if (e.data.type === "switchboard:ready") {
+      ready = true;
+      if (typeof e.data.accent === "string") paint(e.data.accent);
       frame.contentWindow.postMessage({
         type: "switchboard:hello",
         user_id: identity.user_id,
