@@ -17,6 +17,30 @@ fn notes(msgs: &[Value], note: &str) -> usize {
     msgs.iter().filter(|m| m["note"]["note"] == note).count()
 }
 
+/// Waits for the "joined" note on a visitor's socket; the highest sequence number it
+/// has seen then.
+fn joined_seq(sock: &mut Socket) -> u64 {
+    sock.wait_for("joined note", T, |f| {
+        ty(f) == "message" && f["message"]["note"]["note"] == "joined"
+    });
+    sock.seen
+        .iter()
+        .filter_map(|f| f["message"]["seq"].as_u64())
+        .max()
+        .unwrap_or(0)
+}
+
+/// A chat on `{tenant}-site` that the agent `id` (Available) was offered and accepted:
+/// the agent, the visitor and the conversation id.
+fn accepted_chat(ctx: &Ctx, tenant: &str, id: &str, name: &str) -> (Agent, Visitor, String) {
+    let mut a = agent(ctx, tenant, id);
+    a.available();
+    let v = visitor(ctx, &format!("{tenant}-site"), name, "hi");
+    let c = a.wait_offer();
+    a.accept(&c);
+    (a, v, c)
+}
+
 /// Runs on a server started with `TEST_FAIL_DELIVERIES=3`: every object's first
 /// three deliveries to another object fail. Every decision still arrives, once.
 pub fn failed_deliveries(ctx: &Ctx) {
@@ -77,21 +101,8 @@ pub fn failed_deliveries(ctx: &Ctx) {
 /// until the kill), restart it with deliveries working: the decision arrives, once.
 pub fn kill_between_decision_and_delivery(server: &mut Server, ctx: &Ctx) {
     make_tenant(ctx, "t-kill", 30, 600, &[("k", 3)]);
-    let mut a = agent(ctx, "t-kill", "k");
-    a.available();
-    let v = visitor(ctx, "t-kill-site", "Vera", "hi");
-    let c = a.wait_offer();
-    a.accept(&c);
-    let mut vs = v.sock;
-    vs.wait_for("joined note", T, |f| {
-        ty(f) == "message" && f["message"]["note"]["note"] == "joined"
-    });
-    let last = vs
-        .seen
-        .iter()
-        .filter_map(|f| f["message"]["seq"].as_u64())
-        .max()
-        .unwrap_or(0);
+    let (a, mut v, c) = accepted_chat(ctx, "t-kill", "k", "Vera");
+    let last = joined_seq(&mut v.sock);
     // Every delivery between objects fails from now on.
     server.restart_with(&[
         ("RATE_START_PER_MINUTE", "100000"),
@@ -122,21 +133,8 @@ pub fn kill_between_decision_and_delivery(server: &mut Server, ctx: &Ctx) {
 /// retry delivers it once. Runs after the kill scenario, on the same server.
 pub fn parked_delivery(server: &mut Server, ctx: &Ctx) {
     make_tenant(ctx, "t-park", 30, 600, &[("p", 3)]);
-    let mut a = agent(ctx, "t-park", "p");
-    a.available();
-    let v = visitor(ctx, "t-park-site", "Paula", "hi");
-    let c = a.wait_offer();
-    a.accept(&c);
-    let mut vs = v.sock;
-    vs.wait_for("joined note", T, |f| {
-        ty(f) == "message" && f["message"]["note"]["note"] == "joined"
-    });
-    let last = vs
-        .seen
-        .iter()
-        .filter_map(|f| f["message"]["seq"].as_u64())
-        .max()
-        .unwrap_or(0);
+    let (a, mut v, c) = accepted_chat(ctx, "t-park", "p", "Paula");
+    let last = joined_seq(&mut v.sock);
     // Every delivery between objects is refused for good from now on.
     server.restart_with(&[
         ("RATE_START_PER_MINUTE", "100000"),
@@ -254,15 +252,7 @@ pub fn parked_delivery(server: &mut Server, ctx: &Ctx) {
         .to_owned();
     a2.send(json!({ "type": "accept", "conversation": c2 }));
     let mut vs2 = v2.sock;
-    vs2.wait_for("joined note", T, |f| {
-        ty(f) == "message" && f["message"]["note"]["note"] == "joined"
-    });
-    let last2 = vs2
-        .seen
-        .iter()
-        .filter_map(|f| f["message"]["seq"].as_u64())
-        .max()
-        .unwrap_or(0);
+    let last2 = joined_seq(&mut vs2);
     // Each object's first delivery is refused: the conversation's report of the end.
     server.restart_with(&[
         ("RATE_START_PER_MINUTE", "100000"),
