@@ -103,8 +103,12 @@ try {
     await file.setInputFiles({ name: "face.png", mimeType: "image/png", buffer: png });
     await row.locator('[data-testid="picture-img"]').waitFor();
     assert.equal(await row.locator('[data-testid="picture-error"]').count(), 0);
-    // The thumbnail is the served picture.
-    assert.ok(await row.locator('[data-testid="picture-img"]').evaluate((img) => img.complete && img.naturalWidth === 2), "thumbnail loads");
+    // The thumbnail is the served picture (wait for it to load, with a deadline).
+    await boss.page.waitForFunction(() => {
+      const img = document.querySelector('[data-testid="agent-row"] [data-testid="picture-img"]');
+      return img && img.complete && img.naturalWidth > 0;
+    });
+    assert.ok(await row.locator('[data-testid="picture-img"]').evaluate((img) => img.naturalWidth === 2), "thumbnail is the 2×2 picture");
     await axeCheck(boss.page, "admin console with an agent picture");
     await admin.save();
     await admin.saveState().filter({ hasText: "Saved" }).waitFor();

@@ -95,6 +95,13 @@ const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/
 export async function axeCheck(frame, label) {
   await frame.evaluate(axeSource);
   const violations = await frame.evaluate(async () => {
+    // Judge the screen as it settles: an entrance animation (e.g. the offer popover
+    // fading in) would otherwise be measured half transparent. Finite animations only.
+    const running = document.getAnimations().filter((a) => {
+      const t = a.effect && a.effect.getComputedTiming();
+      return t && Number.isFinite(t.endTime);
+    });
+    await Promise.all(running.map((a) => a.finished.catch(() => {})));
     const r = await window.axe.run(document, { resultTypes: ["violations"] });
     return r.violations
       .filter((v) => v.impact === "serious" || v.impact === "critical")
