@@ -97,23 +97,39 @@ pub fn failed_deliveries(ctx: &Ctx) {
     );
 }
 
+/// Restarts `wrangler dev` with `fault` set (and starts unlimited), then the agent
+/// (by `token`) ends `conv`: the deciding object stores it and tells the agent at once.
+/// The agent's new socket.
+fn end_under_fault(
+    server: &mut Server,
+    ctx: &Ctx,
+    token: &str,
+    conv: &str,
+    fault: (&str, &str),
+) -> Socket {
+    server.restart_with(&[("RATE_START_PER_MINUTE", "100000"), fault]);
+    let mut a = agent_ws(ctx, token);
+    a.send(json!({ "type": "end", "conversation": conv }));
+    a.wait_for("wrap-up required", T, |f| {
+        ev(f) == "wrap_up_required" && f["event"]["conversation"] == conv
+    });
+    a
+}
+
 /// Kill `wrangler dev` between a decision and its delivery (every delivery fails
 /// until the kill), restart it with deliveries working: the decision arrives, once.
 pub fn kill_between_decision_and_delivery(server: &mut Server, ctx: &Ctx) {
     make_tenant(ctx, "t-kill", 30, 600, &[("k", 3)]);
     let (a, mut v, c) = accepted_chat(ctx, "t-kill", "k", "Vera");
     let last = joined_seq(&mut v.sock);
-    // Every delivery between objects fails from now on.
-    server.restart_with(&[
-        ("RATE_START_PER_MINUTE", "100000"),
+    // Every delivery between objects fails from now on; the agent ends the chat.
+    end_under_fault(
+        server,
+        ctx,
+        &a.token,
+        &c,
         ("TEST_FAIL_DELIVERIES", "1000000"),
-    ]);
-    let mut a2 = agent_ws(ctx, &a.token);
-    a2.send(json!({ "type": "end", "conversation": c }));
-    // The decision is stored: the agent (on the deciding object) hears it at once.
-    a2.wait_for("wrap-up required", T, |f| {
-        ev(f) == "wrap_up_required" && f["event"]["conversation"] == c.as_str()
-    });
+    );
     // Killed before the "ended" note could reach the conversation.
     server.restart_with(&[("RATE_START_PER_MINUTE", "100000")]);
     let mut vs = visitor_ws(ctx, &v.conv, &v.token, last);
@@ -135,16 +151,14 @@ pub fn parked_delivery(server: &mut Server, ctx: &Ctx) {
     make_tenant(ctx, "t-park", 30, 600, &[("p", 3)]);
     let (a, mut v, c) = accepted_chat(ctx, "t-park", "p", "Paula");
     let last = joined_seq(&mut v.sock);
-    // Every delivery between objects is refused for good from now on.
-    server.restart_with(&[
-        ("RATE_START_PER_MINUTE", "100000"),
+    // Every delivery between objects is refused for good from now on; the agent ends.
+    end_under_fault(
+        server,
+        ctx,
+        &a.token,
+        &c,
         ("TEST_REFUSE_DELIVERIES", "1000000"),
-    ]);
-    let mut a2 = agent_ws(ctx, &a.token);
-    a2.send(json!({ "type": "end", "conversation": c }));
-    a2.wait_for("wrap-up required", T, |f| {
-        ev(f) == "wrap_up_required" && f["event"]["conversation"] == c.as_str()
-    });
+    );
     let bearer = format!("Bearer {ADMIN_TOKEN}");
     let auth = [("Authorization", bearer.as_str())];
     let list_url = format!("{}/api/v1/admin/tenants/t-park/deliveries/parked", ctx.base);
