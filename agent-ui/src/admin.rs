@@ -968,7 +968,7 @@ fn Webhooks(
             events: vec![],
         });
     };
-    let events = [WebhookEvent::ConversationClosed, WebhookEvent::MessageLeft];
+    let events = WebhookEvent::ALL;
     let row = move |i: usize| {
         let Some(w) = ed.get(|d| d.webhooks.get(i).cloned()) else {
             return ().into_any();

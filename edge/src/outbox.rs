@@ -115,9 +115,8 @@ impl Outbox<'_> {
             .to_array()?)
     }
 
-    /// Moves the parked row `key` back into the outbox, due now with its attempts
-    /// reset (one synchronous run). Its target, or `None` if no such row is parked.
-    pub fn unpark(&self, key: &str, now_ms: i64) -> ApiResult<Option<String>> {
+    /// The parked row `key`, if there is one.
+    pub fn parked_one(&self, key: &str) -> ApiResult<Option<ParkedRow>> {
         let rows: Vec<ParkedRow> = self
             .sql
             .exec(
@@ -125,7 +124,13 @@ impl Outbox<'_> {
                 vec![key.into()],
             )?
             .to_array()?;
-        let Some(row) = rows.into_iter().next() else {
+        Ok(rows.into_iter().next())
+    }
+
+    /// Moves the parked row `key` back into the outbox, due now with its attempts
+    /// reset (one synchronous run). Its target, or `None` if no such row is parked.
+    pub fn unpark(&self, key: &str, now_ms: i64) -> ApiResult<Option<String>> {
+        let Some(row) = self.parked_one(key)? else {
             return Ok(None);
         };
         self.sql.exec(

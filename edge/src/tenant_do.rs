@@ -583,15 +583,37 @@ impl TenantObject {
     /// the transaction that wrote the record); [`Self::flush_hooks`] hands them to
     /// the webhook queue.
     fn queue_hooks(&self, t: &Tenant, c: &ClosedConversation, at_ms: i64) -> ApiResult<()> {
-        let event = WebhookEvent::of(c);
+        self.queue_jobs(
+            &t.config().webhooks,
+            WebhookEvent::of(c),
+            &c.id,
+            None,
+            at_ms,
+        )
+    }
+
+    /// Writes one `hooks` row per webhook in `webhooks` that wants `event`.
+    fn queue_jobs(
+        &self,
+        webhooks: &[shared::webhook::WebhookConfig],
+        event: WebhookEvent,
+        conversation: &ConversationId,
+        parked: Option<&str>,
+        at_ms: i64,
+    ) -> ApiResult<()> {
+        let wanted: Vec<_> = webhooks.iter().filter(|w| w.wants(event)).collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
         let tenant = self.tenant_name()?;
-        for w in t.config().webhooks.iter().filter(|w| w.wants(event)) {
+        for w in wanted {
             let job = WebhookJob {
                 id: auth::random_id().map_err(ApiError::internal)?,
                 tenant: tenant.clone(),
                 event,
-                conversation: c.id.clone(),
+                conversation: conversation.clone(),
                 url: w.url.clone(),
+                parked: parked.map(str::to_owned),
                 attempt: 0,
                 last_error: None,
             };
@@ -605,6 +627,22 @@ impl TenantObject {
             )?;
         }
         Ok(())
+    }
+
+    /// A delivery was parked (by this object's outbox, or reported by a
+    /// conversation): the webhooks that want `delivery.parked` hear of it.
+    fn queue_parked_hooks(&self, conversation: &str, key: &str) -> ApiResult<()> {
+        let webhooks = self.with_engine(|t| t.config().webhooks.clone())?;
+        let Ok(conversation) = ConversationId::new(conversation) else {
+            return Ok(()); // not a conversation's name: nothing to report it under
+        };
+        self.queue_jobs(
+            &webhooks,
+            WebhookEvent::DeliveryParked,
+            &conversation,
+            Some(key),
+            now_ms(),
+        )
     }
 
     /// Sends waiting `hooks` rows to the webhook queue; a row is deleted once the
@@ -627,8 +665,9 @@ impl TenantObject {
         Ok(())
     }
 
-    /// What the webhook consumer needs for one job, read now.
-    async fn hook_material(&self, id: &ConversationId) -> ApiResult<rpc::HookMaterialReply> {
+    /// What the webhook consumer needs for one job, read now: the closed record and
+    /// transcript of a conversation event, or the parked delivery while still parked.
+    async fn hook_material(&self, m: rpc::HookMaterial) -> ApiResult<rpc::HookMaterialReply> {
         let urls = self.with_engine(|t| {
             t.config()
                 .webhooks
@@ -636,18 +675,25 @@ impl TenantObject {
                 .map(|w| w.url.clone())
                 .collect::<Vec<_>>()
         })?;
-        let closed = match self.closed_one(id) {
-            Ok(conversation) => Some(ClosedReply {
-                transcript: self.read(id).await,
-                conversation,
-            }),
-            Err(e) if e.status == 404 => None,
-            Err(e) => return Err(e),
+        let (closed, parked) = match &m.parked {
+            Some(key) => (None, self.parked_one(key)?),
+            None => match self.closed_one(&m.conversation) {
+                Ok(conversation) => (
+                    Some(ClosedReply {
+                        transcript: self.read(&m.conversation).await,
+                        conversation,
+                    }),
+                    None,
+                ),
+                Err(e) if e.status == 404 => (None, None),
+                Err(e) => return Err(e),
+            },
         };
         Ok(rpc::HookMaterialReply {
             secret: self.kv_get("webhook_secret")?,
             urls,
             closed,
+            parked,
         })
     }
 
@@ -670,20 +716,7 @@ impl TenantObject {
     fn parked_deliveries(&self) -> ApiResult<Vec<rpc::ParkedDelivery>> {
         let sql = self.sql();
         let rows = Outbox { sql: &sql }.parked(500)?;
-        let mut list: Vec<rpc::ParkedDelivery> = rows
-            .into_iter()
-            .map(|r| rpc::ParkedDelivery {
-                summary: serde_json::from_str::<Deliver>(&r.body)
-                    .map(|d| d.summary())
-                    .unwrap_or_else(|e| format!("unreadable: {e}")),
-                key: r.key,
-                from: "routing".into(),
-                target: r.target,
-                attempts: r.attempts,
-                error: r.error,
-                at: chrono::DateTime::from_timestamp_millis(r.at).unwrap_or_default(),
-            })
-            .collect();
+        let mut list: Vec<rpc::ParkedDelivery> = rows.into_iter().map(parked_of_row).collect();
         let reported: Vec<ValueRow> = sql
             .exec(
                 "SELECT value FROM parked_reports ORDER BY at DESC LIMIT 500",
@@ -695,6 +728,24 @@ impl TenantObject {
         }
         list.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.key.cmp(&b.key)));
         Ok(list)
+    }
+
+    /// The parked delivery `key`, of either kind, if it is still parked.
+    fn parked_one(&self, key: &str) -> ApiResult<Option<rpc::ParkedDelivery>> {
+        let sql = self.sql();
+        if let Some(row) = (Outbox { sql: &sql }).parked_one(key)? {
+            return Ok(Some(parked_of_row(row)));
+        }
+        let reported: Vec<ValueRow> = sql
+            .exec(
+                "SELECT value FROM parked_reports WHERE key = ?",
+                vec![key.into()],
+            )?
+            .to_array()?;
+        match reported.first() {
+            Some(r) => Ok(Some(serde_json::from_str(&r.value)?)),
+            None => Ok(None),
+        }
     }
 
     /// Sends a parked delivery again. The routing's own goes back into its outbox and
@@ -1044,7 +1095,7 @@ impl TenantObject {
                         .await?
                         .thread)
                 },
-                |_, _| Ok(()),
+                |row, _| self.queue_parked_hooks(&row.target, &row.key),
             )
             .await?;
         if answer.is_some() {
@@ -1662,7 +1713,11 @@ impl TenantObject {
                         p.at.timestamp_millis().into(),
                     ],
                 )?;
+                self.queue_parked_hooks(r.conversation.as_str(), &p.key)?;
                 Applied { sql: &sql }.record(&r.key, now_ms())?;
+                if let Err(e) = self.flush_hooks().await {
+                    worker::console_error!("webhook queue: {e}");
+                }
                 return Ok(Delivered {
                     duplicate: false,
                     thread: None,
@@ -2221,9 +2276,7 @@ impl TenantObject {
                 answer::<rpc::GetClosed>(r)
             }
             ToTenant::Report(r) => answer::<Report>(self.on_report(r).await),
-            ToTenant::HookMaterial(h) => {
-                answer::<rpc::HookMaterial>(self.hook_material(&h.conversation).await)
-            }
+            ToTenant::HookMaterial(h) => answer::<rpc::HookMaterial>(self.hook_material(h).await),
             ToTenant::HookDead(rpc::HookDead(job)) => answer::<rpc::HookDead>(self.hook_dead(job)),
             ToTenant::ListDeadHooks(_) => answer::<rpc::ListDeadHooks>(self.dead_hooks()),
             ToTenant::RetryDeadHook(r) => {
@@ -2445,4 +2498,19 @@ fn config_lists(
         reasons(&cfg.wrap_up_reasons),
         templates,
     )
+}
+
+/// A parked outbox row as the admin sees it.
+fn parked_of_row(r: crate::outbox::ParkedRow) -> rpc::ParkedDelivery {
+    rpc::ParkedDelivery {
+        summary: serde_json::from_str::<Deliver>(&r.body)
+            .map(|d| d.summary())
+            .unwrap_or_else(|e| format!("unreadable: {e}")),
+        key: r.key,
+        from: "routing".into(),
+        target: r.target,
+        attempts: r.attempts,
+        error: r.error,
+        at: chrono::DateTime::from_timestamp_millis(r.at).unwrap_or_default(),
+    }
 }

@@ -6,7 +6,10 @@
 //!   hands it to the queue afterwards (retried from its alarm), so a closed
 //!   conversation always reaches the queue.
 //! - The consumer reads the secret, the current URLs and the record at delivery time:
-//!   a removed URL or an erased conversation is dropped, never sent.
+//!   a removed URL or an erased conversation is dropped, never sent. So is a
+//!   `delivery.parked` job whose delivery was sent again and taken meanwhile.
+//! - The tenant also writes a `delivery.parked` job when its outbox parks a row or a
+//!   conversation reports one it parked, so an operator hears of it without polling.
 //! - A failure (no 2xx in [`TIMEOUT_SECS`]) puts the job back on the queue with one
 //!   more attempt, delayed by [`shared::webhook::retry_delay_secs`]
 //!   (`WEBHOOK_RETRY_BASE_SECS`, default 30). After `WEBHOOK_MAX_ATTEMPTS` (default 8)
@@ -16,7 +19,7 @@
 use crate::error::{ApiError, ApiResult};
 use crate::{auth, call, env_u32, now, stub};
 use shared::rpc::{HookDead, HookMaterial};
-use shared::webhook::{self, WebhookJob, WebhookPayload};
+use shared::webhook::{self, ParkedPayload, WebhookEvent, WebhookJob, WebhookPayload};
 use worker::{
     event, Context, Delay, Env, Fetch, Headers, MessageBatch, MessageBuilder, MessageExt, Method,
     Request, RequestInit,
@@ -32,31 +35,48 @@ async fn deliver(env: &Env, job: &WebhookJob) -> Result<(), String> {
         &tenant,
         HookMaterial {
             conversation: job.conversation.clone(),
+            parked: job.parked.clone(),
         },
     )
     .await
     .map_err(|e| format!("tenant: {e}"))?;
-    let (Some(secret), Some(closed)) = (m.secret, m.closed) else {
-        worker::console_log!(
-            "webhook {}: conversation erased or no secret; dropped",
-            job.id
-        );
+    let Some(secret) = m.secret else {
+        worker::console_log!("webhook {}: no secret any more; dropped", job.id);
         return Ok(());
     };
     if !m.urls.contains(&job.url) {
         worker::console_log!("webhook {}: URL no longer configured; dropped", job.id);
         return Ok(());
     }
-    let payload = WebhookPayload {
-        id: job.id.clone(),
-        event: job.event,
-        tenant: job.tenant.clone(),
-        sent_at: now(),
-        conversation: closed.conversation,
-        transcript: closed.transcript,
-    };
-    let body = serde_json::to_string(&payload).map_err(|e| e.to_string())?;
-    let ts = payload.sent_at.timestamp();
+    let sent_at = now();
+    let body = match (job.event, m.closed, m.parked) {
+        (WebhookEvent::DeliveryParked, _, Some(parked)) => serde_json::to_string(&ParkedPayload {
+            id: job.id.clone(),
+            event: job.event,
+            tenant: job.tenant.clone(),
+            sent_at,
+            conversation: job.conversation.clone(),
+            parked,
+        }),
+        (WebhookEvent::DeliveryParked, _, None) => {
+            worker::console_log!("webhook {}: delivered since it was parked; dropped", job.id);
+            return Ok(());
+        }
+        (_, Some(closed), _) => serde_json::to_string(&WebhookPayload {
+            id: job.id.clone(),
+            event: job.event,
+            tenant: job.tenant.clone(),
+            sent_at,
+            conversation: closed.conversation,
+            transcript: closed.transcript,
+        }),
+        (_, None, _) => {
+            worker::console_log!("webhook {}: conversation erased; dropped", job.id);
+            return Ok(());
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    let ts = sent_at.timestamp();
     let mac = auth::hmac_hex(
         secret.as_bytes(),
         webhook::signed_message(ts, &body).as_bytes(),

@@ -413,6 +413,9 @@ pub struct ClosedReply {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HookMaterial {
     pub conversation: ConversationId,
+    /// For a parked-delivery job: the parked delivery's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parked: Option<String>,
 }
 /// Answer to [`HookMaterial`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -423,6 +426,9 @@ pub struct HookMaterialReply {
     pub urls: Vec<String>,
     /// The record and transcript; `None` when it was erased.
     pub closed: Option<ClosedReply>,
+    /// The parked delivery asked for, while it is still parked.
+    #[serde(default)]
+    pub parked: Option<ParkedDelivery>,
 }
 /// Webhook consumer: a job ran out of attempts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

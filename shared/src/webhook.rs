@@ -1,13 +1,18 @@
-//! Webhooks: what a tenant's CRM hears when a conversation closes or a message is left.
+//! Webhooks: what a tenant's CRM hears when a conversation closes or a message is
+//! left, and what its operations hear when an update between objects could not be
+//! delivered.
 //!
 //! Rules:
 //! - Events are [`WebhookEvent::ConversationClosed`] (transcript, wrap-up, rating,
-//!   wait and handle time) and [`WebhookEvent::MessageLeft`]. A webhook with no event
-//!   list gets both.
+//!   wait and handle time), [`WebhookEvent::MessageLeft`] and
+//!   [`WebhookEvent::DeliveryParked`] (an update the receiving object refused for good
+//!   or never took; it waits for an admin's retry). A webhook with no event list gets
+//!   all of them; receivers tell them apart by `event`.
 //! - One [`WebhookJob`] per (event, URL): each URL is retried on its own. The job
 //!   carries no secret and no transcript; the consumer reads both when it delivers, so
-//!   an erased conversation is never sent.
-//! - The body is [`WebhookPayload`] as JSON. It is signed with the tenant's webhook
+//!   an erased conversation is never sent. A parked delivery that was sent again and
+//!   taken before its job ran is not reported.
+//! - The body is [`WebhookPayload`] (conversation events) or [`ParkedPayload`] as JSON. It is signed with the tenant's webhook
 //!   secret: `X-Switchboard-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
 //!   "<t>.<body>">` ([`signed_message`]). The delivery id (`X-Switchboard-Delivery`)
 //!   stays the same across retries, so a receiver can drop duplicates.
@@ -38,14 +43,25 @@ pub enum WebhookEvent {
     /// A visitor left a message (nobody was there to chat).
     #[serde(rename = "message.left")]
     MessageLeft,
+    /// An update between two objects was parked (see [`crate::rpc::ParkedDelivery`]).
+    #[serde(rename = "delivery.parked")]
+    DeliveryParked,
 }
 
 impl WebhookEvent {
+    /// Every event, in the order the admin screen lists them.
+    pub const ALL: [WebhookEvent; 3] = [
+        WebhookEvent::ConversationClosed,
+        WebhookEvent::MessageLeft,
+        WebhookEvent::DeliveryParked,
+    ];
+
     /// The name on the wire and in `X-Switchboard-Event`.
     pub fn as_str(self) -> &'static str {
         match self {
             WebhookEvent::ConversationClosed => "conversation.closed",
             WebhookEvent::MessageLeft => "message.left",
+            WebhookEvent::DeliveryParked => "delivery.parked",
         }
     }
 
@@ -118,6 +134,9 @@ pub struct WebhookJob {
     pub event: WebhookEvent,
     pub conversation: ConversationId,
     pub url: String,
+    /// For [`WebhookEvent::DeliveryParked`]: the parked delivery's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parked: Option<String>,
     /// Attempts made so far.
     #[serde(default)]
     pub attempt: u32,
@@ -144,6 +163,20 @@ pub struct WebhookPayload {
     pub conversation: ClosedConversation,
     /// The messages, oldest first (empty for a left message: its text is on the record).
     pub transcript: Vec<Message>,
+}
+
+/// The JSON body of a [`WebhookEvent::DeliveryParked`] request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParkedPayload {
+    pub id: String,
+    pub event: WebhookEvent,
+    pub tenant: TenantId,
+    pub sent_at: DateTime<Utc>,
+    /// The conversation the update concerns.
+    pub conversation: ConversationId,
+    /// What was parked, where and why; an admin sends it again with
+    /// `POST /api/v1/admin/tenants/{t}/deliveries/parked/{key}/retry`.
+    pub parked: crate::rpc::ParkedDelivery,
 }
 
 /// Seconds to wait before attempt `attempt + 1`, after `attempt` failures (≥ 1):
@@ -209,5 +242,27 @@ mod tests {
         );
         assert_eq!(signed_message(5, "{}"), "5.{}");
         assert_eq!(signature_header(5, "ab"), "t=5,v1=ab");
+    }
+
+    #[test]
+    fn every_event_has_its_wire_name_and_an_empty_list_wants_all() {
+        let all = WebhookConfig {
+            url: "https://x".into(),
+            events: vec![],
+        };
+        for e in WebhookEvent::ALL {
+            assert!(all.wants(e));
+            assert_eq!(
+                serde_json::to_string(&e).unwrap(),
+                format!("\"{}\"", e.as_str())
+            );
+        }
+        let parked: WebhookEvent = serde_json::from_str("\"delivery.parked\"").unwrap();
+        assert_eq!(parked, WebhookEvent::DeliveryParked);
+        // A job written before parked jobs existed still reads.
+        let old = r#"{"id":"i","tenant":"t","event":"message.left","conversation":"c","url":"https://x"}"#;
+        let job: WebhookJob = serde_json::from_str(old).unwrap();
+        assert_eq!(job.parked, None);
+        assert!(!serde_json::to_string(&job).unwrap().contains("parked"));
     }
 }

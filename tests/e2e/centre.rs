@@ -8,27 +8,27 @@ use std::net::TcpListener;
 use std::sync::{mpsc, Arc, Mutex};
 use tests::http_raw;
 
-const HOOK_SECRET: &str = "hook-secret-hook-secret-hook-secret!";
+pub(crate) const HOOK_SECRET: &str = "hook-secret-hook-secret-hook-secret!";
 
 /// One request a [`Receiver`] got.
 #[derive(Debug, Clone)]
-struct Hit {
-    path: String,
-    headers: BTreeMap<String, String>,
-    body: String,
-    status: u16,
+pub(crate) struct Hit {
+    pub path: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+    pub status: u16,
 }
 
 /// A local webhook receiver: answers 500 to the first `fail` requests of each path
 /// (and always on paths listed in `down`), 200 otherwise; reports every request.
-struct Receiver {
+pub(crate) struct Receiver {
     port: u16,
     hits: mpsc::Receiver<Hit>,
     down: Arc<Mutex<Vec<String>>>,
 }
 
 impl Receiver {
-    fn start(fail: usize) -> Receiver {
+    pub(crate) fn start(fail: usize) -> Receiver {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = l.local_addr().expect("addr").port();
         let (tx, hits) = mpsc::channel();
@@ -80,12 +80,12 @@ impl Receiver {
         Receiver { port, hits, down }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
     /// The next request to `path` (others are kept in `other`), within `d`.
-    fn next(&self, path: &str, d: Duration, other: &mut Vec<Hit>) -> Hit {
+    pub(crate) fn next(&self, path: &str, d: Duration, other: &mut Vec<Hit>) -> Hit {
         let deadline = std::time::Instant::now() + d;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -98,7 +98,7 @@ impl Receiver {
     }
 }
 
-fn check_signature(h: &Hit) {
+pub(crate) fn check_signature(h: &Hit) {
     let sig = &h.headers["x-switchboard-signature"];
     let (t, v1) = sig
         .strip_prefix("t=")

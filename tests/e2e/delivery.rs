@@ -144,11 +144,40 @@ pub fn kill_between_decision_and_delivery(server: &mut Server, ctx: &Ctx) {
     assert_eq!(notes(&transcript(ctx, &v), "ended"), 1);
 }
 
+/// The `delivery.parked` webhook request about `key` (signed, naming what was
+/// parked); requests about other parked deliveries may come first.
+fn parked_hook(rx: &super::centre::Receiver, key: &str, conversation: &str) -> Value {
+    let deadline = Instant::now() + T;
+    let mut other = vec![];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let hit = rx.next("/parked", left, &mut other);
+        assert_eq!(hit.headers["x-switchboard-event"], "delivery.parked");
+        super::centre::check_signature(&hit);
+        let body: Value = serde_json::from_str(&hit.body).expect("JSON body");
+        assert_eq!(body["event"], "delivery.parked", "{body}");
+        assert_eq!(body["tenant"], "t-park", "{body}");
+        if body["parked"]["key"] == key {
+            assert_eq!(body["conversation"], conversation, "{body}");
+            return body;
+        }
+    }
+}
+
 /// A delivery the receiving conversation refuses for good is parked, not lost: the
-/// admin API lists it (what it carries, why), it stays parked across a restart, and a
-/// retry delivers it once. Runs after the kill scenario, on the same server.
+/// admin API lists it (what it carries, why), a `delivery.parked` webhook tells the
+/// operator, it stays parked across a restart, and a retry delivers it once. Runs
+/// after the kill scenario, on the same server.
 pub fn parked_delivery(server: &mut Server, ctx: &Ctx) {
-    make_tenant(ctx, "t-park", 30, 600, &[("p", 3)]);
+    let rx = super::centre::Receiver::start(0);
+    let hooks = json!([
+        { "url": rx.url("/parked"), "events": ["delivery.parked"] },
+        { "url": rx.url("/closed"), "events": ["conversation.closed", "message.left"] }
+    ]);
+    make_tenant_with(ctx, "t-park", 30, 600, &[("p", 3)], |cfg| {
+        cfg["config"]["webhooks"] = hooks;
+        cfg["webhook_secret"] = json!(super::centre::HOOK_SECRET);
+    });
     let (a, mut v, c) = accepted_chat(ctx, "t-park", "p", "Paula");
     let last = joined_seq(&mut v.sock);
     // Every delivery between objects is refused for good from now on; the agent ends.
@@ -207,6 +236,10 @@ pub fn parked_delivery(server: &mut Server, ctx: &Ctx) {
         "{item}"
     );
     assert_eq!(item["attempts"], 1, "{item}");
+    let key = item["key"].as_str().expect("key");
+    let hook = parked_hook(&rx, key, &c);
+    assert_eq!(hook["parked"]["summary"], item["summary"], "{hook}");
+    assert_eq!(hook["parked"]["error"], item["error"], "{hook}");
     // Deliveries work again; a parked row is not retried by itself.
     server.restart_with(&[("RATE_START_PER_MINUTE", "100000")]);
     let items = parked();
@@ -296,6 +329,8 @@ pub fn parked_delivery(server: &mut Server, ctx: &Ctx) {
     };
     assert_eq!(item["summary"], "customer ended", "{item}");
     assert_eq!(item["target"], "routing", "{item}");
+    let hook = parked_hook(&rx, item["key"].as_str().expect("key"), &c2);
+    assert_eq!(hook["parked"]["from"], c2.as_str(), "{hook}");
     assert!(
         item["error"]
             .as_str()
