@@ -704,7 +704,8 @@ pub(crate) fn avatar_key(tenant: &TenantId, id: &str) -> String {
 
 /// `PUT …/avatars`: stores an agent picture (the body: PNG, JPEG, WebP or GIF, at most
 /// 256 KiB, checked by its bytes) in R2 under its content hash, and answers with the
-/// id the configuration names it by (`agents[].avatar`) and where it is served.
+/// id the configuration names it by (`agents[].avatar`) and where it is served. A
+/// picture no agent uses a day after its upload is deleted by the tenant's alarm.
 async fn put_avatar(env: &Env, req: &mut Request, tenant: &TenantId) -> ApiResult<Response> {
     let max = shared::attachment::MAX_PICTURE_BYTES;
     let declared = declared_length(req);
@@ -716,6 +717,13 @@ async fn put_avatar(env: &Env, req: &mut Request, tenant: &TenantId) -> ApiResul
     let content_type = shared::attachment::check_picture(&bytes)
         .map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))?;
     let id: String = auth::sha256_bytes_hex(&bytes).chars().take(32).collect();
+    // The tenant plans the sweep of pictures that never get saved in its
+    // configuration (and refuses an unknown tenant before anything is stored).
+    call(
+        &stub(env, "TENANTS", tenant.as_str())?,
+        shared::rpc::PictureUploaded {},
+    )
+    .await?;
     env.bucket(conversation_do::ATTACHMENTS)?
         .put(avatar_key(tenant, &id), bytes)
         .http_metadata(worker::HttpMetadata {

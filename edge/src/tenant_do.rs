@@ -107,6 +107,8 @@ pub struct TenantObject {
 
 /// Socket tag of control sockets whose agent supervises.
 const SUPERVISOR_TAG: &str = "supervisor";
+/// `kv` key: when unused pictures are next swept (ms since the epoch).
+const PICTURES_SWEEP_AT: &str = "pictures_sweep_at";
 /// Least time between two live views to supervisors (a trailing push follows).
 const SUPERVISOR_PUSH_MS: i64 = 250;
 
@@ -147,6 +149,12 @@ impl TenantObject {
             "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)",
             vec![key.into(), value.into()],
         )?;
+        Ok(())
+    }
+
+    fn kv_delete(&self, key: &str) -> ApiResult<()> {
+        self.sql()
+            .exec("DELETE FROM kv WHERE key = ?", vec![key.into()])?;
         Ok(())
     }
 
@@ -1032,6 +1040,7 @@ impl TenantObject {
             .chain(hooks_next)
             .chain(supervisor_next)
             .chain(retention_next)
+            .chain(self.pictures_sweep_at()?)
             .min();
         let storage = self.state.storage();
         let current = self.alarm_at.get();
@@ -2083,6 +2092,80 @@ impl TenantObject {
         Ok(Done {})
     }
 
+    /// The pictures that agents of the saved configuration use.
+    fn pictures_in_use(&self) -> ApiResult<BTreeSet<String>> {
+        self.with_engine(|t| {
+            t.config()
+                .agents
+                .iter()
+                .filter_map(|a| a.avatar.clone())
+                .collect()
+        })
+    }
+
+    /// When the next sweep of unused pictures is due (ms), if one is.
+    fn pictures_sweep_at(&self) -> ApiResult<Option<i64>> {
+        Ok(self
+            .kv_get(PICTURES_SWEEP_AT)?
+            .and_then(|v| v.parse::<i64>().ok()))
+    }
+
+    /// A picture is being uploaded: sweep unused pictures once it is a day old (an
+    /// admin uploads first and saves the configuration after).
+    async fn picture_uploaded(&self) -> ApiResult<Done> {
+        let due = now_ms() + self.day_secs * 1000 + 1_000;
+        if self.pictures_sweep_at()?.is_none_or(|at| at > due) {
+            self.kv_put(PICTURES_SWEEP_AT, &due.to_string())?;
+        }
+        self.schedule().await?;
+        Ok(Done {})
+    }
+
+    /// Deletes from R2 the pictures of this tenant that no agent uses and that were
+    /// uploaded more than a day ago (uploaded, then never saved in the configuration);
+    /// plans the next sweep for the youngest unused one.
+    async fn sweep_pictures(&self) -> ApiResult<()> {
+        if self.pictures_sweep_at()?.is_none_or(|at| at > now_ms()) {
+            return Ok(());
+        }
+        let prefix = crate::avatar_key(&self.tenant_name()?, "");
+        let bucket = self.env.bucket(crate::conversation_do::ATTACHMENTS)?;
+        let grace_ms = self.day_secs * 1000;
+        let mut next: Option<i64> = None;
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut list = bucket.list().prefix(prefix.clone());
+            if let Some(c) = cursor.take() {
+                list = list.cursor(c);
+            }
+            let page = list.execute().await?;
+            for o in page.objects() {
+                let key = o.key();
+                let id = key.strip_prefix(&prefix).unwrap_or_default();
+                let unused_since = o.uploaded().as_millis() as i64 + grace_ms;
+                // Read the configuration again for each: a save may have run meanwhile.
+                if self.pictures_in_use()?.contains(id) {
+                    continue;
+                }
+                if unused_since <= now_ms() {
+                    worker::console_log!("pictures: deleting unused {key}");
+                    bucket.delete(&key).await?;
+                } else {
+                    next = Some(next.map_or(unused_since, |n| n.min(unused_since)));
+                }
+            }
+            cursor = page.cursor().filter(|_| page.truncated());
+            if cursor.is_none() {
+                break;
+            }
+        }
+        match next {
+            Some(at) => self.kv_put(PICTURES_SWEEP_AT, &(at + 1_000).to_string())?,
+            None => self.kv_delete(PICTURES_SWEEP_AT)?,
+        }
+        Ok(())
+    }
+
     /// Erases closed conversations older than the retention period, a batch at a time.
     async fn sweep_retention(&self) -> ApiResult<()> {
         let days = self.with_engine(|t| t.config().retention_days)?;
@@ -2288,6 +2371,9 @@ impl TenantObject {
             }
             ToTenant::ListParked(_) => answer::<rpc::ListParked>(self.parked_deliveries()),
             ToTenant::RetryParked(r) => answer::<rpc::RetryParked>(self.retry_parked(&r.key).await),
+            ToTenant::PictureUploaded(_) => {
+                answer::<rpc::PictureUploaded>(self.picture_uploaded().await)
+            }
         }
     }
 }
@@ -2368,6 +2454,9 @@ impl DurableObject for TenantObject {
             }
             if let Err(e) = self.sweep_retention().await {
                 worker::console_error!("retention: {e}");
+            }
+            if let Err(e) = self.sweep_pictures().await {
+                worker::console_error!("pictures: {e}");
             }
             if let Err(e) = self.schedule().await {
                 worker::console_error!("schedule: {e}");

@@ -442,6 +442,11 @@ pub struct RetryDeadHook {
     pub id: String,
 }
 
+/// Admin: a picture is about to be stored for this tenant. Pictures that no agent of
+/// the saved configuration uses are deleted a day after their upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PictureUploaded {}
+
 /// Admin: the tenant object's parked deliveries, newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListParked {}
@@ -479,6 +484,7 @@ pub enum ToTenant {
     RetryDeadHook(RetryDeadHook),
     ListParked(ListParked),
     RetryParked(RetryParked),
+    PictureUploaded(PictureUploaded),
 }
 
 calls!(ToTenant:
@@ -505,6 +511,7 @@ calls!(ToTenant:
     RetryDeadHook => Done,
     ListParked => Vec<ParkedDelivery>,
     RetryParked => Done,
+    PictureUploaded => Done,
 );
 
 // ---------------------------------------------------------------- to the directory

@@ -607,14 +607,17 @@ pub fn customer_context(ctx: &Ctx) {
 }
 
 /// A tiny file that sniffs as PNG.
-fn png() -> Vec<u8> {
+pub(crate) fn png() -> Vec<u8> {
     let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
     b.extend((0..200u8).collect::<Vec<_>>());
     b
 }
 
 /// Raw GET with the answer's headers and bytes.
-fn fetch(url: &str, headers: &[(&str, &str)]) -> (u16, BTreeMap<String, String>, Vec<u8>) {
+pub(crate) fn fetch(
+    url: &str,
+    headers: &[(&str, &str)],
+) -> (u16, BTreeMap<String, String>, Vec<u8>) {
     let mut req = ureq::get(url).timeout(Duration::from_secs(30));
     for (k, v) in headers {
         req = req.set(k, v);

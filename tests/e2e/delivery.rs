@@ -572,6 +572,52 @@ pub fn retention(ctx: &Ctx) {
     }
 }
 
+/// Pictures an admin uploaded but no saved configuration uses are deleted a day after
+/// their upload (a day is 2 s on this server); a picture an agent uses stays. An
+/// unknown tenant gets no picture stored.
+pub fn unused_pictures(ctx: &Ctx) {
+    make_tenant(ctx, "t-pics", 30, 600, &[("pa", 3)]);
+    let token = admin(ctx)[0].1.clone();
+    let upload = |tenant: &str, bytes: &[u8]| {
+        tests::http_raw(
+            "PUT",
+            &format!("{}/api/v1/admin/tenants/{tenant}/avatars", ctx.base),
+            bytes,
+            &[("Authorization", &token), ("Content-Type", "image/png")],
+        )
+    };
+    let used = super::centre::png();
+    let mut unused = used.clone();
+    unused.extend_from_slice(b"another picture");
+    let ids: Vec<String> = [&used, &unused]
+        .iter()
+        .map(|b| {
+            let r = upload("t-pics", b);
+            assert_eq!(r.status, 201, "{:?}", r.body);
+            r.body["avatar"].as_str().expect("id").to_owned()
+        })
+        .collect();
+    make_tenant_with(ctx, "t-pics", 30, 600, &[("pa", 3)], |c| {
+        c["config"]["agents"][0]["avatar"] = json!(ids[0]);
+    });
+    let served = |tenant: &str, id: &str| {
+        super::centre::fetch(&format!("{}/api/v1/avatars/{tenant}/{id}", ctx.base), &[]).0
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while served("t-pics", &ids[1]) != 404 {
+        assert!(
+            Instant::now() < deadline,
+            "the unused picture was not deleted"
+        );
+        // Poll pacing (the event is the alarm's deletion, checked above).
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(served("t-pics", &ids[0]), 200, "the used picture stays");
+    let r = upload("t-nobody", &unused);
+    assert_eq!(r.status, 404, "{:?}", r.body);
+    assert_eq!(served("t-nobody", &ids[1]), 404, "nothing stored");
+}
+
 /// The second server's scenarios, in order.
 pub fn run_all(failed: &mut Vec<String>) {
     let mut server = Server::start(&[
@@ -609,6 +655,10 @@ pub fn run_all(failed: &mut Vec<String>) {
     run(
         "retention: closed chats and left messages erased by the alarm",
         &mut || retention(&ctx),
+    );
+    run(
+        "pictures uploaded but never saved are deleted after a day",
+        &mut || unused_pictures(&ctx),
     );
     run(
         "kill between a decision and its delivery: it still arrives",
