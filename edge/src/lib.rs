@@ -773,13 +773,15 @@ async fn get_avatar(env: &Env, tenant: &TenantId, id: &str) -> ApiResult<Respons
 async fn widget_document(env: &Env, req: Request) -> ApiResult<Response> {
     let site = SiteKey::new(query(&req, "site"))?;
     let t = tenant_of_site(env, &site).await?;
-    let doc: rpc::SiteDocumentInfo = call(
-        &stub(env, "TENANTS", t.as_str())?,
-        rpc::SiteDocument { site: site.clone() },
-    )
-    .await
-    .inspect_err(|e| forget_site(&site, e))?;
-    let mut asset = env.assets("ASSETS")?.fetch_request(req).await?;
+    // The site's part and the static page are asked for at once.
+    let tenant = stub(env, "TENANTS", t.as_str())?;
+    let assets = env.assets("ASSETS")?;
+    let (doc, asset) = futures::join!(
+        call(&tenant, rpc::SiteDocument { site: site.clone() }),
+        assets.fetch_request(req)
+    );
+    let doc: rpc::SiteDocumentInfo = doc.inspect_err(|e| forget_site(&site, e))?;
+    let mut asset = asset?;
     if asset.status_code() != 200 {
         return Ok(asset);
     }

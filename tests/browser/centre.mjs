@@ -58,6 +58,23 @@ try {
     await admin.saveState().filter({ hasText: "Saved" }).waitFor();
   });
 
+  await step("a webhook row offers every event, and a removed row leaves nothing to save", async () => {
+    const hooks = admin.section("webhooks");
+    const before = await hooks.locator('[data-testid="webhook-row"]').count();
+    await boss.page.locator('[data-testid="add-webhooks"]').click();
+    const row = hooks.locator('[data-testid="webhook-row"]').nth(before);
+    for (const ev of ["conversation.closed", "message.left", "delivery.parked"]) {
+      const box = row.getByRole("checkbox", { name: ev });
+      assert.ok(await box.isChecked(), `${ev} is on for a new webhook (it gets every event)`);
+    }
+    await row.locator('input[type="url"]').fill("https://ops.example/hooks");
+    await row.getByRole("checkbox", { name: "message.left" }).uncheck();
+    assert.ok(!(await row.getByRole("checkbox", { name: "message.left" }).isChecked()));
+    await row.screenshot({ path: join(out, "admin-webhook.png") });
+    await row.getByRole("button", { name: /Remove/ }).click();
+    await row.waitFor({ state: "detached" });
+  });
+
   await step("the admin sets business hours and the centre's time zone; a bad value is named beside its field", async () => {
     // The second queue: the site's chats go to the first, which stays always open.
     const row = admin.section("queues").locator('[data-testid="queue-row"]').nth(1);

@@ -32,6 +32,8 @@
 //!   the exit code is 1 when anything failed.
 //! - `--smoke`: 1 s phases, 5 conversations, small counts for 3 to 6 (CI).
 //! - `--phases 1,3`: run only these phases.
+//! - `--start-rate N`: chat starts per second of phase 4 (default 200), to find the
+//!   rate this machine sustains.
 //! - `--disk`: keep the server's state in the temp dir (on disk); by default it lives
 //!   on `/dev/shm` when there is one, so that disk flushes of this VM do not hide the
 //!   service's own cost (every message is still written before its ack).
@@ -81,7 +83,8 @@ const OURS: usize = 1;
 
 // ---------------------------------------------------------------- configuration
 
-const USAGE: &str = "usage: bench [--smoke] [--rounds N] [--port PORT] [--phases 1,3,4] [--disk]";
+const USAGE: &str =
+    "usage: bench [--smoke] [--rounds N] [--port PORT] [--phases 1,3,4] [--start-rate N] [--disk]";
 
 #[derive(Debug, Clone)]
 struct Cfg {
@@ -126,6 +129,7 @@ impl Cfg {
         let mut port = None;
         let mut only: Vec<u8> = vec![];
         let mut disk = false;
+        let mut start_rate = None;
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
             match a.as_str() {
@@ -151,6 +155,16 @@ impl Cfg {
                         .map(|l| l.split(',').filter_map(|x| x.trim().parse().ok()).collect())
                         .ok_or("--phases needs a list like 1,3")?;
                 }
+                "--start-rate" => {
+                    start_rate = Some(
+                        args.next()
+                            .and_then(|n| n.parse::<f64>().ok())
+                            .filter(|n| *n > 0.0 && *n <= 10_000.0)
+                            .ok_or(
+                                "--start-rate needs a number of starts per second (1 to 10000)",
+                            )?,
+                    );
+                }
                 "-h" | "--help" => return Err(USAGE.into()),
                 other => return Err(format!("unknown argument {other:?}; {USAGE}")),
             }
@@ -167,7 +181,7 @@ impl Cfg {
                 tenants: 5,
                 cap_rate: 500.0,
                 cap_phase: s(1),
-                start_rate: 20.0,
+                start_rate: start_rate.unwrap_or(20.0),
                 start_phase: s(1),
                 others: vec![0, 10],
                 idle: 10,
@@ -185,7 +199,7 @@ impl Cfg {
                 tenants: 10,
                 cap_rate: 5000.0,
                 cap_phase: s(5),
-                start_rate: 200.0,
+                start_rate: start_rate.unwrap_or(200.0),
                 start_phase: s(5),
                 others: vec![0, 1000, 2000],
                 idle: 1000,
