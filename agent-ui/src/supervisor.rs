@@ -5,7 +5,7 @@
 use crate::api;
 use crate::i18n::Words as _;
 use crate::i18n_centre::CentreWords as _;
-use crate::state::{mmss, Console, Observed};
+use crate::state::{mmss, Console, Observed, Screen};
 use leptos::prelude::*;
 use shared::agent::AgentState;
 use shared::engine::{AgentLive, LiveChat, QueueLive, SupervisorView};
@@ -58,7 +58,22 @@ fn Live(
         (t.rating_today, rating, "rating"),
         (t.closed_today, v.today.chats.to_string(), "closed"),
     ];
+    // Parked updates between the routing and its chats: said at once, with the way
+    // to the admin screen's list for those who administer.
+    let undelivered = (v.undelivered > 0).then(|| {
+        let admin = c.role.get_untracked().administers();
+        view! {
+            <p class="alert-banner" role="status" data-testid="undelivered">
+                <strong>{format!("{}: {}", t.parked, v.undelivered)}</strong>
+                <span>{t.undelivered_hint}</span>
+                {admin.then(|| view! {
+                    <button type="button" class="ghost small" on:click=move |_| c.screen.set(Screen::Admin)>{t.open_admin}</button>
+                })}
+            </p>
+        }
+    });
     view! {
+        {undelivered}
         <section class="cards" aria-label=t.live>
             {cards.into_iter().map(|(label, value, id)| view! {
                 <div class="card" data-testid=format!("card-{id}")>

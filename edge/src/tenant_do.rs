@@ -765,6 +765,7 @@ impl TenantObject {
         if let Some(target) = (Outbox { sql: &sql }).unpark(key, now_ms())? {
             self.deliver_all(vec![target]).await;
             self.schedule().await?;
+            self.push_supervisors().await;
             return Ok(Done {});
         }
         #[derive(Deserialize)]
@@ -800,6 +801,7 @@ impl TenantObject {
             )?;
             return Err(e);
         }
+        self.push_supervisors().await;
         Ok(Done {})
     }
 
@@ -942,7 +944,10 @@ impl TenantObject {
             },
             None => Default::default(),
         };
-        self.with_engine(|t| t.supervisor_view(at, today))
+        let undelivered = count(&sql, "SELECT COUNT(*) AS n FROM outbox_parked", vec![])?
+            + count(&sql, "SELECT COUNT(*) AS n FROM parked_reports", vec![])?;
+        let undelivered = u32::try_from(undelivered).unwrap_or(u32::MAX);
+        self.with_engine(|t| t.supervisor_view(at, today, undelivered))
     }
 
     /// Sends the live view to connected supervisors, at most every
@@ -1104,7 +1109,16 @@ impl TenantObject {
                         .await?
                         .thread)
                 },
-                |row, _| self.queue_parked_hooks(&row.target, &row.key),
+                |row, _| {
+                    // The row is parked either way; a failed alert must not stop the
+                    // drain (the admin's list still shows the row).
+                    if let Err(e) = self.queue_parked_hooks(&row.target, &row.key) {
+                        worker::console_error!("parked {}: no webhook job: {e}", row.key);
+                    }
+                    // Supervisors see the count of parked updates.
+                    self.supervisor_dirty.set(true);
+                    Ok(())
+                },
             )
             .await?;
         if answer.is_some() {
@@ -1727,6 +1741,7 @@ impl TenantObject {
                 if let Err(e) = self.flush_hooks().await {
                     worker::console_error!("webhook queue: {e}");
                 }
+                self.push_supervisors().await;
                 return Ok(Delivered {
                     duplicate: false,
                     thread: None,

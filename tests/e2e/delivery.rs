@@ -144,6 +144,28 @@ pub fn kill_between_decision_and_delivery(server: &mut Server, ctx: &Ctx) {
     assert_eq!(notes(&transcript(ctx, &v), "ended"), 1);
 }
 
+/// Polls `f` until it gives a value, within [`T`]; `what` names the wait.
+fn poll_until<V>(what: &str, mut f: impl FnMut() -> Option<V>) -> V {
+    let deadline = Instant::now() + T;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what} within {T:?}");
+        // Poll pacing (the event is the row showing up, checked above).
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Reconnects the visitor of `conv` after `last` and waits for the "ended" note.
+fn ended_note_arrives(ctx: &Ctx, conv: &str, token: &str, last: u64, what: &str) -> Socket {
+    let mut s = visitor_ws(ctx, conv, token, last);
+    s.wait_for(what, T, |f| {
+        ty(f) == "message" && f["message"]["note"]["note"] == "ended"
+    });
+    s
+}
+
 /// The `delivery.parked` webhook request about `key` (signed, naming what was
 /// parked); requests about other parked deliveries may come first.
 fn parked_hook(rx: &super::centre::Receiver, key: &str, conversation: &str) -> Value {
@@ -174,10 +196,19 @@ pub fn parked_delivery(server: &mut Server, ctx: &Ctx) {
         { "url": rx.url("/parked"), "events": ["delivery.parked"] },
         { "url": rx.url("/closed"), "events": ["conversation.closed", "message.left"] }
     ]);
-    make_tenant_with(ctx, "t-park", 30, 600, &[("p", 3)], |cfg| {
+    make_tenant_with(ctx, "t-park", 30, 600, &[("p", 3), ("ps", 1)], |cfg| {
         cfg["config"]["webhooks"] = hooks;
         cfg["webhook_secret"] = json!(super::centre::HOOK_SECRET);
+        cfg["config"]["agents"][1]["role"] = json!("supervisor");
     });
+    // A supervisor signed in now sees a count of parked updates that passes `ok`.
+    let supervisor_sees = |ok: &dyn Fn(u64) -> bool, what: &str| {
+        let mut sv = agent(ctx, "t-park", "ps");
+        sv.send(json!({ "type": "supervise" }));
+        sv.sock.wait_for(what, T, |f| {
+            ty(f) == "supervisor" && f["view"]["undelivered"].as_u64().is_some_and(ok)
+        });
+    };
     let (a, mut v, c) = accepted_chat(ctx, "t-park", "p", "Paula");
     let last = joined_seq(&mut v.sock);
     // Every delivery between objects is refused for good from now on; the agent ends.
@@ -191,21 +222,22 @@ pub fn parked_delivery(server: &mut Server, ctx: &Ctx) {
     let bearer = format!("Bearer {ADMIN_TOKEN}");
     let auth = [("Authorization", bearer.as_str())];
     let list_url = format!("{}/api/v1/admin/tenants/t-park/deliveries/parked", ctx.base);
-    // This conversation's parked deliveries, oldest first.
-    let parked = || -> Vec<Value> {
+    // The parked deliveries whose `field` is `value`, oldest first.
+    let listed = |field: &str, value: &str| -> Vec<Value> {
         let r = http("GET", &list_url, None, &auth);
         assert_eq!(r.status, 200, "{:?}", r.body);
         let mut items: Vec<Value> = r.body["items"]
             .as_array()
-            .map(|l| {
-                l.iter()
-                    .filter(|i| i["target"] == c.as_str())
-                    .cloned()
-                    .collect()
-            })
+            .map(|l| l.iter().filter(|i| i[field] == value).cloned().collect())
             .unwrap_or_default();
         items.reverse();
         items
+    };
+    let parked = || listed("target", &c);
+    // The admin sends one again (its key's ':' percent-encoded, as a browser does).
+    let retry = |item: &Value| {
+        let key = item["key"].as_str().expect("key").replace(':', "%3A");
+        http("POST", &format!("{list_url}/{key}/retry"), None, &auth)
     };
     let ended = |items: &[Value]| {
         items
@@ -218,17 +250,9 @@ pub fn parked_delivery(server: &mut Server, ctx: &Ctx) {
             .cloned()
     };
     // The refusal is answered right after the decision: wait for the row to show.
-    let deadline = Instant::now() + T;
-    let item = loop {
-        if let Some(item) = ended(&parked()) {
-            break item;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no parked delivery of the end for {c}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let item = poll_until(&format!("a parked delivery of the end for {c}"), || {
+        ended(&parked())
+    });
     assert!(
         item["error"]
             .as_str()
@@ -240,6 +264,7 @@ pub fn parked_delivery(server: &mut Server, ctx: &Ctx) {
     let hook = parked_hook(&rx, key, &c);
     assert_eq!(hook["parked"]["summary"], item["summary"], "{hook}");
     assert_eq!(hook["parked"]["error"], item["error"], "{hook}");
+    supervisor_sees(&|n| n >= 1, "the supervisor's count of parked updates");
     // Deliveries work again; a parked row is not retried by itself.
     server.restart_with(&[("RATE_START_PER_MINUTE", "100000")]);
     let items = parked();
@@ -252,29 +277,15 @@ pub fn parked_delivery(server: &mut Server, ctx: &Ctx) {
         .cloned()
         .unwrap_or_default();
     assert_eq!(notes(&msgs, "ended"), 0, "not delivered while parked");
-    // The admin sends them again, oldest first (each key's ':' percent-encoded, as a
-    // browser does).
-    let retry_url = |key: &str| format!("{list_url}/{}/retry", key.replace(':', "%3A"));
+    // The admin sends them again, oldest first.
     for i in &items {
-        let r = http(
-            "POST",
-            &retry_url(i["key"].as_str().expect("key")),
-            None,
-            &auth,
-        );
+        let r = retry(i);
         assert_eq!(r.status, 200, "{:?}", r.body);
     }
-    let mut vs = visitor_ws(ctx, &v.conv, &v.token, last);
-    vs.wait_for("ended note after the retry", T, |f| {
-        ty(f) == "message" && f["message"]["note"]["note"] == "ended"
-    });
+    let vs = ended_note_arrives(ctx, &v.conv, &v.token, last, "ended note after the retry");
     assert!(parked().is_empty(), "no longer parked");
-    let again = http(
-        "POST",
-        &retry_url(item["key"].as_str().expect("key")),
-        None,
-        &auth,
-    );
+    supervisor_sees(&|n| n == 0, "no parked updates left for the supervisor");
+    let again = retry(&item);
     assert_eq!(again.status, 404, "{:?}", again.body);
     assert_eq!(again.body["error"], "unknown_delivery");
     let v = Visitor {
@@ -307,26 +318,10 @@ pub fn parked_delivery(server: &mut Server, ctx: &Ctx) {
     ]);
     let mut vs2 = visitor_ws(ctx, &v2.conv, &v2.token, last2);
     vs2.send(json!({ "type": "end" }));
-    let from_c2 = || -> Vec<Value> {
-        let r = http("GET", &list_url, None, &auth);
-        r.body["items"]
-            .as_array()
-            .map(|l| {
-                l.iter()
-                    .filter(|i| i["from"] == c2.as_str())
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let deadline = Instant::now() + T;
-    let item = loop {
-        if let Some(item) = from_c2().into_iter().next() {
-            break item;
-        }
-        assert!(Instant::now() < deadline, "no parked report from {c2}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let from_c2 = || listed("from", &c2);
+    let item = poll_until(&format!("a parked report from {c2}"), || {
+        from_c2().into_iter().next()
+    });
     assert_eq!(item["summary"], "customer ended", "{item}");
     assert_eq!(item["target"], "routing", "{item}");
     let hook = parked_hook(&rx, item["key"].as_str().expect("key"), &c2);
@@ -338,17 +333,15 @@ pub fn parked_delivery(server: &mut Server, ctx: &Ctx) {
         "{item}"
     );
     server.restart_with(&[("RATE_START_PER_MINUTE", "100000")]);
-    let r = http(
-        "POST",
-        &retry_url(item["key"].as_str().expect("key")),
-        None,
-        &auth,
-    );
+    let r = retry(&item);
     assert_eq!(r.status, 200, "{:?}", r.body);
-    let mut vs2 = visitor_ws(ctx, &v2.conv, &v2.token, last2);
-    vs2.wait_for("ended note after the report was sent again", T, |f| {
-        ty(f) == "message" && f["message"]["note"]["note"] == "ended"
-    });
+    ended_note_arrives(
+        ctx,
+        &v2.conv,
+        &v2.token,
+        last2,
+        "ended note after the report was sent again",
+    );
     assert!(from_c2().is_empty(), "no longer listed");
 }
 

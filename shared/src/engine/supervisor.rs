@@ -87,6 +87,10 @@ pub struct SupervisorView {
     pub agents: Vec<AgentLive>,
     pub chats: Vec<LiveChat>,
     pub today: ClosedToday,
+    /// Updates between the routing and its conversations that are parked (the edge
+    /// counts its stored rows); an admin sends them again.
+    #[serde(default)]
+    pub undelivered: u32,
 }
 
 impl Tenant {
@@ -99,8 +103,14 @@ impl Tenant {
         }
     }
 
-    /// The live view at `now`, with the day's closed figures from the edge.
-    pub fn supervisor_view(&self, now: DateTime<Utc>, today: ClosedToday) -> SupervisorView {
+    /// The live view at `now`, with the day's closed figures and the count of parked
+    /// updates from the edge.
+    pub fn supervisor_view(
+        &self,
+        now: DateTime<Utc>,
+        today: ClosedToday,
+        undelivered: u32,
+    ) -> SupervisorView {
         let today_local = self.config.local_date(now);
         let mut queues: Vec<QueueLive> = self
             .config
@@ -170,6 +180,7 @@ impl Tenant {
             agents,
             chats,
             today,
+            undelivered,
         }
     }
 }
