@@ -1111,8 +1111,9 @@ fn typing_and_headers(ctx: &Ctx) {
     let info: Value = serde_json::from_str(block).expect("site block is JSON");
     assert_eq!(info["site"], "t-typing-site", "{info}");
     assert!(info["availability"].is_object(), "{info}");
-    // The apps' wasm, glue, boot script and style sheet have content-hashed names and are cached for good; the
-    // pages that name them are revalidated.
+    // The apps' wasm, script (boot and glue, one module) and style sheet have
+    // content-hashed names and are cached for good; the pages that name them are
+    // revalidated.
     for app in ["widget", "agent"] {
         let manifest: Value = serde_json::from_str(
             &std::fs::read_to_string(
@@ -1121,7 +1122,7 @@ fn typing_and_headers(ctx: &Ctx) {
             .expect("manifest"),
         )
         .expect("manifest json");
-        for file in ["js", "wasm", "boot", "css"] {
+        for file in ["wasm", "boot", "css"] {
             let name = manifest[file].as_str().expect("name");
             assert!(name.len() > 20, "hashed name: {name}");
             let r = get(&format!("/{app}/pkg/{name}"));

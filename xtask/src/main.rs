@@ -216,10 +216,11 @@ fn fnv(bytes: &[u8]) -> String {
 }
 
 /// Gives every file a page of `out` loads a content-hashed name in `pkg/` (served
-/// `immutable`, see `edge/static/_headers`): the wasm, the glue (pointed at the
-/// wasm), `boot.js` (pointed at the glue) and the style sheet. The pages of `out` then
-/// name the hashed files and preload the wasm, so it downloads beside the scripts
-/// rather than after them; only the pages themselves revalidate. Writes
+/// `immutable`, see `edge/static/_headers`): the wasm, one minified script module
+/// (`boot.js` bundled with the wasm-bindgen glue it imports, by esbuild, so a page
+/// loads one script rather than two) and the style sheet. The pages of `out` then
+/// name the hashed files and preload the wasm, so it downloads beside the script
+/// rather than after it; only the pages themselves revalidate. Writes
 /// `pkg/manifest.json` with the names.
 fn hash_names(root: &Path, pkg: &Path, out: &str) -> Result {
     let err = |e: std::io::Error| e.to_string();
@@ -236,17 +237,41 @@ fn hash_names(root: &Path, pkg: &Path, out: &str) -> Result {
     if !glue.contains("'app_bg.wasm'") {
         return Err("wasm-bindgen's glue no longer names 'app_bg.wasm'".into());
     }
-    let glue = glue.replace("'app_bg.wasm'", &format!("'{wasm_name}'"));
-    let js_name = hashed("app", "js", glue.as_bytes())?;
-    std::fs::remove_file(pkg.join("app.js")).map_err(err)?;
+    std::fs::write(
+        pkg.join("app.js"),
+        glue.replace("'app_bg.wasm'", &format!("'{wasm_name}'")),
+    )
+    .map_err(err)?;
+    // boot.js imports the glue by its URL; the bundler reads it beside it in pkg/.
     let boot = std::fs::read_to_string(dir.join("boot.js")).map_err(err)?;
     let glue_url = format!("/{out}/pkg/app.js");
     if !boot.contains(&glue_url) {
         return Err(format!("{out}/boot.js does not import {glue_url}"));
     }
-    let boot = boot.replace(&glue_url, &format!("/{out}/pkg/{js_name}"));
-    let boot_name = hashed("boot", "js", boot.as_bytes())?;
-    std::fs::remove_file(dir.join("boot.js")).map_err(err)?;
+    let entry = pkg.join("boot.entry.js");
+    std::fs::write(&entry, boot.replace(&glue_url, "./app.js")).map_err(err)?;
+    let bundle = pkg.join("boot.bundle.js");
+    run(
+        root,
+        &root
+            .join("node_modules/@esbuild/linux-x64/bin/esbuild")
+            .display()
+            .to_string(),
+        &[
+            &entry.display().to_string(),
+            "--bundle",
+            "--format=esm",
+            "--minify",
+            "--target=es2020",
+            &format!("--outfile={}", bundle.display()),
+            "--log-level=warning",
+        ],
+    )?;
+    let script = std::fs::read(&bundle).map_err(err)?;
+    let boot_name = hashed("boot", "js", &script)?;
+    for f in [entry, bundle, pkg.join("app.js"), dir.join("boot.js")] {
+        std::fs::remove_file(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+    }
     let css_file = if out == "widget" {
         "widget.css"
     } else {
@@ -260,7 +285,6 @@ fn hash_names(root: &Path, pkg: &Path, out: &str) -> Result {
         pages.push(root.join("edge/dist/admin/index.html"));
     }
     let swaps = [
-        (glue_url.clone(), format!("/{out}/pkg/{js_name}")),
         (format!("/{out}/boot.js"), format!("/{out}/pkg/{boot_name}")),
         (
             format!("/{out}/{css_file}"),
@@ -284,9 +308,7 @@ fn hash_names(root: &Path, pkg: &Path, out: &str) -> Result {
     }
     std::fs::write(
         pkg.join("manifest.json"),
-        format!(
-            "{{\"js\":\"{js_name}\",\"wasm\":\"{wasm_name}\",\"boot\":\"{boot_name}\",\"css\":\"{css_name}\"}}\n"
-        ),
+        format!("{{\"wasm\":\"{wasm_name}\",\"boot\":\"{boot_name}\",\"css\":\"{css_name}\"}}\n"),
     )
     .map_err(err)
 }

@@ -44,9 +44,11 @@ fn main() {
             "widget document /widget/",
             "edge/dist/widget/index.html".to_string(),
         ),
-        ("widget boot.js", h("widget", "boot")),
+        (
+            "widget script (boot.js and the glue, one minified module)",
+            h("widget", "boot"),
+        ),
         ("widget CSS", h("widget", "css")),
-        ("widget app JS glue", h("widget", "js")),
         ("widget app wasm", h("widget", "wasm")),
     ];
     let others = [
@@ -55,7 +57,10 @@ fn main() {
             "edge/dist/widget.js".to_string(),
         ),
         ("agent console wasm", h("agent", "wasm")),
-        ("agent console JS glue", h("agent", "js")),
+        (
+            "agent console script (boot.js and the glue, one minified module)",
+            h("agent", "boot"),
+        ),
         ("worker wasm", "edge/build/index_bg.wasm".to_string()),
     ];
     println!("| artifact | raw bytes | gzip -9 bytes | brotli 11 bytes |");
