@@ -92,6 +92,8 @@ struct Loaded {
     transcript: Transcript,
     /// Last customer message or activation, whichever is later.
     last_activity: DateTime<Utc>,
+    /// The visitor's rate-limit bucket as last stored (read from storage once).
+    visitor_bucket: Option<Bucket>,
 }
 
 /// What an agent's chat socket remembers across hibernation.
@@ -201,6 +203,7 @@ impl ConversationObject {
             meta,
             transcript,
             last_activity,
+            visitor_bucket: None,
         });
         Ok(true)
     }
@@ -272,17 +275,24 @@ impl ConversationObject {
         Ok(meta)
     }
 
-    /// Takes a token from this conversation's stored visitor bucket.
+    /// Takes a token from this conversation's stored visitor bucket. The bucket is
+    /// read from storage once per load and kept beside the transcript; every take is
+    /// written (so the limit survives eviction).
     fn rate(&self) -> ApiResult<()> {
         let at = now();
         let sql = self.sql();
-        let rows: Vec<ValueRow> = sql
-            .exec("SELECT value FROM limits WHERE key = 'visitor'", None)?
-            .to_array()?;
-        let mut b = rows
-            .first()
-            .and_then(|r| serde_json::from_str::<Bucket>(&r.value).ok())
-            .unwrap_or_else(|| Bucket::full(self.visitor_limit, at));
+        let held = self.with(|l| l.visitor_bucket)?;
+        let mut b = match held {
+            Some(b) => b,
+            None => {
+                let rows: Vec<ValueRow> = sql
+                    .exec("SELECT value FROM limits WHERE key = 'visitor'", None)?
+                    .to_array()?;
+                rows.first()
+                    .and_then(|r| serde_json::from_str::<Bucket>(&r.value).ok())
+                    .unwrap_or_else(|| Bucket::full(self.visitor_limit, at))
+            }
+        };
         let r = b.take(self.visitor_limit, 60, at);
         sql.exec(
             "INSERT OR REPLACE INTO limits (key, value, at) VALUES ('visitor', ?, ?)",
@@ -291,6 +301,7 @@ impl ConversationObject {
                 at.timestamp_millis().into(),
             ],
         )?;
+        self.with(|l| l.visitor_bucket = Some(b))?;
         r.map_err(ApiError::rate_limited)
     }
 
@@ -403,6 +414,7 @@ impl ConversationObject {
             meta,
             transcript,
             last_activity: at,
+            visitor_bucket: None,
         });
         Ok(())
     }
