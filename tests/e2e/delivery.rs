@@ -199,7 +199,7 @@ pub fn parked_delivery(server: &mut Server, ctx: &Ctx) {
     make_tenant_with(ctx, "t-park", 30, 600, &[("p", 3), ("ps", 1)], |cfg| {
         cfg["config"]["webhooks"] = hooks;
         cfg["webhook_secret"] = json!(super::centre::HOOK_SECRET);
-        cfg["config"]["agents"][1]["role"] = json!("supervisor");
+        cfg["config"]["agents"][1]["role"] = json!("admin");
     });
     // A supervisor signed in now sees a count of parked updates that passes `ok`.
     let supervisor_sees = |ok: &dyn Fn(u64) -> bool, what: &str| {
@@ -265,6 +265,8 @@ pub fn parked_delivery(server: &mut Server, ctx: &Ctx) {
     assert_eq!(hook["parked"]["summary"], item["summary"], "{hook}");
     assert_eq!(hook["parked"]["error"], item["error"], "{hook}");
     supervisor_sees(&|n| n >= 1, "the supervisor's count of parked updates");
+    // The same in the console: the banner, its way to the list, axe.
+    super::browser_script(ctx, "undelivered.mjs", &["t-park", "ps", PW]);
     // Deliveries work again; a parked row is not retried by itself.
     server.restart_with(&[("RATE_START_PER_MINUTE", "100000")]);
     let items = parked();
