@@ -306,9 +306,20 @@ fn Parked(
     reload: Callback<()>,
 ) -> impl IntoView {
     let c = ed.c;
+    // Asked for by the supervisor's banner: scrolled into view, its heading focused.
+    let heading = NodeRef::<leptos::html::H2>::new();
+    Effect::new(move |_| {
+        if c.reveal.get() == Some("parked") {
+            if let Some(h) = heading.get() {
+                h.scroll_into_view();
+                let _ = h.focus();
+                c.reveal.set(None);
+            }
+        }
+    });
     view! {
         <section class="panel admin-section" data-testid="parked" aria-labelledby="h-parked">
-            <div class="section-head"><h2 id="h-parked">{move || ed.t().parked}</h2></div>
+            <div class="section-head"><h2 id="h-parked" tabindex="-1" node_ref=heading>{move || ed.t().parked}</h2></div>
             <p class="hint">{move || ed.t().parked_intro}</p>
             <ul class="dead-list" data-testid="parked-list">
                 {move || {

@@ -129,6 +129,9 @@ pub struct Console {
     /// The signed-in agent's role (supervisor and admin screens).
     pub role: RwSignal<shared::config::Role>,
     pub screen: RwSignal<Screen>,
+    /// A section of the admin screen to scroll to and focus once it is drawn
+    /// (`"parked"`: the supervisor's banner leads there).
+    pub reveal: RwSignal<Option<&'static str>>,
     /// The supervisor's live view, as last pushed.
     pub supervisor: RwSignal<Option<shared::engine::SupervisorView>>,
     pub observed: RwSignal<Option<Observed>>,
@@ -164,6 +167,7 @@ impl Console {
             now_ms: RwSignal::new(js_sys::Date::now()),
             role: RwSignal::new(shared::config::Role::Agent),
             screen: RwSignal::new(initial_screen()),
+            reveal: RwSignal::new(None),
             supervisor: RwSignal::new(None),
             observed: RwSignal::new(None),
             past: RwSignal::new(None),

@@ -67,7 +67,7 @@ fn Live(
                 <strong>{format!("{}: {}", t.parked, v.undelivered)}</strong>
                 <span>{t.undelivered_hint}</span>
                 {admin.then(|| view! {
-                    <button type="button" class="ghost small" on:click=move |_| c.screen.set(Screen::Admin)>{t.open_admin}</button>
+                    <button type="button" class="ghost small" on:click=move |_| { c.reveal.set(Some("parked")); c.screen.set(Screen::Admin); }>{t.open_admin}</button>
                 })}
             </p>
         }

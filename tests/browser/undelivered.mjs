@@ -32,7 +32,14 @@ try {
 
   await step("its button leads an admin to the list", async () => {
     await banner.getByRole("button", { name: "Open the list" }).click();
-    await new Admin(boss.page).section("parked").locator('[data-testid="parked-row"]').first().waitFor();
+    const parked = new Admin(boss.page).section("parked");
+    await parked.locator('[data-testid="parked-row"]').first().waitFor();
+    // Scrolled there, its heading focused (keyboard users land in the section).
+    await boss.page.waitForFunction(() => document.activeElement && document.activeElement.id === "h-parked");
+    assert.ok(await parked.locator("h2").isVisible());
+    const box = await parked.boundingBox();
+    const view = boss.page.viewportSize();
+    assert.ok(box && box.y < view.height && box.y + 40 > 0, `the section is on screen: ${JSON.stringify(box)}`);
   });
 
   await step("German and phone width", async () => {

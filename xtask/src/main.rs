@@ -372,6 +372,9 @@ fn dev() -> Result {
     println!("  Demo website:   http://127.0.0.1:{port}/");
     println!("  Agent console:  http://127.0.0.1:{port}/agent/");
     println!("      tenant demo — agents anna / anna-demo-pass, ben / ben-demo-pass, cleo / cleo-demo-pass");
+    println!(
+        "  Supervisor and admin screens:  http://127.0.0.1:{port}/admin/  (dana / dana-demo-pass)"
+    );
     println!("  Admin API:      http://127.0.0.1:{port}/api/v1/admin/tenants/demo/config  (Authorization: Bearer dev-admin-token)");
     println!(
         "  State is kept in {} — delete it to start afresh. Ctrl-C stops.",
