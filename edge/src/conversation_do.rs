@@ -35,7 +35,7 @@
 
 use crate::auth;
 use crate::error::{ApiError, ApiResult};
-use crate::outbox::{Applied, Drained, Faults, Outbox};
+use crate::outbox::{Applied, Drained, Faults, Outbox, Retry};
 use crate::{answer, call, env_u32, now, session_secret, stub, Caller};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -799,8 +799,9 @@ impl ConversationObject {
         let env = &self.env;
         let to = tenant.as_str();
         let outbox = Outbox { sql: &sql };
-        // A parked report is reported to the tenant (which lists it for its admins),
-        // in the same synchronous run that parked it; a parked "parked" report is not.
+        // Reports are retried until the tenant takes them; one it refused for good is
+        // parked and reported to the tenant (which lists it for its admins), in the
+        // same synchronous run that parked it; a parked "parked" report is not.
         let report_parked = |row: &crate::outbox::Row, error: &str| -> ApiResult<()> {
             let Ok(parked) = serde_json::from_str::<Report>(&row.body) else {
                 return Ok(());
@@ -828,6 +829,7 @@ impl ConversationObject {
         let (drained, _) = outbox
             .drain(
                 to,
+                Retry::UntilTaken,
                 &self.faults,
                 |body| async move {
                     let report: Report = serde_json::from_str(&body)?;

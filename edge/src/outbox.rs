@@ -11,16 +11,20 @@
 //!   dies between deciding and delivering delivers from its alarm after a restart.
 //! - Receivers apply each row's key once (see [`Applied`]).
 //! - Nothing is thrown away. A row the receiver refused for good (it answered 400, 404,
-//!   410 or 422: malformed, or its conversation is gone) or that still fails after
-//!   [`MAX_ATTEMPTS`] (about a day of retries, well inside the week receivers remember
-//!   applied keys) is moved to `outbox_parked` with the last error, in the same
-//!   synchronous run, and logged; the rows behind it then go on.
+//!   410 or 422: malformed, or its conversation is gone) is moved to `outbox_parked`
+//!   with the last error, in the same synchronous run, and logged; the rows behind it
+//!   then go on. So is a row of the tenant object (whose admins see its parked rows)
+//!   that still fails after [`MAX_ATTEMPTS`] (about a day of retries, well inside the
+//!   week receivers remember applied keys). A conversation's row to its tenant is
+//!   retried until the tenant takes it, however long that is: parked, it would only
+//!   wait where no admin looks (its notice could not reach the tenant either).
 //! - An admin sees the tenant object's parked rows and sends one again
 //!   ([`Outbox::parked`], [`Outbox::unpark`]): it goes back into the outbox with its
 //!   attempts reset and its key unchanged, so the receiver still applies it once.
 //! - The variable `TEST_FAIL_DELIVERIES=N` (tests only) makes the first N deliveries
 //!   of this object instance fail before they are sent; `TEST_REFUSE_DELIVERIES=N`
-//!   makes them refused for good (422), which parks them.
+//!   makes them refused for good (422), which parks them;
+//!   `TEST_OUTBOX_MAX_ATTEMPTS=N` stands in for [`MAX_ATTEMPTS`].
 
 use crate::error::ApiResult;
 use serde::Deserialize;
@@ -228,6 +232,15 @@ fn refused_for_good(e: &crate::error::ApiError) -> bool {
     matches!(e.status, 400 | 404 | 410 | 422)
 }
 
+/// How long a failing row is retried (see the module rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// [`MAX_ATTEMPTS`] times (about a day), then parked where an admin sees it.
+    ForADay,
+    /// Until the receiver takes it.
+    UntilTaken,
+}
+
 /// Why a drain stopped early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Drained {
@@ -241,13 +254,14 @@ impl Outbox<'_> {
     /// Delivers `target`'s rows in order with `send` (given each row's body), deleting
     /// each one its receiver answered. Stops at the first failure: that row waits for
     /// [`backoff_ms`] and the rows behind it wait with it, so a receiver sees them in
-    /// order. A row refused for good, or failing [`MAX_ATTEMPTS`] times, is parked
-    /// (see the module rules), and `on_park` runs in the same synchronous run (a
-    /// conversation writes its report of the parked row there).
-    /// Returns the last `Some` answer `send` gave (e.g. a thread for an offer).
+    /// order. A row refused for good, or (with [`Retry::ForADay`]) failing
+    /// [`MAX_ATTEMPTS`] times, is parked (see the module rules), and `on_park` runs in
+    /// the same synchronous run (a conversation writes its report of the parked row
+    /// there). Returns the last `Some` answer `send` gave (e.g. a thread for an offer).
     pub async fn drain<R, F, Fut>(
         &self,
         target: &str,
+        retry: Retry,
         faults: &Faults,
         mut send: F,
         on_park: impl Fn(&Row, &str) -> ApiResult<()>,
@@ -283,7 +297,11 @@ impl Outbox<'_> {
                         }
                         self.delivered(&row.key)?;
                     }
-                    Err(e) if refused_for_good(&e) || row.attempts + 1 >= MAX_ATTEMPTS => {
+                    Err(e)
+                        if refused_for_good(&e)
+                            || (retry == Retry::ForADay
+                                && row.attempts + 1 >= faults.max_attempts) =>
+                    {
                         worker::console_error!(
                             "outbox to {target}: parking {} after {} attempts: {e}",
                             row.key,
@@ -352,13 +370,17 @@ impl Applied<'_> {
 pub struct Faults {
     left: Cell<u32>,
     refuse: Cell<u32>,
+    /// Failed attempts after which a row that may give up is parked.
+    max_attempts: i64,
 }
 
 impl Faults {
     pub fn from_env(env: &worker::Env) -> Self {
+        let max = crate::env_u32(env, "TEST_OUTBOX_MAX_ATTEMPTS", MAX_ATTEMPTS as u32);
         Self {
             left: Cell::new(crate::env_u32(env, "TEST_FAIL_DELIVERIES", 0)),
             refuse: Cell::new(crate::env_u32(env, "TEST_REFUSE_DELIVERIES", 0)),
+            max_attempts: i64::from(max.max(1)),
         }
     }
     /// Whether this delivery is to be refused for good (counts down).

@@ -37,7 +37,7 @@
 
 use crate::auth::{self, ChatTicket, ControlTicket, Purpose, Session};
 use crate::error::{ApiError, ApiResult};
-use crate::outbox::{Applied, Faults, Outbox};
+use crate::outbox::{Applied, Faults, Outbox, Retry};
 use crate::{
     answer, at_ms, call, env_string, env_u32, now, session_secret, stub, OBJECT_NAME_HEADER,
 };
@@ -1102,6 +1102,7 @@ impl TenantObject {
         let (_, answer) = Outbox { sql: &sql }
             .drain(
                 target,
+                Retry::ForADay,
                 &self.faults,
                 |body| async move {
                     let deliver: Deliver = serde_json::from_str(&body)?;

@@ -347,6 +347,54 @@ pub fn parked_delivery(server: &mut Server, ctx: &Ctx) {
     assert!(from_c2().is_empty(), "no longer listed");
 }
 
+/// A conversation's report to its tenant is retried until the tenant takes it, while
+/// the tenant's own rows give up after the (here shortened) day of attempts and are
+/// parked for its admins. Runs on the second server, restarted with
+/// `TEST_OUTBOX_MAX_ATTEMPTS=2` and every object's first three deliveries failing.
+pub fn reports_retried_until_taken(server: &mut Server, ctx: &Ctx) {
+    make_tenant(ctx, "t-long", 30, 600, &[("l", 3)]);
+    let (a, mut v, c) = accepted_chat(ctx, "t-long", "l", "Lena");
+    let last = joined_seq(&mut v.sock);
+    server.restart_with(&[
+        ("RATE_START_PER_MINUTE", "100000"),
+        ("TEST_OUTBOX_MAX_ATTEMPTS", "2"),
+        ("TEST_FAIL_DELIVERIES", "3"),
+    ]);
+    let mut ag = agent_ws(ctx, &a.token);
+    let mut vs = visitor_ws(ctx, &v.conv, &v.token, last);
+    // The customer ends: the report fails three times, more than the tenant's own rows
+    // may, and still arrives.
+    vs.send(json!({ "type": "end" }));
+    ag.wait_for("wrap-up after three failed reports", T, |f| {
+        ev(f) == "wrap_up_required" && f["event"]["conversation"] == c.as_str()
+    });
+    // The tenant's "ended" note to the conversation failed twice: parked.
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    let auth = [("Authorization", bearer.as_str())];
+    let list_url = format!("{}/api/v1/admin/tenants/t-long/deliveries/parked", ctx.base);
+    let items = || -> Vec<Value> {
+        let r = http("GET", &list_url, None, &auth);
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r.body["items"].as_array().cloned().unwrap_or_default()
+    };
+    let note = poll_until("the tenant's note parked after 2 attempts", || {
+        items().into_iter().find(|i| i["target"] == c.as_str())
+    });
+    assert_eq!(note["attempts"], 2, "{note}");
+    assert_eq!(note["from"], "routing", "{note}");
+    let listed = items();
+    assert!(
+        listed.iter().all(|i| i["from"] != c.as_str()),
+        "nothing parked by the conversation: {listed:?}"
+    );
+    // Sent again, it arrives (its one remaining failure is retried).
+    let key = note["key"].as_str().expect("key").replace(':', "%3A");
+    let r = http("POST", &format!("{list_url}/{key}/retry"), None, &auth);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    drop(vs);
+    ended_note_arrives(ctx, &v.conv, &v.token, last, "ended note after the retry");
+}
+
 /// An agent whose chat socket closed while the visitor wrote gets every message on
 /// reconnect, once each and in order; a message the agent sent as the socket died
 /// (and resends from its outbox) arrives once.
@@ -662,5 +710,9 @@ pub fn run_all(failed: &mut Vec<String>) {
     run(
         "a delivery refused for good is parked, listed, and delivered once on retry",
         &mut || parked_delivery(&mut server, &ctx),
+    );
+    run(
+        "a conversation's report is retried until taken; the tenant's rows give up",
+        &mut || reports_retried_until_taken(&mut server, &ctx),
     );
 }
