@@ -276,8 +276,9 @@ impl ConversationObject {
     }
 
     /// Takes a token from this conversation's stored visitor bucket. The bucket is
-    /// read from storage once per load and kept beside the transcript; every take is
-    /// written (so the limit survives eviction).
+    /// read from storage once per load and kept beside the transcript; a take is
+    /// written once the bucket is at most half full (`Bucket::worth_storing`), so a
+    /// burst's limit survives eviction while ordinary chatting writes nothing for it.
     fn rate(&self) -> ApiResult<()> {
         let at = now();
         let sql = self.sql();
@@ -294,13 +295,15 @@ impl ConversationObject {
             }
         };
         let r = b.take(self.visitor_limit, 60, at);
-        sql.exec(
-            "INSERT OR REPLACE INTO limits (key, value, at) VALUES ('visitor', ?, ?)",
-            vec![
-                serde_json::to_string(&b)?.into(),
-                at.timestamp_millis().into(),
-            ],
-        )?;
+        if b.worth_storing(self.visitor_limit) {
+            sql.exec(
+                "INSERT OR REPLACE INTO limits (key, value, at) VALUES ('visitor', ?, ?)",
+                vec![
+                    serde_json::to_string(&b)?.into(),
+                    at.timestamp_millis().into(),
+                ],
+            )?;
+        }
         self.with(|l| l.visitor_bucket = Some(b))?;
         r.map_err(ApiError::rate_limited)
     }

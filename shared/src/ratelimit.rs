@@ -4,7 +4,8 @@
 //! - [`Bucket`] is a token bucket: `limit` hits at once, refilled evenly over
 //!   `window_secs`, so no burst across a window edge gets more than `limit` plus what
 //!   refilled meanwhile. Its state is a small value the caller stores, so a limit
-//!   survives a restart. A refused hit is not counted and names the seconds to wait.
+//!   survives a restart; [`Bucket::worth_storing`] says when it must be stored (at
+//!   most half full). A refused hit is not counted and names the seconds to wait.
 //! - [`RateLimiter`] keeps buckets per key in memory (for limits that may reset).
 //! - [`client_key`] is the key of an address: IPv4 as is, IPv6 by its /64 prefix
 //!   (one subscriber usually holds a whole /64).
@@ -29,6 +30,14 @@ impl Bucket {
             milli_tokens: i64::from(limit) * 1000,
             at_ms: now.timestamp_millis(),
         }
+    }
+
+    /// Whether this state must be stored after a take: once the bucket is at most half
+    /// full (a burst), so that a restart cannot refill it. A fuller bucket may live in
+    /// memory only: losing it gives back at most half of `limit`, which refills within
+    /// half a window anyway, and an ordinary conversation then writes nothing for it.
+    pub fn worth_storing(&self, limit: u32) -> bool {
+        self.milli_tokens <= i64::from(limit.max(1)) * 500
     }
 
     /// Takes one token (`limit` per `window_secs`); `Err(seconds to wait)` when empty.
@@ -128,6 +137,25 @@ pub fn pass_typing(last: Option<(bool, i64)>, typing: bool, now_ms: i64) -> bool
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_bucket_is_stored_once_it_is_half_empty() {
+        let t0 = DateTime::from_timestamp(1_000, 0).unwrap();
+        let mut b = Bucket::full(10, t0);
+        let mut stored_after = None;
+        for n in 1..=10 {
+            b.take(10, 60, t0).unwrap();
+            if b.worth_storing(10) && stored_after.is_none() {
+                stored_after = Some(n);
+            }
+        }
+        assert_eq!(stored_after, Some(5), "from the fifth take of ten on");
+        assert!(b.take(10, 60, t0).is_err());
+        assert!(b.worth_storing(10));
+        // Refilled past half: memory only again.
+        b.take(10, 60, t0 + chrono::Duration::seconds(60)).unwrap();
+        assert!(!b.worth_storing(10));
+    }
+
     use super::*;
 
     #[test]
