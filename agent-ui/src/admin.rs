@@ -306,6 +306,8 @@ fn Parked(
     reload: Callback<()>,
 ) -> impl IntoView {
     let c = ed.c;
+    // How many the last "send all again" sent.
+    let sent_again = RwSignal::new(None::<u32>);
     // Asked for by the supervisor's banner: scrolled into view, its heading focused.
     let heading = NodeRef::<leptos::html::H2>::new();
     Effect::new(move |_| {
@@ -319,8 +321,24 @@ fn Parked(
     });
     view! {
         <section class="panel admin-section" data-testid="parked" aria-labelledby="h-parked">
-            <div class="section-head"><h2 id="h-parked" tabindex="-1" node_ref=heading>{move || ed.t().parked}</h2></div>
+            <div class="section-head">
+                <h2 id="h-parked" tabindex="-1" node_ref=heading>{move || ed.t().parked}</h2>
+                <Show when=move || parked.with(|l| !l.is_empty())>
+                    <button type="button" class="ghost small" data-testid="retry-all-parked" on:click=move |_| {
+                        spawn_local(async move {
+                            match api::retry_all_parked(c).await {
+                                Ok(r) => sent_again.set(Some(r.retried)),
+                                Err(e) => c.error.set(Some(e)),
+                            }
+                            reload.run(());
+                        });
+                    }>{move || ed.t().retry_all}</button>
+                </Show>
+            </div>
             <p class="hint">{move || ed.t().parked_intro}</p>
+            <p class="hint" role="status" data-testid="sent-again">
+                {move || sent_again.get().map(|n| format!("{}: {n}", ed.t().sent_again))}
+            </p>
             <ul class="dead-list" data-testid="parked-list">
                 {move || {
                     let list = parked.get();

@@ -292,6 +292,11 @@ pub async fn retry_parked(c: Console, key: &str) -> Result<(), String> {
     .await
 }
 
+/// Sends every parked delivery again, oldest first; says how many went.
+pub async fn retry_all_parked(c: Console) -> Result<shared::rpc::RetriedParked, String> {
+    admin_call(c, "POST", "deliveries/parked/retry", AdminBody::None).await
+}
+
 /// Sends a dead-lettered webhook delivery again.
 pub async fn retry_dead(c: Console, id: &str) -> Result<(), String> {
     admin_post(

@@ -1122,6 +1122,14 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
             }
             (
                 Method::Post,
+                ["api", "v1", "admin", "tenants", t, "deliveries", "parked", "retry"],
+            ) => {
+                admin_of(&env, &req, t).await?;
+                let r = call(&tenant_of(t)?, rpc::RetryAllParked {}).await?;
+                Ok(Response::from_json(&r)?)
+            }
+            (
+                Method::Post,
                 ["api", "v1", "admin", "tenants", t, "deliveries", "parked", key, "retry"],
             ) => {
                 admin_of(&env, &req, t).await?;

@@ -805,6 +805,24 @@ impl TenantObject {
         Ok(Done {})
     }
 
+    /// Sends every parked delivery again, oldest first; one that cannot be sent again
+    /// is named and the rest go on.
+    async fn retry_all_parked(&self) -> ApiResult<rpc::RetriedParked> {
+        let mut list = self.parked_deliveries()?;
+        list.reverse();
+        let mut done = rpc::RetriedParked {
+            retried: 0,
+            failed: vec![],
+        };
+        for p in list {
+            match self.retry_parked(&p.key).await {
+                Ok(_) => done.retried += 1,
+                Err(e) => done.failed.push((p.key, e.message)),
+            }
+        }
+        Ok(done)
+    }
+
     /// The dead-letter list, newest first (at most 500).
     fn dead_hooks(&self) -> ApiResult<Vec<DeadLetter>> {
         let rows: Vec<ValueRow> = self
@@ -2387,6 +2405,9 @@ impl TenantObject {
             }
             ToTenant::ListParked(_) => answer::<rpc::ListParked>(self.parked_deliveries()),
             ToTenant::RetryParked(r) => answer::<rpc::RetryParked>(self.retry_parked(&r.key).await),
+            ToTenant::RetryAllParked(_) => {
+                answer::<rpc::RetryAllParked>(self.retry_all_parked().await)
+            }
             ToTenant::PictureUploaded(_) => {
                 answer::<rpc::PictureUploaded>(self.picture_uploaded().await)
             }

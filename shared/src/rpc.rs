@@ -442,6 +442,18 @@ pub struct RetryDeadHook {
     pub id: String,
 }
 
+/// Admin: send every parked delivery again, oldest first (each as [`RetryParked`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryAllParked {}
+/// Answer to [`RetryAllParked`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetriedParked {
+    /// Sent again (a receiver that still refuses parks it again).
+    pub retried: u32,
+    /// Keys that could not be sent again, with why.
+    pub failed: Vec<(String, String)>,
+}
+
 /// Admin: a picture is about to be stored for this tenant. Pictures that no agent of
 /// the saved configuration uses are deleted a day after their upload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -485,6 +497,7 @@ pub enum ToTenant {
     ListParked(ListParked),
     RetryParked(RetryParked),
     PictureUploaded(PictureUploaded),
+    RetryAllParked(RetryAllParked),
 }
 
 calls!(ToTenant:
@@ -512,6 +525,7 @@ calls!(ToTenant:
     ListParked => Vec<ParkedDelivery>,
     RetryParked => Done,
     PictureUploaded => Done,
+    RetryAllParked => RetriedParked,
 );
 
 // ---------------------------------------------------------------- to the directory

@@ -40,6 +40,13 @@ try {
     const box = await parked.boundingBox();
     const view = boss.page.viewportSize();
     assert.ok(box && box.y < view.height && box.y + 40 > 0, `the section is on screen: ${JSON.stringify(box)}`);
+    // Sending them all again says how many went (the receiver still refuses here, so
+    // they are parked again and stay listed).
+    const rows = await parked.locator('[data-testid="parked-row"]').count();
+    await parked.getByRole("button", { name: "Send all again" }).click();
+    await parked.locator('[data-testid="sent-again"]', { hasText: `Sent again: ${rows}` }).waitFor();
+    await parked.locator('[data-testid="parked-row"]').first().waitFor();
+    await parked.screenshot({ path: join(out, "admin-undelivered.png") });
   });
 
   await step("German and phone width", async () => {

@@ -279,11 +279,11 @@ pub fn parked_delivery(server: &mut Server, ctx: &Ctx) {
         .cloned()
         .unwrap_or_default();
     assert_eq!(notes(&msgs, "ended"), 0, "not delivered while parked");
-    // The admin sends them again, oldest first.
-    for i in &items {
-        let r = retry(i);
-        assert_eq!(r.status, 200, "{:?}", r.body);
-    }
+    // The admin sends them all again at once, oldest first.
+    let r = http("POST", &format!("{list_url}/retry"), None, &auth);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["retried"], items.len(), "{:?}", r.body);
+    assert_eq!(r.body["failed"], json!([]), "{:?}", r.body);
     let vs = ended_note_arrives(ctx, &v.conv, &v.token, last, "ended note after the retry");
     assert!(parked().is_empty(), "no longer parked");
     supervisor_sees(&|n| n == 0, "no parked updates left for the supervisor");
