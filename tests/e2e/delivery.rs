@@ -97,37 +97,36 @@ pub fn failed_deliveries(ctx: &Ctx) {
     );
 }
 
-/// Restarts `wrangler dev` with `fault` set (and starts unlimited), then the agent
-/// (by `token`) ends `conv`: the deciding object stores it and tells the agent at once.
-/// The agent's new socket.
-fn end_under_fault(
+/// An accepted chat of `tenant` (agent `id`, visitor `name`); then `wrangler dev`
+/// restarts with `fault` set (and starts unlimited) and the agent ends the chat: the
+/// deciding object stores it and tells the agent at once. The agent, the visitor, the
+/// conversation and the visitor's last sequence number before the end.
+fn chat_ended_under_fault(
     server: &mut Server,
     ctx: &Ctx,
-    token: &str,
-    conv: &str,
+    (tenant, id, name): (&str, &str, &str),
     fault: (&str, &str),
-) -> Socket {
+) -> (Agent, Visitor, String, u64) {
+    let (a, mut v, c) = accepted_chat(ctx, tenant, id, name);
+    let last = joined_seq(&mut v.sock);
     server.restart_with(&[("RATE_START_PER_MINUTE", "100000"), fault]);
-    let mut a = agent_ws(ctx, token);
-    a.send(json!({ "type": "end", "conversation": conv }));
-    a.wait_for("wrap-up required", T, |f| {
-        ev(f) == "wrap_up_required" && f["event"]["conversation"] == conv
+    let mut sock = agent_ws(ctx, &a.token);
+    sock.send(json!({ "type": "end", "conversation": c }));
+    sock.wait_for("wrap-up required", T, |f| {
+        ev(f) == "wrap_up_required" && f["event"]["conversation"] == c.as_str()
     });
-    a
+    (a, v, c, last)
 }
 
 /// Kill `wrangler dev` between a decision and its delivery (every delivery fails
 /// until the kill), restart it with deliveries working: the decision arrives, once.
 pub fn kill_between_decision_and_delivery(server: &mut Server, ctx: &Ctx) {
     make_tenant(ctx, "t-kill", 30, 600, &[("k", 3)]);
-    let (a, mut v, c) = accepted_chat(ctx, "t-kill", "k", "Vera");
-    let last = joined_seq(&mut v.sock);
-    // Every delivery between objects fails from now on; the agent ends the chat.
-    end_under_fault(
+    // Every delivery between objects fails from the restart on; the agent ends the chat.
+    let (_a, v, _c, last) = chat_ended_under_fault(
         server,
         ctx,
-        &a.token,
-        &c,
+        ("t-kill", "k", "Vera"),
         ("TEST_FAIL_DELIVERIES", "1000000"),
     );
     // Killed before the "ended" note could reach the conversation.
@@ -209,14 +208,12 @@ pub fn parked_delivery(server: &mut Server, ctx: &Ctx) {
             ty(f) == "supervisor" && f["view"]["undelivered"].as_u64().is_some_and(ok)
         });
     };
-    let (a, mut v, c) = accepted_chat(ctx, "t-park", "p", "Paula");
-    let last = joined_seq(&mut v.sock);
-    // Every delivery between objects is refused for good from now on; the agent ends.
-    end_under_fault(
+    // Every delivery between objects is refused for good from the restart on; the
+    // agent ends.
+    let (a, v, c, last) = chat_ended_under_fault(
         server,
         ctx,
-        &a.token,
-        &c,
+        ("t-park", "p", "Paula"),
         ("TEST_REFUSE_DELIVERIES", "1000000"),
     );
     let bearer = format!("Bearer {ADMIN_TOKEN}");
