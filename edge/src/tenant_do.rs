@@ -761,12 +761,42 @@ impl TenantObject {
     /// still fails); a conversation's parked report is sent again by that
     /// conversation.
     async fn retry_parked(&self, key: &str) -> ApiResult<Done> {
+        let target = self.resend_parked(key).await?;
+        self.after_resend(target.into_iter().collect()).await?;
+        Ok(Done {})
+    }
+
+    /// Sends every parked delivery again, oldest first; one that cannot be sent again
+    /// is named and the rest go on. The routing's own rows are delivered together
+    /// afterwards, one drain per conversation.
+    async fn retry_all_parked(&self) -> ApiResult<rpc::RetriedParked> {
+        let mut list = self.parked_deliveries()?;
+        list.reverse();
+        let mut done = rpc::RetriedParked {
+            retried: 0,
+            failed: vec![],
+        };
+        let mut targets = vec![];
+        for p in list {
+            match self.resend_parked(&p.key).await {
+                Ok(target) => {
+                    done.retried += 1;
+                    targets.extend(target);
+                }
+                Err(e) => done.failed.push((p.key, e.message)),
+            }
+        }
+        self.after_resend(targets).await?;
+        Ok(done)
+    }
+
+    /// Puts the parked delivery `key` back on its way: the routing's own into its
+    /// outbox, due now (its target is returned: deliver it), or a conversation's
+    /// report sent again by that conversation.
+    async fn resend_parked(&self, key: &str) -> ApiResult<Option<String>> {
         let sql = self.sql();
         if let Some(target) = (Outbox { sql: &sql }).unpark(key, now_ms())? {
-            self.deliver_all(vec![target]).await;
-            self.schedule().await?;
-            self.push_supervisors().await;
-            return Ok(Done {});
+            return Ok(Some(target));
         }
         #[derive(Deserialize)]
         struct ReportedRow {
@@ -801,26 +831,18 @@ impl TenantObject {
             )?;
             return Err(e);
         }
-        self.push_supervisors().await;
-        Ok(Done {})
+        Ok(None)
     }
 
-    /// Sends every parked delivery again, oldest first; one that cannot be sent again
-    /// is named and the rest go on.
-    async fn retry_all_parked(&self) -> ApiResult<rpc::RetriedParked> {
-        let mut list = self.parked_deliveries()?;
-        list.reverse();
-        let mut done = rpc::RetriedParked {
-            retried: 0,
-            failed: vec![],
-        };
-        for p in list {
-            match self.retry_parked(&p.key).await {
-                Ok(_) => done.retried += 1,
-                Err(e) => done.failed.push((p.key, e.message)),
-            }
+    /// After parked deliveries were put back on their way: the routing's own are
+    /// delivered (the alarm retries what still fails) and supervisors get the new count.
+    async fn after_resend(&self, targets: Vec<String>) -> ApiResult<()> {
+        if !targets.is_empty() {
+            self.deliver_all(targets).await;
+            self.schedule().await?;
         }
-        Ok(done)
+        self.push_supervisors().await;
+        Ok(())
     }
 
     /// The dead-letter list, newest first (at most 500).
