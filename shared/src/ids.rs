@@ -40,7 +40,16 @@ fn check(kind: &'static str, s: &str) -> Result<(), IdError> {
     {
         return Err(IdError {
             kind,
-            problem: format!("character {c:?} is not allowed (use A-Z, a-z, 0-9, _ and -)"),
+            // Shown as 'c' when printable, else as its code point (no `{:?}`: the
+            // widget's size build prints no `Debug`).
+            problem: format!(
+                "character {} is not allowed (use A-Z, a-z, 0-9, _ and -)",
+                if c == ' ' || c.is_ascii_graphic() {
+                    format!("'{c}'")
+                } else {
+                    format!("U+{:04X}", u32::from(c))
+                }
+            ),
         });
     }
     Ok(())

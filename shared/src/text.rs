@@ -55,7 +55,7 @@ pub enum TextError {
     #[error("the text contains U+FFFD, the mark of invalid UTF-8; send valid UTF-8")]
     InvalidUtf8,
     /// A visitor's email that is not one.
-    #[error("{0:?} is not an email address")]
+    #[error("\"{0}\" is not an email address")]
     InvalidEmail(String),
 }
 

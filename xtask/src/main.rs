@@ -93,11 +93,18 @@ pub fn offline_env() -> Vec<(String, String)> {
 
 /// Runs a command in `dir`, failing with its name when it fails.
 pub fn run(dir: &Path, program: &str, args: &[&str]) -> Result {
-    println!("xtask: $ {program} {}", args.join(" "));
+    run_with(dir, program, args, &[])
+}
+
+/// [`run`] with more environment variables.
+pub fn run_with(dir: &Path, program: &str, args: &[&str], env: &[(&str, &str)]) -> Result {
+    let shown: Vec<String> = env.iter().map(|(k, v)| format!("{k}='{v}' ")).collect();
+    println!("xtask: $ {}{program} {}", shown.concat(), args.join(" "));
     let status = Command::new(program)
         .args(args)
         .current_dir(dir)
         .envs(offline_env())
+        .envs(env.iter().copied())
         .status()
         .map_err(|e| format!("cannot start {program}: {e}"))?;
     if status.success() {
@@ -150,24 +157,56 @@ fn build_worker() -> Result {
     run(&root.join("edge"), "worker-build", &["--release"])
 }
 
+/// How an app's wasm is compiled.
+#[derive(Clone, Copy, PartialEq)]
+enum Build {
+    /// The workspace's release profile (the agent console: panics print their message).
+    Standard,
+    /// The visitor widget, whose every byte a visitor downloads (budget: 100 KB gzip for
+    /// the whole app): the standard library is rebuilt for size with `-Zbuild-std`, a
+    /// panic aborts at once (no message, no location: no formatting machinery behind
+    /// it) and `Debug` prints nothing, so no text the widget shows may use `{:?}`. The
+    /// stable compiler takes these flags under `RUSTC_BOOTSTRAP=1`, set for this one
+    /// command only; it needs the `rust-src` component (`tools::ensure` adds it). Own
+    /// target folder, so the flags never mix with the shared wasm32 cache.
+    Smallest,
+}
+
+/// The flags of [`Build::Smallest`] (with the workspace's `erase_components`, which
+/// `RUSTFLAGS` would otherwise replace).
+const SMALLEST_RUSTFLAGS: &str = "--cfg erase_components -Zunstable-options \
+     -Cpanic=immediate-abort -Zfmt-debug=none -Zlocation-detail=none";
+
 /// Builds one Leptos app into `edge/dist/<name>/`.
-fn build_app(krate: &str, out: &str) -> Result {
+fn build_app(krate: &str, out: &str, build: Build) -> Result {
     let root = root();
-    run(
-        &root,
-        "cargo",
-        &[
-            "build",
-            "--release",
-            "--target",
-            "wasm32-unknown-unknown",
-            "-p",
-            krate,
+    let mut args = vec![
+        "build",
+        "--release",
+        "--target",
+        "wasm32-unknown-unknown",
+        "-p",
+        krate,
+    ];
+    let target_dir = if build == Build::Smallest {
+        args.extend([
+            "-Zbuild-std=std,panic_abort",
+            "-Zbuild-std-features=optimize_for_size",
+        ]);
+        root.join("target/smallest")
+    } else {
+        root.join("target")
+    };
+    let env: &[(&str, &str)] = match build {
+        Build::Standard => &[],
+        Build::Smallest => &[
+            ("RUSTC_BOOTSTRAP", "1"),
+            ("RUSTFLAGS", SMALLEST_RUSTFLAGS),
+            ("CARGO_TARGET_DIR", "target/smallest"),
         ],
-    )?;
-    let wasm = root.join(format!(
-        "target/wasm32-unknown-unknown/release/{krate}.wasm"
-    ));
+    };
+    run_with(&root, "cargo", &args, env)?;
+    let wasm = target_dir.join(format!("wasm32-unknown-unknown/release/{krate}.wasm"));
     let pkg = root.join(format!("edge/dist/{out}/pkg"));
     std::fs::create_dir_all(&pkg).map_err(|e| e.to_string())?;
     let pkg_s = pkg.display().to_string();
@@ -356,8 +395,8 @@ pub fn build_uis() -> Result {
     copy_dir(&root.join("agent-ui/static"), &dist.join("agent"))?;
     // `/admin/` is a route of the console app: its page loads the same build.
     copy_dir(&root.join("agent-ui/admin"), &dist.join("admin"))?;
-    build_app("widget", "widget")?;
-    build_app("agent-ui", "agent")?;
+    build_app("widget", "widget", Build::Smallest)?;
+    build_app("agent-ui", "agent", Build::Standard)?;
     Ok(())
 }
 

@@ -37,6 +37,14 @@ pub fn ensure(browser: bool) -> Result {
             &["target", "add", "wasm32-unknown-unknown"],
         )?;
     }
+    // The standard library's source: the widget's size build rebuilds it (`-Zbuild-std`).
+    let components = output("rustup", &["component", "list", "--installed"]).unwrap_or_default();
+    if components.lines().any(|l| l.trim().starts_with("rust-src")) {
+        step("rust-src component: present");
+    } else {
+        step("installing the rust-src component (the widget's size build compiles std)");
+        run(&root, "rustup", &["component", "add", "rust-src"])?;
+    }
     // worker-build
     let v = output("worker-build", &["--version"]).unwrap_or_default();
     if v.contains(WORKER_BUILD_VERSION) {
