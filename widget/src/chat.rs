@@ -3,7 +3,7 @@
 
 use crate::api;
 use crate::i18n::Words as _;
-use crate::state::Widget;
+use crate::state::{Pending, Widget};
 use leptos::prelude::*;
 use shared::transcript::{Author, Message};
 use wasm_bindgen::JsCast;
@@ -76,6 +76,30 @@ fn download(w: Widget) {
     let _ = web_sys::Url::revoke_object_url(&url);
 }
 
+/// A row of the thread.
+enum Row {
+    /// A stored message, whether it starts and ends a group.
+    Said(Message, bool, bool),
+    /// Sent, not yet acknowledged.
+    Pending(Pending),
+}
+
+/// What makes a row new to the list.
+#[derive(PartialEq, Eq, Hash)]
+enum RowKey {
+    Said(u64, bool, bool),
+    Pending(String),
+}
+
+impl Row {
+    fn key(&self) -> RowKey {
+        match self {
+            Row::Said(m, first, last) => RowKey::Said(m.seq, *first, *last),
+            Row::Pending(p) => RowKey::Pending(p.client_id.clone()),
+        }
+    }
+}
+
 /// The chat screen.
 #[component]
 pub fn ChatView() -> impl IntoView {
@@ -122,55 +146,69 @@ pub fn ChatView() -> impl IntoView {
     };
 
     // Consecutive messages of one author within 5 minutes are a group: the name shows
-    // on the first, the time on the last.
-    let grouped = move || {
+    // on the first, the time on the last. Messages not yet acknowledged follow.
+    let rows = move || {
         let v = w.messages.get();
         let same = |a: &Message, b: &Message| {
             a.author == b.author
                 && a.author != Author::System
                 && (b.at - a.at).num_seconds().abs() < 300
         };
-        (0..v.len())
-            .map(|i| {
-                let first = i == 0 || !same(&v[i - 1], &v[i]);
-                let last = i + 1 == v.len() || !same(&v[i], &v[i + 1]);
-                (v[i].clone(), first, last)
-            })
-            .collect::<Vec<_>>()
+        let said = (0..v.len()).map(|i| {
+            let first = i == 0 || !same(&v[i - 1], &v[i]);
+            let last = i + 1 == v.len() || !same(&v[i], &v[i + 1]);
+            Row::Said(v[i].clone(), first, last)
+        });
+        let pending = w.pending.get().into_iter().map(Row::Pending);
+        said.chain(pending).collect::<Vec<_>>()
     };
-    let row = move |(m, first, last): (Message, bool, bool)| {
+    // One view for every kind of row (a single list item type keeps the wasm small).
+    let row = move |r: Row| {
         let lang = w.lang;
-        let time = clock(&m);
-        let time = move || last.then(|| view! { <time>{time.clone()}</time> });
-        match m.author.clone() {
-            Author::System => {
-                let text = m
-                    .note
-                    .as_ref()
-                    .map_or_else(|| m.text.clone(), |n| lang.note(n));
-                view! { <li class="sys" data-testid="system-message"><span>{text}</span>{time}</li> }.into_any()
+        let bubble = |text: String, testid: Option<&'static str>| {
+            view! { <div class="bubble" data-testid=testid><bdi>{text}</bdi></div> }.into_any()
+        };
+        let (class, testid, seq, who, body, time) = match r {
+            Row::Pending(p) => (
+                "me pending",
+                "pending",
+                None,
+                None,
+                bubble(p.text, None),
+                Some(t.sending.to_string()),
+            ),
+            Row::Said(m, first, last) => {
+                let time = last.then(|| clock(&m));
+                let body = |testid| match m.attachment.clone() {
+                    Some(a) => view! { <FileView a=a lang=lang/> }.into_any(),
+                    None => bubble(m.text.clone(), testid),
+                };
+                match &m.author {
+                    Author::System => {
+                        let text = m
+                            .note
+                            .as_ref()
+                            .map_or_else(|| m.text.clone(), |n| lang.note(n));
+                        let body = view! { <span>{text}</span> }.into_any();
+                        ("sys", "system-message", None, None, body, time)
+                    }
+                    Author::Customer { .. } => {
+                        ("me", "message", Some(m.seq), None, body(None), time)
+                    }
+                    Author::Agent { name, .. } | Author::Staff { name } => {
+                        let who = first.then(|| name.clone());
+                        let body = body(Some("agent-message"));
+                        ("them", "message", Some(m.seq), who, body, time)
+                    }
+                }
             }
-            Author::Customer { .. } => view! {
-                <li class="me" data-testid="message" data-seq=m.seq>
-                    {match m.attachment.clone() {
-                        Some(a) => view! { <FileView a=a lang=lang/> }.into_any(),
-                        None => view! { <div class="bubble"><bdi>{m.text.clone()}</bdi></div> }.into_any(),
-                    }}
-                    {time}
-                </li>
-            }
-            .into_any(),
-            Author::Agent { name, .. } | Author::Staff { name } => view! {
-                <li class="them" data-testid="message" data-seq=m.seq>
-                    {first.then(|| view! { <div class="who"><bdi>{name.clone()}</bdi></div> })}
-                    {match m.attachment.clone() {
-                        Some(a) => view! { <FileView a=a lang=lang/> }.into_any(),
-                        None => view! { <div class="bubble" data-testid="agent-message"><bdi>{m.text.clone()}</bdi></div> }.into_any(),
-                    }}
-                    {time}
-                </li>
-            }
-            .into_any(),
+        };
+        view! {
+            <li class=class data-testid=testid data-seq=seq>
+                {who.map(|n| view! { <div class="who"><bdi>{n}</bdi></div> })}
+                {body}
+                {time.map(|x| view! { <time>{x}</time> })}
+            </li>
         }
     };
 
@@ -178,10 +216,7 @@ pub fn ChatView() -> impl IntoView {
         <div class="chat">
             <div class="thread" node_ref=thread_ref tabindex="0" role="log" aria-live="polite" aria-relevant="additions" aria-label=t.thread>
                 <ol data-testid="thread">
-                    <For each=grouped key=|(m, first, last)| (m.seq, *first, *last) children=row/>
-                    <For each=move || w.pending.get() key=|p| p.client_id.clone() children=move |p| view! {
-                        <li class="me pending" data-testid="pending"><div class="bubble"><bdi>{p.text}</bdi></div><time>{t.sending}</time></li>
-                    }/>
+                    <For each=rows key=Row::key children=row/>
                 </ol>
                 <Show when=move || w.typing.get().is_some()>
                     <p class="typing" aria-live="polite" data-testid="typing">
