@@ -32,6 +32,7 @@ pub mod export;
 pub mod hours;
 pub mod ids;
 pub mod intake;
+pub mod mini;
 pub mod protocol;
 pub mod ratelimit;
 pub mod rpc;

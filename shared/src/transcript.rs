@@ -42,10 +42,10 @@ pub enum Author {
     System,
 }
 
-#[derive(Deserialize)]
-struct AuthorFields {
+#[derive(Deserialize, miniserde::Deserialize)]
+pub(crate) struct AuthorFields {
     kind: String,
-    id: Option<AgentId>,
+    id: Option<String>,
     name: Option<String>,
 }
 
@@ -56,7 +56,8 @@ impl TryFrom<AuthorFields> for Author {
         Ok(match f.kind.as_str() {
             "customer" => Author::Customer { name: name()? },
             "agent" => Author::Agent {
-                id: crate::need(f.id.clone(), "id")?,
+                id: AgentId::new(crate::need(f.id.clone(), "id")?)
+                    .map_err(|e| format!("field `id`: {e}"))?,
                 name: name()?,
             },
             "staff" => Author::Staff { name: name()? },

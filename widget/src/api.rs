@@ -21,12 +21,9 @@ use crate::state::{Pending, Phase, Widget};
 use gloo_net::http::Request;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use serde::{Deserialize, Serialize};
+use miniserde::{json, Deserialize, Serialize};
 use shared::engine::{Availability, VisitorStatus};
-use shared::protocol::{
-    encode, ErrorBody, LeaveMessageRequest, SiteInfo, StartRequest, StartResponse, VisitorEvent,
-    VisitorFrame,
-};
+use shared::protocol::{LeaveMessageRequest, SiteInfo, StartRequest, VisitorEvent, VisitorFrame};
 use std::cell::RefCell;
 use wasm_bindgen::{JsCast, JsValue};
 use web::socket::{Backoff, Beat, Socket};
@@ -40,21 +37,18 @@ struct Session {
     name: String,
 }
 
-/// What the loader told the frame (see `static/boot.js`).
+/// What the loader told the frame (see `static/boot.js`); fields it leaves out are
+/// `None`.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Embedding {
     pub origin: String,
     pub user_id: Option<String>,
     pub user_hash: Option<String>,
     /// From `Switchboard.identify`: fills the pre-chat form.
-    #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
     pub email: Option<String>,
     /// The embedding page, as the loader saw it.
-    #[serde(default)]
     pub page_url: Option<String>,
-    #[serde(default)]
     pub page_title: Option<String>,
 }
 
@@ -115,17 +109,13 @@ pub async fn embedding() -> Embedding {
         Some(p) => wasm_bindgen_futures::JsFuture::from(p)
             .await
             .ok()
-            .and_then(|v| serde_wasm_bindgen_lite(&v))
+            .and_then(|v| js_sys::JSON::stringify(&v).ok()?.as_string())
+            .and_then(|s| json::from_str(&s).ok())
             .unwrap_or_default(),
-        None => Embedding::default(),
+        None => <Embedding as Default>::default(),
     };
     EMBED.with(|x| *x.borrow_mut() = Some(e.clone()));
     e
-}
-
-fn serde_wasm_bindgen_lite(v: &JsValue) -> Option<Embedding> {
-    let s = js_sys::JSON::stringify(v).ok()?.as_string()?;
-    serde_json::from_str(&s).ok()
 }
 
 /// A request with the embedder header.
@@ -136,6 +126,18 @@ async fn request(method: &str, url: &str) -> gloo_net::http::RequestBuilder {
         _ => Request::get(url),
     };
     b.header("X-Switchboard-Embedder", &e.origin)
+}
+
+/// POSTs a JSON body with the embedder header.
+async fn post_json(url: &str, body: String) -> Result<gloo_net::http::Response, String> {
+    request("POST", url)
+        .await
+        .header("Content-Type", "application/json")
+        .body(body)
+        .map_err(|e| e.to_string())?
+        .send()
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Sends a file from the visitor: checked for size here (the service checks type and
@@ -238,10 +240,26 @@ pub fn client_id() -> String {
 }
 
 async fn error_text(resp: gloo_net::http::Response) -> String {
-    match resp.json::<ErrorBody>().await {
-        Ok(b) => b.message,
-        Err(_) => format!("HTTP {}", resp.status()),
+    let body = resp.text().await.unwrap_or_default();
+    shared::mini::error_message(&body).unwrap_or_else(|| format!("HTTP {}", resp.status()))
+}
+
+/// The value stored under `what` for this site, if it reads as `T`.
+fn load<T: Deserialize>(w: &Widget, what: &str) -> Option<T> {
+    json::from_str(&Store::Local.get(&key(w, what))?).ok()
+}
+
+/// Stores `value` under `what` for this site.
+fn save<T: Serialize>(w: &Widget, what: &str, value: &T) {
+    Store::Local.set(&key(w, what), &json::to_string(value));
+}
+
+/// The answer's text, if it is a success; else the service's error message.
+async fn success_text(resp: gloo_net::http::Response) -> Result<String, String> {
+    if !resp.ok() {
+        return Err(error_text(resp).await);
     }
+    resp.text().await.map_err(|e| e.to_string())
 }
 
 /// The heartbeat interval: [`PING_MS`], or `window.__switchboardHeartbeatMs` when a
@@ -284,13 +302,10 @@ pub fn boot(w: Widget) {
             tick(w);
         }
     });
-    if let Some(s) = Store::Local.load::<Session>(&key(&w, "session")) {
+    if let Some(s) = load::<Session>(&w, "session") {
         w.customer_name.set(s.name.clone());
-        w.pending.set(
-            Store::Local
-                .load::<Vec<Pending>>(&key(&w, "outbox"))
-                .unwrap_or_default(),
-        );
+        w.pending
+            .set(load::<Vec<Pending>>(&w, "outbox").unwrap_or_default());
         SESSION.with(|x| *x.borrow_mut() = Some(s));
         w.phase.set(Phase::Chatting);
         connect(w);
@@ -306,14 +321,14 @@ pub fn boot(w: Widget) {
             return;
         }
         let url = format!("/api/v1/sites/{}", w.site.get_value());
-        match request("GET", &url).await.send().await {
-            Ok(r) if r.ok() => {
-                if let Ok(info) = r.json::<SiteInfo>().await {
-                    apply_site(w, info);
-                }
-            }
-            Ok(r) => w.error.set(Some(error_text(r).await)),
-            Err(e) => w.error.set(Some(e.to_string())),
+        let info = match request("GET", &url).await.send().await {
+            Ok(r) => success_text(r).await,
+            Err(e) => Err(e.to_string()),
+        }
+        .and_then(|text| shared::mini::site_info(&text).map_err(|e| e.to_string()));
+        match info {
+            Ok(info) => apply_site(w, info),
+            Err(e) => w.error.set(Some(e)),
         }
     });
 }
@@ -323,7 +338,7 @@ fn carried_site() -> Option<SiteInfo> {
     let text = document()
         .get_element_by_id("switchboard-site")?
         .text_content()?;
-    serde_json::from_str(&text).ok()
+    shared::mini::site_info(&text).ok()
 }
 
 /// Shows what the site says: name, team, reply time, accent, and the form that fits.
@@ -360,23 +375,14 @@ pub async fn start(w: Widget, name: String, email: String, text: String) -> Resu
         user_id: embedding().await.user_id.filter(|s| !s.is_empty()),
         user_hash: embedding().await.user_hash.filter(|s| !s.is_empty()),
     };
-    let resp = request("POST", "/api/v1/conversations")
-        .await
-        .json(&body)
-        .map_err(|e| e.to_string())?
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if !resp.ok() {
-        return Err(error_text(resp).await);
-    }
-    let r: StartResponse = resp.json().await.map_err(|e| e.to_string())?;
+    let resp = post_json("/api/v1/conversations", shared::mini::start_request(&body)).await?;
+    let r = shared::mini::start_response(&success_text(resp).await?).map_err(|e| e.to_string())?;
     let s = Session {
         conversation: r.conversation.to_string(),
         token: r.token,
         name: name.trim().to_owned(),
     };
-    Store::Local.save(&key(&w, "session"), &s);
+    save(&w, "session", &s);
     w.customer_name.set(s.name.clone());
     SESSION.with(|x| *x.borrow_mut() = Some(s));
     w.status.set(Some(r.status));
@@ -398,16 +404,12 @@ pub async fn leave_message(
         email: Some(email).filter(|e| !e.trim().is_empty()),
         text,
     };
-    let resp = request("POST", "/api/v1/messages")
-        .await
-        .json(&body)
-        .map_err(|e| e.to_string())?
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if !resp.ok() {
-        return Err(error_text(resp).await);
-    }
+    let resp = post_json(
+        "/api/v1/messages",
+        shared::mini::leave_message_request(&body),
+    )
+    .await?;
+    success_text(resp).await?;
     w.phase.set(Phase::MessageLeft);
     Ok(())
 }
@@ -438,7 +440,8 @@ async fn ticket(s: &Session) -> Result<String, TicketError> {
     struct Reply {
         ticket: String,
     }
-    let r: Reply = resp.json().await.map_err(|_| TicketError::Later)?;
+    let text = resp.text().await.map_err(|_| TicketError::Later)?;
+    let r: Reply = json::from_str(&text).map_err(|_| TicketError::Later)?;
     Ok(r.ticket)
 }
 
@@ -451,7 +454,8 @@ fn ws_url(s: &Session, ticket: &str, after: u64) -> String {
 }
 
 fn send_frame(f: &VisitorFrame) -> bool {
-    CONN.with(|c| c.borrow().as_ref().is_some_and(|s| s.send(&encode(f))))
+    let text = shared::mini::visitor_frame(f);
+    CONN.with(|c| c.borrow().as_ref().is_some_and(|s| s.send(&text)))
 }
 
 fn flush_outbox(w: Widget) {
@@ -497,11 +501,10 @@ fn retry_later(w: Widget) {
 fn open_socket(w: Widget, s: &Session, ticket: &str) {
     // The socket it replaces (if any) closes without reporting it.
     CONN.with(|c| c.borrow_mut().take());
-    let on_text =
-        move |text: String| match shared::protocol::decode_from_service::<VisitorEvent>(&text) {
-            Ok(ev) => on_event(w, ev),
-            Err(err) => w.error.set(Some(err.to_string())),
-        };
+    let on_text = move |text: String| match shared::mini::visitor_event(&text) {
+        Ok(ev) => on_event(w, ev),
+        Err(err) => w.error.set(Some(err.to_string())),
+    };
     let on_open = move || {
         RETRY.with(Backoff::reset);
         RESUMING.with(|r| r.set(false));
@@ -554,7 +557,7 @@ fn on_event(w: Widget, ev: VisitorEvent) {
                 }
             }
             w.add_message(message);
-            Store::Local.save(&key(&w, "outbox"), &w.pending.get_untracked());
+            save(&w, "outbox", &w.pending.get_untracked());
         }
         VisitorEvent::Status { status } => {
             if status == VisitorStatus::Ended {
@@ -575,7 +578,7 @@ fn on_event(w: Widget, ev: VisitorEvent) {
                 w.add_message(m);
             }
             w.pending.update(|p| p.retain(|x| x.client_id != cid));
-            Store::Local.save(&key(&w, "outbox"), &w.pending.get_untracked());
+            save(&w, "outbox", &w.pending.get_untracked());
         }
         VisitorEvent::Error { code, message } => {
             // A refused message will never be acknowledged: take it out of the outbox.
@@ -583,7 +586,7 @@ fn on_event(w: Widget, ev: VisitorEvent) {
                 w.pending.update(|p| {
                     p.pop();
                 });
-                Store::Local.save(&key(&w, "outbox"), &w.pending.get_untracked());
+                save(&w, "outbox", &w.pending.get_untracked());
             }
             if code == "already_rated" {
                 w.rated.set(Some(0));
@@ -602,7 +605,7 @@ pub fn send_text(w: Widget, text: String) {
         text,
     };
     w.pending.update(|v| v.push(p.clone()));
-    Store::Local.save(&key(&w, "outbox"), &w.pending.get_untracked());
+    save(&w, "outbox", &w.pending.get_untracked());
     w.error.set(None);
     if let Ok(client_id) = shared::ids::ClientMsgId::new(p.client_id) {
         send_frame(&VisitorFrame::Send {

@@ -340,21 +340,24 @@ pub enum EndedBy {
 
 // The tagged enums the visitor's widget reads are read through flat structs of all
 // their fields (`…Fields`): serde's tagged forms buffer the input and compile each
-// nested type twice, which made the widget larger. The JSON is the same.
+// nested type twice, which made the widget larger. The JSON is the same. The structs
+// also derive miniserde's `Deserialize`: the widget reads with it (`crate::mini`).
 
 use crate::need;
 
-#[derive(Deserialize)]
-struct EndedByFields {
+#[derive(Deserialize, miniserde::Deserialize)]
+pub(crate) struct EndedByFields {
     by: String,
-    agent: Option<AgentId>,
+    agent: Option<String>,
 }
 
 impl TryFrom<EndedByFields> for EndedBy {
     type Error = String;
     fn try_from(f: EndedByFields) -> Result<Self, String> {
         Ok(match f.by.as_str() {
-            "agent" => EndedBy::Agent(need(f.agent, "agent")?),
+            "agent" => EndedBy::Agent(
+                AgentId::new(need(f.agent, "agent")?).map_err(|e| format!("field `agent`: {e}"))?,
+            ),
             "customer" => EndedBy::Customer,
             "inactivity" => EndedBy::Inactivity,
             "max_wait" => EndedBy::MaxWait,
@@ -364,12 +367,12 @@ impl TryFrom<EndedByFields> for EndedBy {
     }
 }
 
-#[derive(Deserialize)]
-struct SystemNoteFields {
+#[derive(Deserialize, miniserde::Deserialize)]
+pub(crate) struct SystemNoteFields {
     note: String,
     queue_name: Option<String>,
     agent_name: Option<String>,
-    by: Option<EndedBy>,
+    by: Option<EndedByFields>,
 }
 
 impl TryFrom<SystemNoteFields> for SystemNote {
@@ -387,15 +390,15 @@ impl TryFrom<SystemNoteFields> for SystemNote {
             },
             "transferring" => SystemNote::Transferring,
             "ended" => SystemNote::Ended {
-                by: need(f.by, "by")?,
+                by: need(f.by, "by")?.try_into()?,
             },
             other => return Err(format!("unknown variant `{other}` of `note`")),
         })
     }
 }
 
-#[derive(Deserialize)]
-struct VisitorStatusFields {
+#[derive(Deserialize, miniserde::Deserialize)]
+pub(crate) struct VisitorStatusFields {
     status: String,
     position: Option<u32>,
     agent_name: Option<String>,
@@ -738,8 +741,8 @@ impl AgentRuntime {
     }
 }
 
-#[derive(Deserialize)]
-struct AvailabilityFields {
+#[derive(Deserialize, miniserde::Deserialize)]
+pub(crate) struct AvailabilityFields {
     availability: String,
     queue_name: String,
 }

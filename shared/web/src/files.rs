@@ -48,11 +48,9 @@ pub fn upload(
             return;
         }
         let text = x2.response_text().ok().flatten().unwrap_or_default();
-        done(Err(serde_json::from_str::<shared::protocol::ErrorBody>(
-            &text,
-        )
-        .map(|b| b.message)
-        .unwrap_or_else(|_| format!("HTTP {status}"))));
+        done(Err(
+            shared::mini::error_message(&text).unwrap_or_else(|| format!("HTTP {status}"))
+        ));
     });
     xhr.set_onloadend(Some(on_done.as_ref().unchecked_ref()));
     let _ = xhr.send_with_opt_blob(Some(file));
