@@ -11,7 +11,6 @@ mod prechat;
 mod state;
 
 fn main() {
-    console_error_panic_hook::set_once();
     // The embedding page changed (a single-page app, or a hash link): tell the agents.
     if let Some(w) = web_sys::window() {
         let on_page = wasm_bindgen::closure::Closure::<dyn FnMut()>::new(api::report_page);
