@@ -2,7 +2,8 @@
 //! automatic reconnect and resume, and the local session (conversation id, token,
 //! unacknowledged messages) kept in `localStorage` so reloads resume the chat.
 //!
-//! Rules: every call waits for the embedding handshake ([`embedding`]): the page that
+//! Rules: JSON is read and written with `shared::mini` (miniserde), never serde: the
+//! widget's size budget. Every call waits for the embedding handshake ([`embedding`]): the page that
 //! embeds the frame, as the browser reported it to `boot.js`, goes with each request in
 //! the `X-Switchboard-Embedder` header, and the identity pair comes from it too. The
 //! visitor token travels only in `Authorization` headers: the socket opens with a
