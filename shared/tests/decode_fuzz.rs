@@ -1,6 +1,7 @@
 //! Decoder fuzzing: arbitrary bytes and arbitrary JSON fed to every frame decoder,
-//! the HTTP body decoder and the template parser must give a value or an error,
-//! never a panic. A long run: `PROPTEST_CASES=200000 cargo test -p shared --test decode_fuzz`.
+//! the HTTP body decoder, the widget's miniserde readers (`shared::mini`, where a
+//! panic would stop the widget: its build aborts on panic) and the template parser
+//! must give a value or an error, never a panic. A long run: `PROPTEST_CASES=200000 cargo test -p shared --test decode_fuzz`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -22,6 +23,10 @@ fn all_decoders(text: &str) {
     let _ = decode_body::<StartRequest>(text);
     let _ = decode_body::<LeaveMessageRequest>(text);
     let _ = decode_body::<SignInRequest>(text);
+    let _ = shared::mini::visitor_event(text);
+    let _ = shared::mini::site_info(text);
+    let _ = shared::mini::start_response(text);
+    let _ = shared::mini::error_message(text);
     let _ = Template::parse(text);
 }
 
@@ -41,7 +46,16 @@ fn json() -> impl Strategy<Value = serde_json::Value> {
             Just("set_state"),
             Just("transfer"),
             Just("wrap_up"),
-            Just("ticket")
+            Just("ticket"),
+            Just("welcome"),
+            Just("message"),
+            Just("ack"),
+            Just("error"),
+            Just("status"),
+            Just("queued"),
+            Just("active"),
+            Just("agent"),
+            Just("ended")
         ]
         .prop_map(serde_json::Value::from),
     ];
@@ -57,6 +71,14 @@ fn json() -> impl Strategy<Value = serde_json::Value> {
                     Just("conversation".to_string()),
                     Just("state".to_string()),
                     Just("typing".to_string()),
+                    Just("message".to_string()),
+                    Just("status".to_string()),
+                    Just("author".to_string()),
+                    Just("kind".to_string()),
+                    Just("note".to_string()),
+                    Just("by".to_string()),
+                    Just("seq".to_string()),
+                    Just("at".to_string()),
                     "[a-z_]{1,8}"
                 ],
                 inner,
@@ -94,8 +116,16 @@ proptest! {
 fn deep_nesting_is_refused_not_overflowed() {
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     assert!(decode::<VisitorFrame>(&deep).is_err());
+    assert!(shared::mini::visitor_event(&deep).is_err());
     let obj = format!("{}1{}", "{\"a\":".repeat(10_000), "}".repeat(10_000));
     assert!(decode_body::<StartRequest>(&obj).is_err());
+    assert!(shared::mini::site_info(&obj).is_err());
+    let nested = format!(
+        r#"{{"v":1,"type":"message","message":{}1{}}}"#,
+        "{\"a\":".repeat(10_000),
+        "}".repeat(10_000)
+    );
+    assert!(shared::mini::visitor_event(&nested).is_err());
 }
 
 #[test]
