@@ -296,6 +296,20 @@ try {
     await site.widget().locator('[data-testid="send-rating"]').click();
     await site.widget().locator('[data-testid="rated"]').waitFor();
   });
+  await step("a new chat after a rated one asks for its own rating; the visitor ends it", async () => {
+    const w = site.widget();
+    await w.locator('[data-testid="new-chat"]').click();
+    await w.locator('[data-testid="name"]').fill("Eva");
+    await w.locator('[data-testid="first-message"]').fill("Noch eine Frage");
+    await w.locator('[data-testid="start"]').click();
+    await agent.offer().waitFor();
+    await agent.accept();
+    await w.locator('[data-testid="end"]').click();
+    await w.locator('[data-testid="end-confirm"]').click();
+    await w.locator('[data-testid="rating"]').waitFor();
+    assert.equal(await w.locator('[data-testid="rated"]').count(), 0);
+    await agent.wrapUp("solved");
+  });
   await step("identity verification: a signed-in shop customer arrives verified", async () => {
     const vctx = await browser.newContext({ locale: "en-US" });
     vctx.setDefaultTimeout(15000);

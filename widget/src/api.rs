@@ -316,8 +316,8 @@ pub fn boot(w: Widget) {
     let carried = carried_site().map(|info| apply_site(w, info)).is_some();
     spawn_local(async move {
         let e = embedding().await;
-        w.prefill
-            .set((e.name.unwrap_or_default(), e.email.unwrap_or_default()));
+        w.prefill_name.set(e.name.unwrap_or_default());
+        w.prefill_email.set(e.email.unwrap_or_default());
         if carried {
             return;
         }
@@ -590,11 +590,11 @@ fn on_event(w: Widget, ev: VisitorEvent) {
                 save(&w, "outbox", &w.pending.get_untracked());
             }
             if code == "already_rated" {
-                w.rated.set(Some(0));
+                w.rated.set(true);
             }
             w.error.set(Some(message));
         }
-        VisitorEvent::Rated { score } => w.rated.set(Some(score)),
+        VisitorEvent::Rated { .. } => w.rated.set(true),
         VisitorEvent::Pong => {}
     }
 }
@@ -645,6 +645,7 @@ pub fn new_chat(w: Widget) {
     w.pending.set(vec![]);
     w.status.set(None);
     w.error.set(None);
+    w.rated.set(false);
     let open = matches!(
         w.availability.get_untracked(),
         Some(Availability::Open { .. })

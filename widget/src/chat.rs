@@ -218,12 +218,12 @@ pub fn ChatView() -> impl IntoView {
                 <ol data-testid="thread">
                     <For each=rows key=Row::key children=row/>
                 </ol>
-                <Show when=move || w.typing.get().is_some()>
+                {move || w.typing.get().map(|n| view! {
                     <p class="typing" aria-live="polite" data-testid="typing">
                         <span class="dots" aria-hidden="true"><i></i><i></i><i></i></span>
-                        {move || w.typing.get().map(|n| w.lang.typing(&n)).unwrap_or_default()}
+                        {w.lang.typing(&n)}
                     </p>
-                </Show>
+                })}
             </div>
             <Show when=move || !api::ended(w) fallback=move || view! {
                 <Rating/>
@@ -238,7 +238,7 @@ pub fn ChatView() -> impl IntoView {
                     <Show when=move || waited_out(w)>
                         <button type="button" class="primary" data-testid="leave-after-wait" on:click=move |_| api::leave_message_instead(w)>{t.leave}</button>
                     </Show>
-                    <button type="button" class="primary" on:click=move |_| api::new_chat(w)>{t.new_chat}</button>
+                    <button type="button" class="primary" on:click=move |_| api::new_chat(w) data-testid="new-chat">{t.new_chat}</button>
                 </div>
             }>
                 <Show when=move || w.upload.get().is_some()>
@@ -268,11 +268,17 @@ pub fn ChatView() -> impl IntoView {
                 </div>
                 <div class="actions">
                     <span></span>
-                    <Show when=move || confirm_end.get() fallback=move || view! {
-                        <button type="button" class="link" on:click=move |_| confirm_end.set(true) data-testid="end">{t.end}</button>
-                    }>
-                        <button type="button" class="link danger" on:click=move |_| { api::end(); confirm_end.set(false); } data-testid="end-confirm">{t.end_confirm}</button>
-                    </Show>
+                    // One button that asks again before ending: the focus stays on it.
+                    <button type="button" class=move || if confirm_end.get() { "link danger" } else { "link" }
+                        data-testid=move || if confirm_end.get() { "end-confirm" } else { "end" }
+                        on:click=move |_| if confirm_end.get_untracked() {
+                            api::end();
+                            confirm_end.set(false);
+                        } else {
+                            confirm_end.set(true);
+                        }>
+                        {move || if confirm_end.get() { t.end_confirm } else { t.end }}
+                    </button>
                 </div>
             </Show>
         </div>
@@ -287,7 +293,7 @@ fn Rating() -> impl IntoView {
     let score = RwSignal::new(0u8);
     let comment = RwSignal::new(String::new());
     view! {
-        <Show when=move || w.rated.get().is_none() fallback=move || view! {
+        <Show when=move || !w.rated.get() fallback=move || view! {
             <p class="rated" role="status" data-testid="rated">{t.rate_thanks}</p>
         }>
             <form class="rating" data-testid="rating" on:submit=move |e: leptos::ev::SubmitEvent| {

@@ -82,9 +82,9 @@ mod app {
                         <div>
                             <h1>{move || w.site_name.get()}</h1>
                             <p class="sub" data-testid="status-line">{move || w.status_text()}</p>
-                            <Show when=move || w.reply_mins.get().is_some() && w.phase.get() == Phase::PreChat>
-                                <p class="sub reply" data-testid="reply-time">{move || w.reply_mins.get().map(|m| w.lang.reply_time(m))}</p>
-                            </Show>
+                            {move || w.reply_mins.get().filter(|_| w.phase.get() == Phase::PreChat).map(|m| view! {
+                                <p class="sub reply" data-testid="reply-time">{w.lang.reply_time(m)}</p>
+                            })}
                         </div>
                     </div>
                     <div class="team" aria-hidden="true" data-testid="team">
@@ -97,9 +97,9 @@ mod app {
                         <svg width="18" height="18" viewBox="0 0 24 24" aria-hidden="true"><path d="M6 12h12" stroke="currentColor" stroke-width="2.4" stroke-linecap="round"/></svg>
                     </button>
                 </header>
-                <Show when=move || w.error.get().is_some()>
-                    <div class="error" role="alert" data-testid="error">{move || w.error.get().unwrap_or_default()}</div>
-                </Show>
+                {move || w.error.get().map(|e| view! {
+                    <div class="error" role="alert" data-testid="error">{e}</div>
+                })}
                 {move || match w.phase.get() {
                     Phase::Loading => view! { <div class="loading" aria-busy="true">{t.loading}</div> }.into_any(),
                     Phase::PreChat | Phase::LeaveMessage => view! { <PreChat/> }.into_any(),

@@ -12,13 +12,16 @@ use shared::engine::Availability;
 pub fn PreChat() -> impl IntoView {
     let w = expect_context::<Widget>();
     let t = w.lang.t();
-    let (given_name, given_email) = w.prefill.get_untracked();
+    let (given_name, given_email) = (
+        w.prefill_name.get_untracked(),
+        w.prefill_email.get_untracked(),
+    );
     let name = RwSignal::new(given_name);
     let email = RwSignal::new(given_email);
     // The page's `identify` may arrive after the form is drawn: it fills what the
     // visitor has not typed yet.
     Effect::new(move |_| {
-        let (n, e) = w.prefill.get();
+        let (n, e) = (w.prefill_name.get(), w.prefill_email.get());
         if name.get_untracked().is_empty() {
             name.set(n);
         }

@@ -51,11 +51,12 @@ pub struct Widget {
     pub typing_at: StoredValue<f64>,
     /// Whether a socket was ever open in this chat (Connecting vs Reconnecting).
     pub was_online: RwSignal<bool>,
-    /// The rating the service stored for this chat.
-    pub rated: RwSignal<Option<u8>>,
+    /// Whether the service stored a rating for this chat (or says it has one).
+    pub rated: RwSignal<bool>,
     /// Name and email from the page (`Switchboard.identify`) for the pre-chat form.
-    /// It arrives with the loader's hello, which may come after the form is drawn.
-    pub prefill: RwSignal<(String, String)>,
+    /// They arrive with the loader's hello, which may come after the form is drawn.
+    pub prefill_name: RwSignal<String>,
+    pub prefill_email: RwSignal<String>,
     pub error: RwSignal<Option<String>>,
     pub connected: RwSignal<bool>,
     pub customer_name: RwSignal<String>,
@@ -103,8 +104,9 @@ impl Widget {
             typing: RwSignal::new(None),
             typing_at: StoredValue::new(0.0),
             was_online: RwSignal::new(false),
-            prefill: RwSignal::new((String::new(), String::new())),
-            rated: RwSignal::new(None),
+            prefill_name: RwSignal::new(String::new()),
+            prefill_email: RwSignal::new(String::new()),
+            rated: RwSignal::new(false),
             error: RwSignal::new(None),
             connected: RwSignal::new(false),
             upload: RwSignal::new(None),
