@@ -646,6 +646,9 @@ pub fn new_chat(w: Widget) {
     w.status.set(None);
     w.error.set(None);
     w.rated.set(false);
+    // The old socket closed without reporting it: the next chat starts "Connecting".
+    w.connected.set(false);
+    w.was_online.set(false);
     let open = matches!(
         w.availability.get_untracked(),
         Some(Availability::Open { .. })
