@@ -358,10 +358,7 @@ pub async fn sign_in(
 
 /// The message of an error answer (its `ErrorBody`), or its status.
 async fn error_of(resp: gloo_net::http::Response) -> String {
-    resp.json::<ErrorBody>()
-        .await
-        .map(|b| b.message)
-        .unwrap_or_else(|_| format!("HTTP {}", resp.status()))
+    web::error_text(resp.status(), &resp.text().await.unwrap_or_default())
 }
 
 /// Drops the session locally.

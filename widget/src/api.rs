@@ -241,8 +241,7 @@ pub fn client_id() -> String {
 }
 
 async fn error_text(resp: gloo_net::http::Response) -> String {
-    let body = resp.text().await.unwrap_or_default();
-    shared::mini::error_message(&body).unwrap_or_else(|| format!("HTTP {}", resp.status()))
+    web::error_text(resp.status(), &resp.text().await.unwrap_or_default())
 }
 
 /// The value stored under `what` for this site, if it reads as `T`.

@@ -188,25 +188,28 @@ fn build_app(krate: &str, out: &str, build: Build) -> Result {
         "-p",
         krate,
     ];
-    let target_dir = if build == Build::Smallest {
-        args.extend([
-            "-Zbuild-std=std,panic_abort",
-            "-Zbuild-std-features=optimize_for_size",
-        ]);
-        root.join("target/smallest")
-    } else {
-        root.join("target")
-    };
-    let env: &[(&str, &str)] = match build {
-        Build::Standard => &[],
-        Build::Smallest => &[
-            ("RUSTC_BOOTSTRAP", "1"),
-            ("RUSTFLAGS", SMALLEST_RUSTFLAGS),
-            ("CARGO_TARGET_DIR", "target/smallest"),
-        ],
+    const SMALLEST_DIR: &str = "target/smallest";
+    let (target_dir, env): (&str, &[(&str, &str)]) = match build {
+        Build::Standard => ("target", &[]),
+        Build::Smallest => {
+            args.extend([
+                "-Zbuild-std=std,panic_abort",
+                "-Zbuild-std-features=optimize_for_size",
+            ]);
+            (
+                SMALLEST_DIR,
+                &[
+                    ("RUSTC_BOOTSTRAP", "1"),
+                    ("RUSTFLAGS", SMALLEST_RUSTFLAGS),
+                    ("CARGO_TARGET_DIR", SMALLEST_DIR),
+                ],
+            )
+        }
     };
     run_with(&root, "cargo", &args, env)?;
-    let wasm = target_dir.join(format!("wasm32-unknown-unknown/release/{krate}.wasm"));
+    let wasm = root.join(format!(
+        "{target_dir}/wasm32-unknown-unknown/release/{krate}.wasm"
+    ));
     let pkg = root.join(format!("edge/dist/{out}/pkg"));
     std::fs::create_dir_all(&pkg).map_err(|e| e.to_string())?;
     let pkg_s = pkg.display().to_string();

@@ -48,9 +48,7 @@ pub fn upload(
             return;
         }
         let text = x2.response_text().ok().flatten().unwrap_or_default();
-        done(Err(
-            shared::mini::error_message(&text).unwrap_or_else(|| format!("HTTP {status}"))
-        ));
+        done(Err(crate::error_text(status, &text)));
     });
     xhr.set_onloadend(Some(on_done.as_ref().unchecked_ref()));
     let _ = xhr.send_with_opt_blob(Some(file));

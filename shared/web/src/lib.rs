@@ -17,3 +17,9 @@ pub mod socket;
 pub mod store;
 
 pub use files::{blob_url, upload};
+
+/// What to tell the user of a failed HTTP answer: the service's message (its
+/// `ErrorBody`), or the bare status when the body is not one.
+pub fn error_text(status: u16, body: &str) -> String {
+    shared::mini::error_message(body).unwrap_or_else(|| format!("HTTP {status}"))
+}
