@@ -162,7 +162,7 @@ pub async fn attachment_url(c: Console, conversation: &ConversationId, id: &str)
         .send()
         .await
         .ok()?;
-    web::blob_url(resp).await
+    web::blob_url(resp.into()).await
 }
 
 /// What an admin call sends.

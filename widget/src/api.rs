@@ -19,7 +19,6 @@
 
 use crate::i18n::Words as _;
 use crate::state::{Pending, Phase, Widget};
-use gloo_net::http::Request;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use miniserde::{json, Deserialize, Serialize};
@@ -119,26 +118,24 @@ pub async fn embedding() -> Embedding {
     e
 }
 
-/// A request with the embedder header.
-async fn request(method: &str, url: &str) -> gloo_net::http::RequestBuilder {
-    let e = embedding().await;
-    let b = match method {
-        "POST" => Request::post(url),
-        _ => Request::get(url),
-    };
-    b.header("X-Switchboard-Embedder", &e.origin)
-}
-
-/// POSTs a JSON body with the embedder header.
-async fn post_json(url: &str, body: String) -> Result<gloo_net::http::Response, String> {
-    request("POST", url)
-        .await
-        .header("Content-Type", "application/json")
-        .body(body)
-        .map_err(|e| e.to_string())?
-        .send()
-        .await
-        .map_err(|e| e.to_string())
+/// A request with the embedder header, the visitor token when given, and a JSON body
+/// when given.
+async fn request(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    json: Option<&str>,
+) -> Result<web::http::Response, String> {
+    let origin = embedding().await.origin;
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("X-Switchboard-Embedder", origin.as_str())];
+    if let Some(b) = &bearer {
+        headers.push(("Authorization", b));
+    }
+    if json.is_some() {
+        headers.push(("Content-Type", "application/json"));
+    }
+    web::http::fetch(method, url, &headers, json).await
 }
 
 /// Sends a file from the visitor: checked for size here (the service checks type and
@@ -207,13 +204,8 @@ pub async fn attachment_url(id: &str) -> Option<String> {
         js_sys::encode_uri_component(&conversation),
         js_sys::encode_uri_component(id)
     );
-    let resp = request("GET", &url)
-        .await
-        .header("Authorization", &format!("Bearer {token}"))
-        .send()
-        .await
-        .ok()?;
-    web::blob_url(resp).await
+    let resp = request("GET", &url, Some(&token), None).await.ok()?;
+    web::blob_url(resp.into_raw()).await
 }
 
 /// A ping this often while the socket is open.
@@ -240,8 +232,9 @@ pub fn client_id() -> String {
     format!("w{:x}{:08x}{:08x}", js_sys::Date::now() as u64, r(), r())
 }
 
-async fn error_text(resp: gloo_net::http::Response) -> String {
-    web::error_text(resp.status(), &resp.text().await.unwrap_or_default())
+async fn error_text(resp: web::http::Response) -> String {
+    let status = resp.status();
+    web::error_text(status, &resp.text().await.unwrap_or_default())
 }
 
 /// The value stored under `what` for this site, if it reads as `T`.
@@ -255,11 +248,11 @@ fn save<T: Serialize>(w: &Widget, what: &str, value: &T) {
 }
 
 /// The answer's text, if it is a success; else the service's error message.
-async fn success_text(resp: gloo_net::http::Response) -> Result<String, String> {
+async fn success_text(resp: web::http::Response) -> Result<String, String> {
     if !resp.ok() {
         return Err(error_text(resp).await);
     }
-    resp.text().await.map_err(|e| e.to_string())
+    resp.text().await
 }
 
 /// The heartbeat interval: [`PING_MS`], or `window.__switchboardHeartbeatMs` when a
@@ -321,9 +314,9 @@ pub fn boot(w: Widget) {
             return;
         }
         let url = format!("/api/v1/sites/{}", w.site.get_value());
-        let info = match request("GET", &url).await.send().await {
+        let info = match request("GET", &url, None, None).await {
             Ok(r) => success_text(r).await,
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e),
         }
         .and_then(|text| shared::mini::site_info(&text).map_err(|e| e.to_string()));
         match info {
@@ -375,7 +368,8 @@ pub async fn start(w: Widget, name: String, email: String, text: String) -> Resu
         user_id: embedding().await.user_id.filter(|s| !s.is_empty()),
         user_hash: embedding().await.user_hash.filter(|s| !s.is_empty()),
     };
-    let resp = post_json("/api/v1/conversations", shared::mini::start_request(&body)).await?;
+    let json = shared::mini::start_request(&body);
+    let resp = request("POST", "/api/v1/conversations", None, Some(&json)).await?;
     let r = shared::mini::start_response(&success_text(resp).await?).map_err(|e| e.to_string())?;
     let s = Session {
         conversation: r.conversation.to_string(),
@@ -404,11 +398,8 @@ pub async fn leave_message(
         email: Some(email).filter(|e| !e.trim().is_empty()),
         text,
     };
-    let resp = post_json(
-        "/api/v1/messages",
-        shared::mini::leave_message_request(&body),
-    )
-    .await?;
+    let json = shared::mini::leave_message_request(&body);
+    let resp = request("POST", "/api/v1/messages", None, Some(&json)).await?;
     success_text(resp).await?;
     w.phase.set(Phase::MessageLeft);
     Ok(())
@@ -425,10 +416,7 @@ enum TicketError {
 /// A single-use socket ticket, fetched with the token in a header.
 async fn ticket(s: &Session) -> Result<String, TicketError> {
     let url = format!("/api/v1/conversations/{}/ticket", s.conversation);
-    let resp = request("POST", &url)
-        .await
-        .header("Authorization", &format!("Bearer {}", s.token))
-        .send()
+    let resp = request("POST", &url, Some(&s.token), None)
         .await
         .map_err(|_| TicketError::Later)?;
     match resp.status() {

@@ -11,6 +11,7 @@
 //! nothing is downloaded at build or run time (the environment from [`offline_env`]
 //! points worker-build at local binaries and stops wrangler from calling home).
 
+mod names;
 mod tools;
 
 use std::path::{Path, PathBuf};
@@ -227,6 +228,7 @@ fn build_app(krate: &str, out: &str, build: Build) -> Result {
             &wasm.display().to_string(),
         ],
     )?;
+    names::drop_unused_exports(&pkg)?;
     let bg = pkg.join("app_bg.wasm").display().to_string();
     let wasm_opt = root
         .join("node_modules/.bin/wasm-opt")
@@ -246,6 +248,7 @@ fn build_app(krate: &str, out: &str, build: Build) -> Result {
             &bg,
         ],
     )?;
+    names::minify(&root, &pkg)?;
     hash_names(&root, &pkg, out)
 }
 

@@ -58,17 +58,14 @@ pub fn upload(
 }
 
 /// An object URL of a successful answer's bytes, typed as the answer says.
-pub async fn blob_url(resp: gloo_net::http::Response) -> Option<String> {
+pub async fn blob_url(resp: web_sys::Response) -> Option<String> {
     if !resp.ok() {
         return None;
     }
-    let content_type = resp.headers().get("Content-Type");
-    let bytes = resp.binary().await.ok()?;
-    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes.as_slice()));
-    let opts = web_sys::BlobPropertyBag::new();
-    if let Some(t) = content_type {
-        opts.set_type(&t);
-    }
-    let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &opts).ok()?;
+    let blob = wasm_bindgen_futures::JsFuture::from(resp.blob().ok()?)
+        .await
+        .ok()?
+        .dyn_into::<web_sys::Blob>()
+        .ok()?;
     web_sys::Url::create_object_url_with_blob(&blob).ok()
 }

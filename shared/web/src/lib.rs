@@ -9,8 +9,10 @@
 //!   the gap rule that tells a client to resume.
 //! - [`lang`]: the browser's language and `<html lang>`.
 //! - [`files`]: uploads with progress, and downloads as blob URLs.
+//! - [`http`]: requests on the browser's `fetch`, with text bodies.
 
 pub mod files;
+pub mod http;
 pub mod lang;
 pub mod log;
 pub mod socket;
