@@ -192,8 +192,22 @@ pub fn upload(w: Widget, file: web_sys::File) {
     });
 }
 
+/// The blob URL of a file already fetched in this chat (the thread is drawn again on
+/// every change: a thumbnail is fetched once).
+pub fn cached_attachment_url(id: &str) -> Option<String> {
+    BLOBS.with(|b| {
+        b.borrow()
+            .iter()
+            .find(|(k, _)| k == id)
+            .map(|(_, url)| url.clone())
+    })
+}
+
 /// A file of the conversation, as a blob URL for an `<img>` or a download.
 pub async fn attachment_url(id: &str) -> Option<String> {
+    if let Some(url) = cached_attachment_url(id) {
+        return Some(url);
+    }
     let (conversation, token) = SESSION.with(|s| {
         s.borrow()
             .as_ref()
@@ -205,7 +219,9 @@ pub async fn attachment_url(id: &str) -> Option<String> {
         js_sys::encode_uri_component(id)
     );
     let resp = request("GET", &url, Some(&token), None).await.ok()?;
-    web::blob_url(resp.into_raw()).await
+    let blob = web::blob_url(resp.into_raw()).await?;
+    BLOBS.with(|b| b.borrow_mut().push((id.to_owned(), blob.clone())));
+    Some(blob)
 }
 
 /// A ping this often while the socket is open.
@@ -217,6 +233,8 @@ thread_local! {
     static EMBED: RefCell<Option<Embedding>> = const { RefCell::new(None) };
     static CONN: RefCell<Option<Socket>> = const { RefCell::new(None) };
     static SESSION: RefCell<Option<Session>> = const { RefCell::new(None) };
+    /// Files of this chat fetched so far: attachment id and blob URL.
+    static BLOBS: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
     static RETRY: Backoff = const { Backoff::new() };
     /// A reopen asked for because a message skipped a number, not yet open.
     static RESUMING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
@@ -628,6 +646,9 @@ pub fn new_chat(w: Widget) {
     drop(old);
     Store::Local.remove(&key(&w, "session"));
     Store::Local.remove(&key(&w, "outbox"));
+    for (_, url) in BLOBS.with(|b| std::mem::take(&mut *b.borrow_mut())) {
+        let _ = web_sys::Url::revoke_object_url(&url);
+    }
     w.messages.set(vec![]);
     w.pending.set(vec![]);
     w.status.set(None);

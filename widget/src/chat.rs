@@ -84,22 +84,6 @@ enum Row {
     Pending(Pending),
 }
 
-/// What makes a row new to the list.
-#[derive(PartialEq, Eq, Hash)]
-enum RowKey {
-    Said(u64, bool, bool),
-    Pending(String),
-}
-
-impl Row {
-    fn key(&self) -> RowKey {
-        match self {
-            Row::Said(m, first, last) => RowKey::Said(m.seq, *first, *last),
-            Row::Pending(p) => RowKey::Pending(p.client_id.clone()),
-        }
-    }
-}
-
 /// The chat screen.
 #[component]
 pub fn ChatView() -> impl IntoView {
@@ -110,6 +94,7 @@ pub fn ChatView() -> impl IntoView {
     let confirm_end = RwSignal::new(false);
     let last_typing = StoredValue::new(0.0f64);
     let thread_ref = NodeRef::<leptos::html::Div>::new();
+    let ended = Memo::new(move |_| api::ended(w));
 
     // Keep the newest message in view.
     Effect::new(move |_| {
@@ -163,6 +148,9 @@ pub fn ChatView() -> impl IntoView {
         said.chain(pending).collect::<Vec<_>>()
     };
     // One view for every kind of row (a single list item type keeps the wasm small).
+    // The list is drawn again on every change, each row over the element in its place
+    // (no keyed list: its code is 5 KB of the widget's gzip size), so an element keeps
+    // its focus; thumbnails come from `api`'s cache.
     let row = move |r: Row| {
         let lang = w.lang;
         let bubble = |text: String, testid: Option<&'static str>| {
@@ -216,7 +204,7 @@ pub fn ChatView() -> impl IntoView {
         <div class="chat">
             <div class="thread" node_ref=thread_ref tabindex="0" role="log" aria-live="polite" aria-relevant="additions" aria-label=t.thread>
                 <ol data-testid="thread">
-                    <For each=rows key=Row::key children=row/>
+                    {move || rows().into_iter().map(row).collect_view()}
                 </ol>
                 {move || w.typing.get().map(|n| view! {
                     <p class="typing" aria-live="polite" data-testid="typing">
@@ -225,7 +213,10 @@ pub fn ChatView() -> impl IntoView {
                     </p>
                 })}
             </div>
-            <Show when=move || !api::ended(w) fallback=move || view! {
+            // Drawn again only when the chat starts or stops being over (a memo: the
+            // status changes on every reconnect), so the composer keeps its focus.
+            {move || if ended.get() {
+                view! {
                 <Rating/>
                 <div class="ended" data-testid="ended">
                     <button type="button" on:click=move |_| download(w) data-testid="download">{t.download}</button>
@@ -235,18 +226,20 @@ pub fn ChatView() -> impl IntoView {
                             copied.set(true);
                         }
                     } data-testid="copy">{move || if copied.get() { t.copied } else { t.copy }}</button>
-                    <Show when=move || waited_out(w)>
+                    {move || waited_out(w).then(|| view! {
                         <button type="button" class="primary" data-testid="leave-after-wait" on:click=move |_| api::leave_message_instead(w)>{t.leave}</button>
-                    </Show>
+                    })}
                     <button type="button" class="primary" on:click=move |_| api::new_chat(w) data-testid="new-chat">{t.new_chat}</button>
                 </div>
-            }>
-                <Show when=move || w.upload.get().is_some()>
+                }.into_any()
+            } else {
+                view! {
+                {move || w.upload.get().map(|(name, pct)| view! {
                     <div class="upload" role="status" data-testid="upload">
-                        <span><bdi>{move || w.upload.get().map(|u| u.0).unwrap_or_default()}</bdi></span>
-                        <progress max="100" aria-label=t.uploading prop:value=move || w.upload.get().map_or(0, |u| u.1)></progress>
+                        <span><bdi>{name}</bdi></span>
+                        <progress max="100" aria-label=t.uploading prop:value=pct></progress>
                     </div>
-                </Show>
+                })}
                 <div class="composer">
                     <label class="attach" title=t.attach>
                         <span class="sr">{t.attach}</span>
@@ -280,7 +273,8 @@ pub fn ChatView() -> impl IntoView {
                         {move || if confirm_end.get() { t.end_confirm } else { t.end }}
                     </button>
                 </div>
-            </Show>
+                }.into_any()
+            }}
         </div>
     }
 }
@@ -293,9 +287,9 @@ fn Rating() -> impl IntoView {
     let score = RwSignal::new(0u8);
     let comment = RwSignal::new(String::new());
     view! {
-        <Show when=move || !w.rated.get() fallback=move || view! {
-            <p class="rated" role="status" data-testid="rated">{t.rate_thanks}</p>
-        }>
+        {move || if w.rated.get() {
+            view! { <p class="rated" role="status" data-testid="rated">{t.rate_thanks}</p> }.into_any()
+        } else { view! {
             <form class="rating" data-testid="rating" on:submit=move |e: leptos::ev::SubmitEvent| {
                 e.prevent_default();
                 if score.get_untracked() > 0 {
@@ -317,7 +311,7 @@ fn Rating() -> impl IntoView {
                     prop:value=move || comment.get() on:input=move |e| comment.set(event_target_value(&e))></textarea>
                 <button type="submit" class="primary" disabled=move || score.get() == 0 data-testid="send-rating">{t.rate_send}</button>
             </form>
-        </Show>
+        }.into_any() }}
     }
 }
 
@@ -344,9 +338,9 @@ fn FileView(
     /// The widget's language.
     lang: crate::i18n::Lang,
 ) -> impl IntoView {
-    let url = RwSignal::new(None::<String>);
+    let url = RwSignal::new(api::cached_attachment_url(&a.id));
     let id = a.id.clone();
-    if a.is_image() {
+    if a.is_image() && url.get_untracked().is_none() {
         leptos::task::spawn_local(async move {
             url.set(api::attachment_url(&id).await);
         });
