@@ -309,7 +309,7 @@ fn tick(w: Widget) {
 pub fn boot(w: Widget) {
     spawn_local(async move {
         loop {
-            gloo_timers::future::TimeoutFuture::new(1_000).await;
+            web::sleep(1_000).await;
             tick(w);
         }
     });
@@ -354,9 +354,6 @@ fn carried_site() -> Option<SiteInfo> {
 
 /// Shows what the site says: name, team, reply time, accent, and the form that fits.
 fn apply_site(w: Widget, info: SiteInfo) {
-    w.site_name.set(info.name.clone());
-    w.team.set(info.team.clone());
-    w.reply_mins.set(info.typical_reply_mins);
     if let Some(accent) = info
         .accent
         .as_deref()
@@ -365,7 +362,7 @@ fn apply_site(w: Widget, info: SiteInfo) {
         set_accent(accent);
     }
     let open = matches!(info.availability, Availability::Open { .. });
-    w.availability.set(Some(info.availability));
+    w.site_info.set(Some(info));
     if w.phase.get_untracked() == Phase::Loading {
         w.phase.set(if open {
             Phase::PreChat
@@ -497,7 +494,7 @@ pub fn connect(w: Widget) {
 fn retry_later(w: Widget) {
     let delay = RETRY.with(Backoff::next_ms);
     spawn_local(async move {
-        gloo_timers::future::TimeoutFuture::new(delay).await;
+        web::sleep(delay).await;
         if SESSION.with(|x| x.borrow().is_some()) {
             connect(w);
         }
@@ -658,7 +655,8 @@ pub fn new_chat(w: Widget) {
     w.connected.set(false);
     w.was_online.set(false);
     let open = matches!(
-        w.availability.get_untracked(),
+        w.site_info
+            .with_untracked(|i| i.as_ref().map(|i| i.availability.clone())),
         Some(Availability::Open { .. })
     );
     w.phase.set(if open {

@@ -80,15 +80,15 @@ mod app {
                     <div class="brand">
                         <span class=dot aria-hidden="true" data-testid="status-dot"></span>
                         <div>
-                            <h1>{move || w.site_name.get()}</h1>
+                            <h1>{move || w.site_info.with(|i| i.as_ref().map(|i| i.name.clone()))}</h1>
                             <p class="sub" data-testid="status-line">{move || w.status_text()}</p>
-                            {move || w.reply_mins.get().filter(|_| w.phase.get() == Phase::PreChat).map(|m| view! {
+                            {move || w.reply_mins().filter(|_| w.phase.get() == Phase::PreChat).map(|m| view! {
                                 <p class="sub reply" data-testid="reply-time">{w.lang.reply_time(m)}</p>
                             })}
                         </div>
                     </div>
                     <div class="team" aria-hidden="true" data-testid="team">
-                        {move || w.team.get().into_iter().map(|f| match f.picture {
+                        {move || w.site_info.with(|i| i.as_ref().map(|i| i.team.clone())).unwrap_or_default().into_iter().map(|f| match f.picture {
                             Some(src) => view! { <img class="avatar" src=src alt="" width="30" height="30"/> }.into_any(),
                             None => view! { <span class="avatar">{f.initials}</span> }.into_any(),
                         }).collect_view()}

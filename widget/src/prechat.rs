@@ -32,7 +32,7 @@ pub fn PreChat() -> impl IntoView {
     let text = RwSignal::new(String::new());
     let busy = RwSignal::new(false);
     let leave = move || w.phase.get() == Phase::LeaveMessage;
-    let intro = move || match w.availability.get() {
+    let intro = move || match w.availability() {
         Some(Availability::Closed { .. }) => t.closed_intro,
         Some(Availability::NoAgents { .. }) => t.no_agents_intro,
         _ => t.intro,

@@ -5,6 +5,7 @@ use crate::i18n::Lang;
 use crate::i18n::Words as _;
 use leptos::prelude::*;
 use shared::engine::{Availability, VisitorStatus};
+use shared::protocol::SiteInfo;
 use shared::transcript::Message;
 
 /// Which screen is shown.
@@ -40,9 +41,10 @@ pub struct Pending {
 pub struct Widget {
     pub site: StoredValue<String>,
     pub lang: Lang,
-    pub site_name: RwSignal<String>,
+    /// What the site says (name, availability, reply time, team), once it is known:
+    /// one signal, as it arrives at once.
+    pub site_info: RwSignal<Option<SiteInfo>>,
     pub phase: RwSignal<Phase>,
-    pub availability: RwSignal<Option<Availability>>,
     pub messages: RwSignal<Vec<Message>>,
     pub pending: RwSignal<Vec<Pending>>,
     pub status: RwSignal<Option<VisitorStatus>>,
@@ -62,9 +64,6 @@ pub struct Widget {
     pub customer_name: RwSignal<String>,
     /// The file being uploaded and its progress in percent.
     pub upload: RwSignal<Option<(String, u32)>>,
-    /// Initials of the team (avatars in the header) and the usual reply time.
-    pub team: RwSignal<Vec<shared::protocol::TeamFace>>,
-    pub reply_mins: RwSignal<Option<u32>>,
 }
 
 /// A parameter of the iframe's URL (set by `widget.js`).
@@ -95,9 +94,8 @@ impl Widget {
         Self {
             site: StoredValue::new(query("site")),
             lang: Lang::from_tag(&lang_tag),
-            site_name: RwSignal::new(String::new()),
+            site_info: RwSignal::new(None),
             phase: RwSignal::new(Phase::Loading),
-            availability: RwSignal::new(None),
             messages: RwSignal::new(vec![]),
             pending: RwSignal::new(vec![]),
             status: RwSignal::new(None),
@@ -110,8 +108,6 @@ impl Widget {
             error: RwSignal::new(None),
             connected: RwSignal::new(false),
             upload: RwSignal::new(None),
-            team: RwSignal::new(vec![]),
-            reply_mins: RwSignal::new(None),
             customer_name: RwSignal::new(String::new()),
         }
     }
@@ -132,6 +128,18 @@ impl Widget {
     pub fn last_seq(&self) -> u64 {
         self.messages
             .with_untracked(|v| web::log::contiguous_seq(v))
+    }
+
+    /// The site's usual reply time in minutes, if it gives one.
+    pub fn reply_mins(&self) -> Option<u32> {
+        self.site_info
+            .with(|i| i.as_ref().and_then(|i| i.typical_reply_mins))
+    }
+
+    /// Whether the site takes chats now (`None` until the site info arrived).
+    pub fn availability(&self) -> Option<Availability> {
+        self.site_info
+            .with(|i| i.as_ref().map(|i| i.availability.clone()))
     }
 
     /// The connection as the header shows it.
@@ -158,7 +166,7 @@ impl Widget {
             Some(s) => self.lang.status(&s),
             None if self.phase.get() == Phase::LeaveMessage => t.away.into(),
             // The site's own reply time has its line below: no second, vaguer promise.
-            None if self.reply_mins.get().is_some() => t.here.into(),
+            None if self.reply_mins().is_some() => t.here.into(),
             None => t.online.into(),
         }
     }

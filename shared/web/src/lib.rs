@@ -20,6 +20,18 @@ pub mod store;
 
 pub use files::{blob_url, upload};
 
+/// Resolves after `ms` milliseconds (the browser's `setTimeout`; a promise the
+/// futures runtime already handles, rather than a timer crate).
+pub async fn sleep(ms: u32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let ms = i32::try_from(ms).unwrap_or(i32::MAX);
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
 /// What to tell the user of a failed HTTP answer: the service's message (its
 /// `ErrorBody`), or the bare status when the body is not one.
 pub fn error_text(status: u16, body: &str) -> String {
