@@ -43,7 +43,26 @@ function watch(page, kind) {
     const poll = () => {
       const f = frame();
       const d = f && f.contentDocument;
-      if (clicked !== null && d && ready(d)) { window.__open = performance.now() - clicked; return; }
+      if (clicked !== null && d && ready(d)) {
+        window.__open = performance.now() - clicked;
+        // Where the span went, on the page's clock from the click: the frame's
+        // document, its script and its wasm (each when its last byte arrived).
+        const fp = f.contentWindow.performance;
+        const shift = fp.timeOrigin - performance.timeOrigin - clicked;
+        const nav = fp.getEntriesByType("navigation")[0];
+        const res = (ext) => fp.getEntriesByType("resource").find((r) => r.name.split("?")[0].endsWith(ext));
+        const at = (e, k) => (e ? e[k] + shift : null);
+        window.__detail = {
+          frame: shift,
+          document: at(nav, "responseEnd"),
+          script: at(res(".js"), "responseEnd"),
+          wasm: at(res(".wasm"), "responseEnd"),
+          parsed: at(nav, "domInteractive"),
+          init: at(fp.getEntriesByName("switchboard-init")[0], "startTime"),
+          mounted: at(fp.getEntriesByName("switchboard-mounted")[0], "startTime"),
+        };
+        return;
+      }
       requestAnimationFrame(poll);
     };
     requestAnimationFrame(poll);
@@ -79,10 +98,11 @@ async function once(ctx, kind) {
   await page.waitForFunction(() => window.__open !== null, null, { polling: "raf", timeout: 20000 });
   const outside = performance.now() - t0;
   const inside = await page.evaluate(() => window.__open);
+  const detail = await page.evaluate(() => window.__detail || null);
   // Close again so the next load starts closed.
   if (kind !== "floor") await launcher.click();
   await page.close();
-  return { inside, outside };
+  return { inside, outside, detail };
 }
 
 const rows = { "cold": [], "warm": [], "floor cold": [], "floor warm": [] };
@@ -113,4 +133,15 @@ for (const [what, key, floor] of [
   const outside = rows[key].map((r) => r.outside);
   const ratio = floor ? (median(inside) / median(rows[floor].map((r) => r.inside))).toFixed(2) : "";
   console.log(`| ${what} | ${f0(median(inside))} | ${f0(Math.min(...inside))} | ${f0(Math.max(...inside))} | ${f0(median(outside))} | ${ratio} | ${inside.length} |`);
+}
+// Where the widget's span goes (medians, ms after the click; "—" where the browser
+// took the file from its memory cache and kept no timing).
+const step = (v) => { const x = v.filter((y) => y !== null && y !== undefined); return x.length ? f0(median(x)) : "—"; };
+console.log("");
+console.log(`| widget, ms after the click (medians) | frame created | document in | parsed | script in | wasm in | script runs | app drawn | form interactive |`);
+console.log(`|---|---:|---:|---:|---:|---:|---:|---:|---:|`);
+for (const [what, key] of [["cold", "cold"], ["warm", "warm"]]) {
+  const d = rows[key].map((r) => r.detail).filter(Boolean);
+  const col = (k) => step(d.map((x) => x[k]));
+  console.log(`| ${what} | ${col("frame")} | ${col("document")} | ${col("parsed")} | ${col("script")} | ${col("wasm")} | ${col("init")} | ${col("mounted")} | ${f0(median(rows[key].map((r) => r.inside)))} |`);
 }

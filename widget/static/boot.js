@@ -38,4 +38,7 @@ const hello = new Promise((resolve) => {
   window.parent.postMessage({ type: "switchboard:ready", accent }, "*");
 });
 window.__switchboardHello = hello;
-init();
+// Marks for the opening-time bench (`tests/browser/opentime.mjs`): before the wasm is
+// compiled and after the app's first render.
+performance.mark("switchboard-init");
+init().then(() => performance.mark("switchboard-mounted"));
