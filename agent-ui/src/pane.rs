@@ -104,15 +104,8 @@ fn FileView(
                 Some(u) => Some(u),
                 None => api::attachment_url(c, &conv.get_value(), &id.get_value()).await,
             };
-            let Some(href) = href else { return };
-            if let Some(link) = web_sys::window()
-                .and_then(|w| w.document())
-                .and_then(|d| d.create_element("a").ok())
-                .and_then(|e| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlAnchorElement>(e).ok())
-            {
-                link.set_href(&href);
-                link.set_download(&name);
-                link.click();
+            if let Some(href) = href {
+                web::save_as(&href, &name);
             }
         });
     };

@@ -39,7 +39,7 @@ struct Session {
 
 /// What the loader told the frame (see `static/boot.js`); fields it leaves out are
 /// `None`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default)]
 pub struct Embedding {
     pub origin: String,
     pub user_id: Option<String>,
@@ -58,12 +58,7 @@ pub fn report_page() {
     let later = web_sys::window()
         .and_then(|w| js_sys::Reflect::get(&w, &"__switchboardPage".into()).ok())
         .filter(|v| v.is_object());
-    let field = |v: &JsValue, k: &str| {
-        js_sys::Reflect::get(v, &k.into())
-            .ok()
-            .and_then(|x| x.as_string())
-            .unwrap_or_default()
-    };
+    let field = |v: &JsValue, k: &str| js_text(v, k).unwrap_or_default();
     let (url, title) = match later {
         Some(v) => (field(&v, "url"), field(&v, "title")),
         None => EMBED.with(|e| {
@@ -97,6 +92,11 @@ pub fn report_page() {
     });
 }
 
+/// A text field of a JavaScript object (`None` if missing or not a string).
+fn js_text(v: &JsValue, key: &str) -> Option<String> {
+    js_sys::Reflect::get(v, &key.into()).ok()?.as_string()
+}
+
 /// Waits for the handshake with the embedding page.
 pub async fn embedding() -> Embedding {
     if let Some(e) = EMBED.with(|e| e.borrow().clone()) {
@@ -106,13 +106,20 @@ pub async fn embedding() -> Embedding {
         .and_then(|w| js_sys::Reflect::get(&w, &"__switchboardHello".into()).ok())
         .and_then(|p| p.dyn_into::<js_sys::Promise>().ok());
     let e = match promise {
-        Some(p) => wasm_bindgen_futures::JsFuture::from(p)
-            .await
-            .ok()
-            .and_then(|v| js_sys::JSON::stringify(&v).ok()?.as_string())
-            .and_then(|s| json::from_str(&s).ok())
-            .unwrap_or_default(),
-        None => <Embedding as Default>::default(),
+        Some(p) => match wasm_bindgen_futures::JsFuture::from(p).await {
+            // The object boot.js built from the loader's message: read field by field.
+            Ok(v) => Embedding {
+                origin: js_text(&v, "origin").unwrap_or_default(),
+                user_id: js_text(&v, "user_id"),
+                user_hash: js_text(&v, "user_hash"),
+                name: js_text(&v, "name"),
+                email: js_text(&v, "email"),
+                page_url: js_text(&v, "page_url"),
+                page_title: js_text(&v, "page_title"),
+            },
+            Err(_) => Embedding::default(),
+        },
+        None => Embedding::default(),
     };
     EMBED.with(|x| *x.borrow_mut() = Some(e.clone()));
     e
@@ -439,13 +446,12 @@ async fn ticket(s: &Session) -> Result<String, TicketError> {
         401 | 403 | 404 => return Err(TicketError::Refused(error_text(resp).await)),
         _ => return Err(TicketError::Later),
     }
-    #[derive(Deserialize)]
-    struct Reply {
-        ticket: String,
-    }
+    // `{"ticket": "…"}`, read with the browser's JSON parser.
     let text = resp.text().await.map_err(|_| TicketError::Later)?;
-    let r: Reply = json::from_str(&text).map_err(|_| TicketError::Later)?;
-    Ok(r.ticket)
+    js_sys::JSON::parse(&text)
+        .ok()
+        .and_then(|v| js_text(&v, "ticket"))
+        .ok_or(TicketError::Later)
 }
 
 fn ws_url(s: &Session, ticket: &str, after: u64) -> String {
@@ -690,9 +696,10 @@ fn tell_page(from: &str, text: &str) {
 /// The site's accent colour on the widget (CSS custom properties, set through the
 /// CSSOM, which the page's CSP allows).
 fn set_accent(accent: &str) {
+    // The `<html>` of this app's own HTML document.
     let Some(root) = document()
         .document_element()
-        .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+        .map(|e| e.unchecked_into::<web_sys::HtmlElement>())
     else {
         return;
     };

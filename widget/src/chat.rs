@@ -6,7 +6,6 @@ use crate::i18n::Words as _;
 use crate::state::{Pending, Widget};
 use leptos::prelude::*;
 use shared::transcript::{Author, Message};
-use wasm_bindgen::JsCast;
 
 fn local(m: &Message) -> js_sys::Date {
     js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(
@@ -64,15 +63,7 @@ fn download(w: Widget) {
     let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else {
         return;
     };
-    if let Some(a) = document()
-        .create_element("a")
-        .ok()
-        .and_then(|e| e.dyn_into::<web_sys::HtmlAnchorElement>().ok())
-    {
-        a.set_href(&url);
-        a.set_download("chat-transcript.txt");
-        a.click();
-    }
+    web::save_as(&url, "chat-transcript.txt");
     let _ = web_sys::Url::revoke_object_url(&url);
 }
 
@@ -353,15 +344,8 @@ fn FileView(
                 Some(u) => Some(u),
                 None => api::attachment_url(&id).await,
             };
-            let Some(href) = href else { return };
-            let doc = web_sys::window().and_then(|w| w.document());
-            if let Some(link) = doc
-                .and_then(|d| d.create_element("a").ok())
-                .and_then(|e| e.dyn_into::<web_sys::HtmlAnchorElement>().ok())
-            {
-                link.set_href(&href);
-                link.set_download(&name);
-                link.click();
+            if let Some(href) = href {
+                web::save_as(&href, &name);
             }
         });
     };

@@ -51,7 +51,8 @@ mod app {
                 .query_selector("[data-testid=name], [data-testid=composer]")
                 .ok()
                 .flatten()
-                .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok());
+                // An `<input>` or a `<textarea>` of this app: an HTML element.
+                .map(|e| e.unchecked_into::<web_sys::HtmlElement>());
             if let Some(el) = first {
                 let _ = el.focus();
             }
@@ -88,9 +89,10 @@ mod app {
                         </div>
                     </div>
                     <div class="team" aria-hidden="true" data-testid="team">
-                        {move || w.site_info.with(|i| i.as_ref().map(|i| i.team.clone())).unwrap_or_default().into_iter().map(|f| match f.picture {
-                            Some(src) => view! { <img class="avatar" src=src alt="" width="30" height="30"/> }.into_any(),
-                            None => view! { <span class="avatar">{f.initials}</span> }.into_any(),
+                        {move || w.site_info.with(|i| i.as_ref().map(|i| i.team.clone())).unwrap_or_default().into_iter().map(|f| view! {
+                            // One view for both kinds of face: the picture, when there is
+                            // one, covers the initials (one view type keeps the wasm small).
+                            <span class="avatar">{f.initials}{f.picture.map(|src| view! { <img src=src alt="" width="30" height="30"/> })}</span>
                         }).collect_view()}
                     </div>
                     <button type="button" class="close" aria-label=t.minimize on:click=move |_| crate::api::close_panel()>

@@ -66,22 +66,12 @@ pub struct Widget {
     pub upload: RwSignal<Option<(String, u32)>>,
 }
 
-/// A parameter of the iframe's URL (set by `widget.js`).
+/// A parameter of the iframe's URL (set by `widget.js`), or "" without it.
 pub fn query(key: &str) -> String {
-    let search = web_sys::window()
+    web_sys::window()
         .and_then(|w| w.location().search().ok())
-        .unwrap_or_default();
-    search
-        .trim_start_matches('?')
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| {
-            js_sys::decode_uri_component(v)
-                .ok()
-                .and_then(|s| s.as_string())
-                .unwrap_or_default()
-        })
+        .and_then(|search| web_sys::UrlSearchParams::new_with_str(&search).ok())
+        .and_then(|params| params.get(key))
         .unwrap_or_default()
 }
 

@@ -3,6 +3,7 @@
 //! Rules:
 //! - [`upload`] POSTs a file as the raw body with progress, and reports the outcome
 //!   once: `Ok(())` on `201`, otherwise the service's error message (or the status).
+//! - [`save_as`] saves a blob URL as a named file.
 //! - [`blob_url`] turns a file the service answered with into an object URL for an
 //!   `<img>` or a download link; the caller sends the credentials.
 //! - No rule of the product is decided here: the service checks size, type and name.
@@ -55,6 +56,20 @@ pub fn upload(
     // The handlers live as long as the page: one small pair per upload.
     on_progress.forget();
     on_done.forget();
+}
+
+/// Saves `href` (a blob URL) as a file called `name`, through a link clicked in
+/// script (an element made as `<a>` is always an anchor: no type check at run time).
+pub fn save_as(href: &str, name: &str) {
+    let Some(doc) = web_sys::window().and_then(|w| w.document()) else {
+        return;
+    };
+    if let Ok(e) = doc.create_element("a") {
+        let link: web_sys::HtmlAnchorElement = e.unchecked_into();
+        link.set_href(href);
+        link.set_download(name);
+        link.click();
+    }
 }
 
 /// An object URL of a successful answer's bytes, typed as the answer says.

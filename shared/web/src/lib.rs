@@ -18,7 +18,7 @@ pub mod log;
 pub mod socket;
 pub mod store;
 
-pub use files::{blob_url, upload};
+pub use files::{blob_url, save_as, upload};
 
 /// Resolves after `ms` milliseconds (the browser's `setTimeout`; a promise the
 /// futures runtime already handles, rather than a timer crate).
