@@ -110,7 +110,7 @@ try {
     assert.equal(await admin.section("centre").locator('[data-testid="centre-tz"]').inputValue(), "Europe/Berlin");
   });
 
-  await step("the admin gives an agent a picture; the widget's site info carries it", async () => {
+  await step("the admin gives an agent a picture; the widget's site info carries it and its header shows it", async () => {
     const row = admin.section("agents").locator('[data-testid="agent-row"]').first();
     const file = row.locator('[data-testid="picture-file"]');
     await file.setInputFiles({ name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("not a picture") });
@@ -135,6 +135,22 @@ try {
     const served = await fetch(base + face.picture);
     assert.equal(served.status, 200);
     assert.deepEqual(Buffer.from(await served.arrayBuffer()), png);
+    // The widget's header shows it over the agent's initials (the frame's page on its
+    // own: its document carries the same site info).
+    const visitor = await bossCtx.newPage();
+    await visitor.setViewportSize({ width: 380, height: 560 });
+    await visitor.goto(`${base}/widget/?site=${site}&lang=en`);
+    await visitor.waitForFunction(() => {
+      const img = document.querySelector('[data-testid="team"] .avatar img');
+      return img && img.complete && img.naturalWidth === 2;
+    });
+    const faces = visitor.locator('[data-testid="team"] .avatar');
+    assert.equal(await faces.count(), info.team.length);
+    // The picture fills the face's round inside (so the initials under it do not show).
+    const [inner, pic] = await faces.first().evaluate((f) => [[f.clientWidth, f.clientHeight], [f.querySelector("img").offsetWidth, f.querySelector("img").offsetHeight]]);
+    assert.deepEqual(pic, inner, "picture fills the face");
+    await visitor.screenshot({ path: join(out, "visitor-team-picture.png") });
+    await visitor.close();
   });
 
   await step("the admin lifts an agent's sign-in lockout", async () => {

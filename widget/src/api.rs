@@ -169,7 +169,8 @@ pub fn upload(w: Widget, file: web_sys::File) {
             js_sys::encode_uri_component(&name),
             client_id()
         );
-        w.upload.set(Some((name, 0)));
+        w.upload_pct.set(0);
+        w.upload.set(Some(name));
         web::upload(
             &url,
             &[
@@ -177,13 +178,7 @@ pub fn upload(w: Widget, file: web_sys::File) {
                 ("X-Switchboard-Embedder", embedder),
             ],
             &file,
-            move |pct| {
-                w.upload.update(|u| {
-                    if let Some(u) = u {
-                        u.1 = pct;
-                    }
-                })
-            },
+            move |pct| w.upload_pct.set(u8::try_from(pct).unwrap_or(100)),
             move |r| {
                 w.upload.set(None);
                 if let Err(m) = r {
@@ -243,12 +238,14 @@ thread_local! {
     /// Files of this chat fetched so far: attachment id and blob URL.
     static BLOBS: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
     static RETRY: Backoff = const { Backoff::new() };
+    /// When the typing indicator was last refreshed (ms); it clears [`TYPING_MS`] later.
+    static TYPING_AT: std::cell::Cell<f64> = const { std::cell::Cell::new(0.0) };
     /// A reopen asked for because a message skipped a number, not yet open.
     static RESUMING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 fn key(w: &Widget, what: &str) -> String {
-    format!("switchboard:{what}:{}", w.site.get_value())
+    format!("switchboard:{what}:{}", w.site)
 }
 
 /// A fresh client message id.
@@ -293,7 +290,7 @@ fn ping_ms() -> f64 {
 /// Once a second: heartbeat and typing expiry.
 fn tick(w: Widget) {
     let now = js_sys::Date::now();
-    if w.typing.get_untracked().is_some() && now - w.typing_at.get_value() > TYPING_MS {
+    if w.typing.get_untracked().is_some() && now - TYPING_AT.get() > TYPING_MS {
         w.typing.set(None);
     }
     let beat = CONN.with(|c| c.borrow().as_ref().map(|s| s.beat(now, ping_ms())));
@@ -333,12 +330,15 @@ pub fn boot(w: Widget) {
     let carried = carried_site().map(|info| apply_site(w, info)).is_some();
     spawn_local(async move {
         let e = embedding().await;
-        w.prefill_name.set(e.name.unwrap_or_default());
-        w.prefill_email.set(e.email.unwrap_or_default());
+        for (field, given) in [(w.form_name, e.name), (w.form_email, e.email)] {
+            if let Some(given) = given.filter(|_| field.with_untracked(String::is_empty)) {
+                field.set(given);
+            }
+        }
         if carried {
             return;
         }
-        let url = format!("/api/v1/sites/{}", w.site.get_value());
+        let url = format!("/api/v1/sites/{}", w.site);
         let info = match request("GET", &url, None, None).await {
             Ok(r) => success_text(r).await,
             Err(e) => Err(e),
@@ -382,7 +382,7 @@ fn apply_site(w: Widget, info: SiteInfo) {
 /// Starts a conversation from the pre-chat form.
 pub async fn start(w: Widget, name: String, email: String, text: String) -> Result<(), String> {
     let body = StartRequest {
-        site: shared::ids::SiteKey::new(w.site.get_value()).map_err(|e| e.to_string())?,
+        site: shared::ids::SiteKey::new(w.site.to_owned()).map_err(|e| e.to_string())?,
         name: name.clone(),
         email: Some(email).filter(|e| !e.trim().is_empty()),
         text,
@@ -415,7 +415,7 @@ pub async fn leave_message(
     text: String,
 ) -> Result<(), String> {
     let body = LeaveMessageRequest {
-        site: shared::ids::SiteKey::new(w.site.get_value()).map_err(|e| e.to_string())?,
+        site: shared::ids::SiteKey::new(w.site.to_owned()).map_err(|e| e.to_string())?,
         name,
         email: Some(email).filter(|e| !e.trim().is_empty()),
         text,
@@ -575,7 +575,7 @@ fn on_event(w: Widget, ev: VisitorEvent) {
             w.status.set(Some(status));
         }
         VisitorEvent::Typing { typing, name } => {
-            w.typing_at.set_value(js_sys::Date::now());
+            TYPING_AT.set(js_sys::Date::now());
             w.typing.set(typing.then_some(name));
         }
         VisitorEvent::Ack {

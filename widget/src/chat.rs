@@ -75,6 +75,11 @@ enum Row {
     Pending(Pending),
 }
 
+thread_local! {
+    /// When this visitor's typing was last reported (ms).
+    static LAST_TYPING: std::cell::Cell<f64> = const { std::cell::Cell::new(0.0) };
+}
+
 /// The chat screen.
 #[component]
 pub fn ChatView() -> impl IntoView {
@@ -83,19 +88,18 @@ pub fn ChatView() -> impl IntoView {
     let draft = RwSignal::new(String::new());
     let copied = RwSignal::new(false);
     let confirm_end = RwSignal::new(false);
-    let last_typing = StoredValue::new(0.0f64);
     let thread_ref = NodeRef::<leptos::html::Div>::new();
     let ended = Memo::new(move |_| api::ended(w));
 
-    // Keep the newest message in view.
-    Effect::new(move |_| {
-        w.messages.track();
-        w.pending.track();
-        w.typing.track();
-        if let Some(el) = thread_ref.get() {
-            el.set_scroll_top(el.scroll_height());
-        }
-    });
+    // Keep the newest message in view: after each redraw of the thread or the typing
+    // line, once the frame is laid out (no effect of its own: each costs code).
+    let to_end = move || {
+        request_animation_frame(move || {
+            if let Some(el) = thread_ref.get_untracked() {
+                el.set_scroll_top(el.scroll_height());
+            }
+        })
+    };
 
     let send = move || {
         let text = draft.get_untracked();
@@ -115,8 +119,8 @@ pub fn ChatView() -> impl IntoView {
     let on_input = move |e: leptos::ev::Event| {
         draft.set(event_target_value(&e));
         let now = js_sys::Date::now();
-        if now - last_typing.get_value() > 3000.0 {
-            last_typing.set_value(now);
+        if now - LAST_TYPING.get() > 3000.0 {
+            LAST_TYPING.set(now);
             api::send_typing(true);
         }
     };
@@ -124,19 +128,23 @@ pub fn ChatView() -> impl IntoView {
     // Consecutive messages of one author within 5 minutes are a group: the name shows
     // on the first, the time on the last. Messages not yet acknowledged follow.
     let rows = move || {
-        let v = w.messages.get();
         let same = |a: &Message, b: &Message| {
             a.author == b.author
                 && a.author != Author::System
                 && (b.at - a.at).num_seconds().abs() < 300
         };
-        let said = (0..v.len()).map(|i| {
-            let first = i == 0 || !same(&v[i - 1], &v[i]);
-            let last = i + 1 == v.len() || !same(&v[i], &v[i + 1]);
-            Row::Said(v[i].clone(), first, last)
+        let mut rows = w.messages.with(|v| {
+            (0..v.len())
+                .map(|i| {
+                    let first = i == 0 || !same(&v[i - 1], &v[i]);
+                    let last = i + 1 == v.len() || !same(&v[i], &v[i + 1]);
+                    Row::Said(v[i].clone(), first, last)
+                })
+                .collect::<Vec<_>>()
         });
-        let pending = w.pending.get().into_iter().map(Row::Pending);
-        said.chain(pending).collect::<Vec<_>>()
+        rows.extend(w.pending.get().into_iter().map(Row::Pending));
+        to_end();
+        rows
     };
     // One view for every kind of row (a single list item type keeps the wasm small).
     // The list is drawn again on every change, each row over the element in its place
@@ -197,7 +205,7 @@ pub fn ChatView() -> impl IntoView {
                 <ol data-testid="thread">
                     {move || rows().into_iter().map(row).collect_view()}
                 </ol>
-                {move || w.typing.get().map(|n| view! {
+                {move || w.typing.get().inspect(|_| to_end()).map(|n| view! {
                     <p class="typing" aria-live="polite" data-testid="typing">
                         <span class="dots" aria-hidden="true"><i></i><i></i><i></i></span>
                         {w.lang.typing(&n)}
@@ -225,7 +233,7 @@ pub fn ChatView() -> impl IntoView {
                 }.into_any()
             } else {
                 view! {
-                {move || w.upload.get().map(|(name, pct)| view! {
+                {move || w.upload.get().map(|name| (name, w.upload_pct.get())).map(|(name, pct)| view! {
                     <div class="upload" role="status" data-testid="upload">
                         <span><bdi>{name}</bdi></span>
                         <progress max="100" aria-label=t.uploading prop:value=pct></progress>

@@ -58,15 +58,17 @@ mod app {
             }
         };
         let _focus = window_event_listener(leptos::ev::focus, move |_| focus_first());
-        Effect::new(move |_| {
-            w.phase.track();
-            if document().has_focus().unwrap_or(false) {
-                // Effects run once the view is in the document: focus now, and once
-                // more after the next frame in case the form was drawn later.
-                focus_first();
-                request_animation_frame(focus_first);
-            }
-        });
+        // Each screen, once drawn: its first field gets the focus if the frame has it (a
+        // microtask runs once the screen is in the document; once more after the next
+        // frame in case the form was drawn later).
+        let focus_screen = move || {
+            queue_microtask(move || {
+                if document().has_focus().unwrap_or(false) {
+                    focus_first();
+                    request_animation_frame(focus_first);
+                }
+            })
+        };
         // Before a chat the dot says whether anyone answers now: grey while nobody is
         // signed in or the queue is closed (the leave-a-message form).
         let dot = move || match w.conn() {
@@ -102,11 +104,15 @@ mod app {
                 {move || w.error.get().map(|e| view! {
                     <div class="error" role="alert" data-testid="error">{e}</div>
                 })}
-                {move || match w.phase.get() {
-                    Phase::Loading => view! { <div class="loading" aria-busy="true">{t.loading}</div> }.into_any(),
-                    Phase::PreChat | Phase::LeaveMessage => view! { <PreChat/> }.into_any(),
-                    Phase::MessageLeft => view! { <div class="done" data-testid="message-left"><h2>{t.message_left_title}</h2><p>{t.message_left_body}</p></div> }.into_any(),
-                    Phase::Chatting => view! { <ChatView/> }.into_any(),
+                {move || {
+                    let phase = w.phase.get();
+                    focus_screen();
+                    match phase {
+                        Phase::Loading => view! { <div class="loading" aria-busy="true">{t.loading}</div> }.into_any(),
+                        Phase::PreChat | Phase::LeaveMessage => view! { <PreChat/> }.into_any(),
+                        Phase::MessageLeft => view! { <div class="done" data-testid="message-left"><h2>{t.message_left_title}</h2><p>{t.message_left_body}</p></div> }.into_any(),
+                        Phase::Chatting => view! { <ChatView/> }.into_any(),
+                    }
                 }}
                 <footer class="foot">{t.powered}</footer>
             </div>

@@ -12,23 +12,8 @@ use shared::engine::Availability;
 pub fn PreChat() -> impl IntoView {
     let w = expect_context::<Widget>();
     let t = w.lang.t();
-    let (given_name, given_email) = (
-        w.prefill_name.get_untracked(),
-        w.prefill_email.get_untracked(),
-    );
-    let name = RwSignal::new(given_name);
-    let email = RwSignal::new(given_email);
-    // The page's `identify` may arrive after the form is drawn: it fills what the
-    // visitor has not typed yet.
-    Effect::new(move |_| {
-        let (n, e) = (w.prefill_name.get(), w.prefill_email.get());
-        if name.get_untracked().is_empty() {
-            name.set(n);
-        }
-        if email.get_untracked().is_empty() {
-            email.set(e);
-        }
-    });
+    // The widget's own: filled from the page's `identify`, kept for a next chat.
+    let (name, email) = (w.form_name, w.form_email);
     let text = RwSignal::new(String::new());
     let busy = RwSignal::new(false);
     let leave = move || w.phase.get() == Phase::LeaveMessage;

@@ -39,7 +39,8 @@ pub struct Pending {
 /// Everything the widget shows.
 #[derive(Clone, Copy)]
 pub struct Widget {
-    pub site: StoredValue<String>,
+    /// The site key from the frame's URL: read once, kept for the page's life.
+    pub site: &'static str,
     pub lang: Lang,
     /// What the site says (name, availability, reply time, team), once it is known:
     /// one signal, as it arrives at once.
@@ -49,21 +50,22 @@ pub struct Widget {
     pub pending: RwSignal<Vec<Pending>>,
     pub status: RwSignal<Option<VisitorStatus>>,
     pub typing: RwSignal<Option<String>>,
-    /// When the typing indicator was last refreshed (ms); it clears 6 s later.
-    pub typing_at: StoredValue<f64>,
     /// Whether a socket was ever open in this chat (Connecting vs Reconnecting).
     pub was_online: RwSignal<bool>,
     /// Whether the service stored a rating for this chat (or says it has one).
     pub rated: RwSignal<bool>,
-    /// Name and email from the page (`Switchboard.identify`) for the pre-chat form.
-    /// They arrive with the loader's hello, which may come after the form is drawn.
-    pub prefill_name: RwSignal<String>,
-    pub prefill_email: RwSignal<String>,
+    /// The pre-chat form's name and email. The page's `Switchboard.identify` fills
+    /// what the visitor has not typed (it arrives with the loader's hello, which may
+    /// come after the form is drawn); they stay for a next chat in the same page.
+    pub form_name: RwSignal<String>,
+    pub form_email: RwSignal<String>,
     pub error: RwSignal<Option<String>>,
     pub connected: RwSignal<bool>,
     pub customer_name: RwSignal<String>,
-    /// The file being uploaded and its progress in percent.
-    pub upload: RwSignal<Option<(String, u32)>>,
+    /// The name of the file being uploaded, and its progress in percent (signal
+    /// types the widget has anyway: each new one costs code).
+    pub upload: RwSignal<Option<String>>,
+    pub upload_pct: RwSignal<u8>,
 }
 
 /// A parameter of the iframe's URL (set by `widget.js`), or "" without it.
@@ -82,7 +84,7 @@ impl Widget {
             _ => web::lang::browser_language(),
         };
         Self {
-            site: StoredValue::new(query("site")),
+            site: query("site").leak(),
             lang: Lang::from_tag(&lang_tag),
             site_info: RwSignal::new(None),
             phase: RwSignal::new(Phase::Loading),
@@ -90,14 +92,14 @@ impl Widget {
             pending: RwSignal::new(vec![]),
             status: RwSignal::new(None),
             typing: RwSignal::new(None),
-            typing_at: StoredValue::new(0.0),
             was_online: RwSignal::new(false),
-            prefill_name: RwSignal::new(String::new()),
-            prefill_email: RwSignal::new(String::new()),
+            form_name: RwSignal::new(String::new()),
+            form_email: RwSignal::new(String::new()),
             rated: RwSignal::new(false),
             error: RwSignal::new(None),
             connected: RwSignal::new(false),
             upload: RwSignal::new(None),
+            upload_pct: RwSignal::new(0),
             customer_name: RwSignal::new(String::new()),
         }
     }
