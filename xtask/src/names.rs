@@ -159,20 +159,33 @@ fn push_leb(out: &mut Vec<u8>, mut n: usize) {
     }
 }
 
-/// `wasm` without the exports whose names `drop` picks; every other byte unchanged.
-fn without_exports(wasm: &[u8], drop: impl Fn(&str) -> bool) -> Option<Vec<u8>> {
-    let mut out = wasm.get(..8)?.to_vec();
+/// One section of a wasm binary: `(id, raw, body)`, where `raw` is the whole section
+/// as it stands (id, size, body) and `body` its contents.
+type Section<'a> = (u8, &'a [u8], &'a [u8]);
+
+/// A wasm binary's sections after its 8-byte header.
+fn sections(wasm: &[u8]) -> Option<Vec<Section<'_>>> {
+    let mut out = Vec::new();
     let mut at = 8;
     while at < wasm.len() {
+        let start = at;
         let id = wasm[at];
         at += 1;
         let size = leb(wasm, &mut at)?;
         let body = wasm.get(at..at + size)?;
         at += size;
-        out.push(id);
+        out.push((id, &wasm[start..at], body));
+    }
+    Some(out)
+}
+
+/// `wasm` without the exports whose names `drop` picks; every other section is
+/// copied byte for byte.
+fn without_exports(wasm: &[u8], drop: impl Fn(&str) -> bool) -> Option<Vec<u8>> {
+    let mut out = wasm.get(..8)?.to_vec();
+    for (id, raw, body) in sections(wasm)? {
         if id != 7 {
-            push_leb(&mut out, size);
-            out.extend_from_slice(body);
+            out.extend_from_slice(raw);
             continue;
         }
         let mut p = 0;
@@ -193,6 +206,7 @@ fn without_exports(wasm: &[u8], drop: impl Fn(&str) -> bool) -> Option<Vec<u8>> 
         let mut section = Vec::new();
         push_leb(&mut section, n);
         section.extend_from_slice(&kept);
+        out.push(7);
         push_leb(&mut out, section.len());
         out.extend_from_slice(&section);
     }
@@ -214,20 +228,11 @@ fn leb(bytes: &[u8], at: &mut usize) -> Option<usize> {
 
 /// The module name of the first import in a wasm binary.
 fn first_import_module(wasm: &[u8]) -> Option<String> {
-    let mut at = 8;
-    while at < wasm.len() {
-        let id = wasm[at];
-        at += 1;
-        let size = leb(wasm, &mut at)?;
-        if id == 2 {
-            let mut p = at;
-            leb(wasm, &mut p)?;
-            let len = leb(wasm, &mut p)?;
-            return String::from_utf8(wasm.get(p..p + len)?.to_vec()).ok();
-        }
-        at += size;
-    }
-    None
+    let (_, _, body) = sections(wasm)?.into_iter().find(|(id, _, _)| *id == 2)?;
+    let mut p = 0;
+    leb(body, &mut p)?; // the count
+    let len = leb(body, &mut p)?;
+    String::from_utf8(body.get(p..p + len)?.to_vec()).ok()
 }
 
 #[cfg(test)]
