@@ -228,7 +228,7 @@ fn build_app(krate: &str, out: &str, build: Build) -> Result {
             &wasm.display().to_string(),
         ],
     )?;
-    names::drop_unused_exports(&pkg)?;
+    names::refuse_stream_exports(&pkg)?;
     let bg = pkg.join("app_bg.wasm").display().to_string();
     let wasm_opt = root
         .join("node_modules/.bin/wasm-opt")

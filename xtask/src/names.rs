@@ -1,5 +1,5 @@
 //! Short import and export names for an app's wasm and its wasm-bindgen glue, and
-//! no exports that no app calls.
+//! a check that the `wasm-streams` stand-in is in effect.
 //!
 //! wasm-bindgen names each import after the JavaScript it calls plus a 16-digit hash
 //! (`__wbg_setProperty_3fe74e09d53acb0b`), and the closure exports after their full
@@ -124,93 +124,69 @@ fn replace_ident(text: &str, old: &str, new: &str, before: &str, after: &str) ->
     (out, count)
 }
 
-/// Exports no Switchboard app calls: the stream sources and sinks of `wasm-streams`,
-/// which Leptos links for server functions' streaming. wasm-bindgen exports every
-/// `#[wasm_bindgen]` type of every linked crate, and an export keeps its code alive.
-const UNUSED_EXPORT_PREFIXES: [&str; 2] = ["intounderlying", "__wbg_intounderlying"];
+/// Export names of `wasm-streams`' classes (`IntoUnderlyingSource`, `…Sink`, …).
+/// The workspace patches that crate with a stand-in without them
+/// (`shared/web/wasm-streams`); they keep about 4 KB gzipped alive in each app.
+const STREAM_EXPORT_PREFIXES: [&str; 2] = ["intounderlying", "__wbg_intounderlying"];
 
-/// Drops [`UNUSED_EXPORT_PREFIXES`] from the export section of `pkg/app_bg.wasm`, so
-/// that the optimiser after it removes their code (the glue's classes for them stay,
-/// never constructed). Run before `wasm-opt -Oz`.
-pub fn drop_unused_exports(pkg: &Path) -> Result {
+/// Fails, naming the export, if `pkg/app_bg.wasm` still exports a class of the real
+/// `wasm-streams`: the patch in the root `Cargo.toml` no longer applies (Leptos moved
+/// to another version of it), and the stand-in needs that version.
+pub fn refuse_stream_exports(pkg: &Path) -> Result {
     let path = pkg.join("app_bg.wasm");
     let wasm = std::fs::read(&path).map_err(|e| e.to_string())?;
-    let cut = without_exports(&wasm, |name| {
-        UNUSED_EXPORT_PREFIXES.iter().any(|p| name.starts_with(p))
-    })
-    .ok_or_else(|| {
+    let names = export_names(&wasm).ok_or_else(|| {
         format!(
             "{} is not a wasm module this build can read",
             path.display()
         )
     })?;
-    std::fs::write(&path, cut).map_err(|e| e.to_string())
-}
-
-fn push_leb(out: &mut Vec<u8>, mut n: usize) {
-    loop {
-        let b = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(b);
-            return;
-        }
-        out.push(b | 0x80);
+    match names
+        .iter()
+        .find(|n| STREAM_EXPORT_PREFIXES.iter().any(|p| n.starts_with(p)))
+    {
+        Some(name) => Err(format!(
+            "{} exports `{name}` of the real wasm-streams: the [patch.crates-io] entry in \
+             Cargo.toml no longer matches the version Leptos uses; move shared/web/wasm-streams \
+             to that version",
+            path.display()
+        )),
+        None => Ok(()),
     }
 }
 
-/// One section of a wasm binary: `(id, raw, body)`, where `raw` is the whole section
-/// as it stands (id, size, body) and `body` its contents.
-type Section<'a> = (u8, &'a [u8], &'a [u8]);
-
-/// A wasm binary's sections after its 8-byte header.
-fn sections(wasm: &[u8]) -> Option<Vec<Section<'_>>> {
-    let mut out = Vec::new();
+/// The body of a wasm binary's first section with this id, if the binary reads
+/// (its 8-byte header, then sections of an id, a size and a body).
+fn section(wasm: &[u8], wanted: u8) -> Option<Option<&[u8]>> {
     let mut at = 8;
     while at < wasm.len() {
-        let start = at;
         let id = wasm[at];
         at += 1;
         let size = leb(wasm, &mut at)?;
         let body = wasm.get(at..at + size)?;
         at += size;
-        out.push((id, &wasm[start..at], body));
+        if id == wanted {
+            return Some(Some(body));
+        }
     }
-    Some(out)
+    Some(None)
 }
 
-/// `wasm` without the exports whose names `drop` picks; every other section is
-/// copied byte for byte.
-fn without_exports(wasm: &[u8], drop: impl Fn(&str) -> bool) -> Option<Vec<u8>> {
-    let mut out = wasm.get(..8)?.to_vec();
-    for (id, raw, body) in sections(wasm)? {
-        if id != 7 {
-            out.extend_from_slice(raw);
-            continue;
-        }
-        let mut p = 0;
-        let count = leb(body, &mut p)?;
-        let mut kept = Vec::new();
-        let mut n = 0;
-        for _ in 0..count {
-            let start = p;
-            let len = leb(body, &mut p)?;
-            let name = std::str::from_utf8(body.get(p..p + len)?).ok()?;
-            p += len + 1; // the name, then the kind
-            leb(body, &mut p)?; // the index
-            if !drop(name) {
-                kept.extend_from_slice(body.get(start..p)?);
-                n += 1;
-            }
-        }
-        let mut section = Vec::new();
-        push_leb(&mut section, n);
-        section.extend_from_slice(&kept);
-        out.push(7);
-        push_leb(&mut out, section.len());
-        out.extend_from_slice(&section);
+/// The names of a wasm binary's exports, in order.
+fn export_names(wasm: &[u8]) -> Option<Vec<String>> {
+    let Some(body) = section(wasm, 7)? else {
+        return Some(Vec::new());
+    };
+    let mut p = 0;
+    let count = leb(body, &mut p)?;
+    let mut names = Vec::with_capacity(count);
+    for _ in 0..count {
+        let len = leb(body, &mut p)?;
+        names.push(String::from_utf8(body.get(p..p + len)?.to_vec()).ok()?);
+        p += len + 1; // the name, then the kind
+        leb(body, &mut p)?; // the index
     }
-    Some(out)
+    Some(names)
 }
 
 fn leb(bytes: &[u8], at: &mut usize) -> Option<usize> {
@@ -228,7 +204,7 @@ fn leb(bytes: &[u8], at: &mut usize) -> Option<usize> {
 
 /// The module name of the first import in a wasm binary.
 fn first_import_module(wasm: &[u8]) -> Option<String> {
-    let (_, _, body) = sections(wasm)?.into_iter().find(|(id, _, _)| *id == 2)?;
+    let body = section(wasm, 2)??;
     let mut p = 0;
     leb(body, &mut p)?; // the count
     let len = leb(body, &mut p)?;
@@ -272,18 +248,25 @@ mod tests {
     }
 
     #[test]
-    fn drops_only_the_named_exports() {
-        let cut = without_exports(&two_exports(), |n| n.starts_with("intounderlying")).unwrap();
-        let mut want = b"\0asm\x01\0\0\0".to_vec();
-        want.extend([7, 8, 1, 4]);
-        want.extend_from_slice(b"keep");
-        want.extend([0, 0, 0, 3, 1, b'x', 9]);
-        assert_eq!(cut, want);
+    fn reads_export_names_and_refuses_stream_classes() {
         assert_eq!(
-            without_exports(&two_exports(), |_| false).unwrap(),
-            two_exports()
+            export_names(&two_exports()).unwrap(),
+            ["keep", "intounderlyingsink_close"]
         );
-        assert!(without_exports(&two_exports()[..12], |_| false).is_none());
+        assert!(export_names(&two_exports()[..12]).is_none());
+        assert_eq!(
+            export_names(b"\0asm\x01\0\0\0").unwrap(),
+            Vec::<String>::new()
+        );
+
+        let dir = std::env::temp_dir().join(format!("xtask-names-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("app_bg.wasm"), two_exports()).unwrap();
+        let err = refuse_stream_exports(&dir).unwrap_err();
+        assert!(err.contains("`intounderlyingsink_close`"), "{err}");
+        std::fs::write(dir.join("app_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
+        assert_eq!(refuse_stream_exports(&dir), Ok(()));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
