@@ -17,7 +17,7 @@ pub const MAX_BYTES: usize = 10 * 1024 * 1024;
 pub const MAX_NAME_CHARS: usize = 200;
 
 /// A stored attachment, as messages carry it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, miniserde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attachment {
     /// Unguessable id; the object's key ends with it.
     pub id: String,

@@ -17,7 +17,7 @@
 //! - [`intake`]: what a visitor's start request must hold (name, text, email, identity pair).
 //! - [`transcript`]: one conversation's messages: sequence numbers, client ids accepted once, resume.
 //! - [`protocol`]: versioned JSON frames between visitor, agent, admin and edge.
-//! - [`mini`]: the same JSON for the visitor's widget through miniserde (a fraction of serde's code).
+//! - [`mini`]: the same JSON for the visitor's widget without a JSON library (the browser parses).
 //! - [`rpc`]: typed calls between the Worker and the Durable Objects, with idempotency keys.
 //! - [`hours`]: business hours of a queue.
 //! - [`visitor`]: the customer context (pages of the visit, browser, time zone).

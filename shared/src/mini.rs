@@ -1,9 +1,11 @@
-//! The visitor widget's JSON: the frames and bodies it reads and writes, through
-//! miniserde instead of serde.
+//! The visitor widget's JSON: the frames and bodies it reads and writes, without a
+//! JSON library in its wasm.
 //!
-//! serde's code is generic over every format and every type, and each frame type the
-//! widget read compiled into its own parser: about a seventh of the widget's wasm.
-//! miniserde's derives go through one small JSON parser by trait objects.
+//! serde's code is generic over every format and every type, and even miniserde's
+//! parser and derives were a seventh of the widget's wasm. A browser parses JSON
+//! anyway: the widget hands texts to `JSON.parse` and walks the result through the
+//! small [`Json`] trait (`web::json`), and writes its few flat objects with
+//! [`Object`]. Tests walk serde_json's values through the same readers.
 //!
 //! Rules:
 //! - The JSON is exactly the serde forms of [`crate::protocol`]: what the service
@@ -12,13 +14,15 @@
 //!   accept (tested below, for every variant).
 //! - Tagged enums are read through their flat `…Fields` forms and the same `TryFrom`
 //!   as serde's, so both readers apply one set of checks (ids, variants, fields).
-//! - Reading ignores fields this build does not know and checks the protocol version
-//!   like [`crate::protocol::decode_from_service`]. miniserde's own errors carry no
-//!   detail, so a malformed text is named by what it should have been.
+//! - Reading ignores fields this build does not know, takes `null` as absent (as serde
+//!   does for `Option`), checks the protocol version like
+//!   [`crate::protocol::decode_from_service`], and names the field that does not read.
+//! - Numbers are whole, not negative and at most 2^53 (what a browser's number holds
+//!   exactly), then within their field's type.
 //! - The service itself never uses this module.
 
 use crate::attachment::Attachment;
-use crate::engine::{AvailabilityFields, SystemNoteFields, VisitorStatusFields};
+use crate::engine::{AvailabilityFields, EndedByFields, SystemNoteFields, VisitorStatusFields};
 use crate::ids::{ClientMsgId, ConversationId, SiteKey};
 use crate::need;
 use crate::protocol::{
@@ -26,76 +30,182 @@ use crate::protocol::{
     VisitorFrame, VERSION,
 };
 use crate::transcript::{AuthorFields, Message};
-use miniserde::json;
-use miniserde::{Deserialize, Serialize};
 
-/// What every frame starts with: the version and the type, read first.
-#[derive(Deserialize)]
-struct Head {
-    v: Option<u64>,
-    #[serde(rename = "type")]
-    kind: String,
+/// A parsed JSON value, walked by the readers here: the browser's `JSON.parse` result
+/// in the widget (`web::json::Value`), serde_json's in tests.
+pub trait Json: Sized {
+    /// Parses a text; `None` if it is not JSON.
+    fn parse(text: &str) -> Option<Self>;
+    /// The value of `key` if this is an object with that key, not `null`.
+    fn get(&self, key: &str) -> Option<Self>;
+    /// This value if it is a string.
+    fn as_text(&self) -> Option<String>;
+    /// This value if it is a number.
+    fn as_number(&self) -> Option<f64>;
+    /// This value if it is `true` or `false`.
+    fn as_bool(&self) -> Option<bool>;
+    /// The items if this is an array.
+    fn as_items(&self) -> Option<Vec<Self>>;
 }
 
-/// Every field a [`VisitorEvent`] but `error` may have (see
-/// `protocol::VisitorEventFields`).
-#[derive(Deserialize)]
-struct EventFields {
-    conversation: Option<String>,
-    status: Option<VisitorStatusFields>,
-    last_seq: Option<u64>,
-    message: Option<MessageFields>,
-    typing: Option<bool>,
-    name: Option<String>,
-    client_id: Option<String>,
-    seq: Option<u64>,
-    score: Option<u8>,
-}
-
-/// An `error` frame, whose `message` is a text rather than a stored message.
-#[derive(Deserialize)]
-struct ErrorFields {
-    code: Option<String>,
-    message: Option<String>,
-}
-
-/// A [`Message`] as JSON.
-#[derive(Deserialize)]
-struct MessageFields {
-    seq: u64,
-    client_id: Option<String>,
-    author: AuthorFields,
-    text: String,
-    note: Option<SystemNoteFields>,
-    at: String,
-    attachment: Option<Attachment>,
-}
-
-impl TryFrom<MessageFields> for Message {
-    type Error = String;
-    fn try_from(f: MessageFields) -> Result<Self, String> {
-        Ok(Message {
-            seq: f.seq,
-            client_id: f
-                .client_id
-                .map(ClientMsgId::new)
-                .transpose()
-                .map_err(|e| format!("field `client_id`: {e}"))?,
-            author: f.author.try_into()?,
-            text: f.text,
-            note: f.note.map(TryInto::try_into).transpose()?,
-            at: crate::time::parse(&f.at)
-                .ok_or_else(|| format!("field `at`: \"{}\" is not an RFC 3339 time", f.at))?,
-            attachment: f.attachment,
-        })
+/// serde_json's values, walked as the browser's are: for tests and tools. The readers
+/// never recurse deeper than the shapes they read, whatever the value's depth.
+impl Json for serde_json::Value {
+    fn parse(text: &str) -> Option<Self> {
+        serde_json::from_str(text).ok()
+    }
+    fn get(&self, key: &str) -> Option<Self> {
+        self.get(key).filter(|v| !v.is_null()).cloned()
+    }
+    fn as_text(&self) -> Option<String> {
+        self.as_str().map(str::to_owned)
+    }
+    fn as_number(&self) -> Option<f64> {
+        self.as_f64()
+    }
+    fn as_bool(&self) -> Option<bool> {
+        self.as_bool()
+    }
+    fn as_items(&self) -> Option<Vec<Self>> {
+        self.as_array().cloned()
     }
 }
 
+/// The largest whole number a JSON number holds exactly in a browser.
+const MAX_EXACT: f64 = 9_007_199_254_740_992.0;
+
+/// Field `key` of `v` read by `read`, `None` if absent; an error names the field.
+fn opt<J: Json, T>(
+    v: &J,
+    key: &str,
+    what: &str,
+    read: impl FnOnce(&J) -> Option<T>,
+) -> Result<Option<T>, String> {
+    match v.get(key) {
+        None => Ok(None),
+        Some(x) => read(&x)
+            .map(Some)
+            .ok_or_else(|| format!("field `{key}`: not {what}")),
+    }
+}
+
+/// Text field `key`, if present.
+pub fn opt_text<J: Json>(v: &J, key: &str) -> Result<Option<String>, String> {
+    opt(v, key, "a text", J::as_text)
+}
+
+/// Text field `key`.
+pub fn text<J: Json>(v: &J, key: &str) -> Result<String, String> {
+    need(opt_text(v, key)?, key)
+}
+
+/// Whole-number field `key` that fits `T`, if present.
+fn opt_number<J: Json, T: TryFrom<u64>>(v: &J, key: &str) -> Result<Option<T>, String> {
+    opt(v, key, "a whole number in range", |x| {
+        let n = x.as_number()?;
+        let whole = (0.0..=MAX_EXACT).contains(&n) && n.fract() == 0.0;
+        whole.then(|| T::try_from(n as u64).ok()).flatten()
+    })
+}
+
+/// Whole-number field `key` that fits `T`.
+fn number<J: Json, T: TryFrom<u64>>(v: &J, key: &str) -> Result<T, String> {
+    need(opt_number(v, key)?, key)
+}
+
+/// Object field `key`, read by `read`, if present.
+fn opt_object<J: Json, T>(
+    v: &J,
+    key: &str,
+    read: impl FnOnce(&J) -> Result<T, String>,
+) -> Result<Option<T>, String> {
+    v.get(key)
+        .map(|x| read(&x).map_err(|e| format!("field `{key}`: {e}")))
+        .transpose()
+}
+
+/// The items of the array `v` (named `key` in errors), each read by `read`.
+pub fn items<J: Json, T>(
+    v: &J,
+    key: &str,
+    mut read: impl FnMut(&J) -> Result<T, String>,
+) -> Result<Vec<T>, String> {
+    let list = v
+        .as_items()
+        .ok_or_else(|| format!("field `{key}`: not a list"))?;
+    list.iter().map(&mut read).collect()
+}
+
+fn ended_by<J: Json>(v: &J) -> Result<EndedByFields, String> {
+    Ok(EndedByFields {
+        by: text(v, "by")?,
+        agent: opt_text(v, "agent")?,
+    })
+}
+
+fn note<J: Json>(v: &J) -> Result<SystemNoteFields, String> {
+    Ok(SystemNoteFields {
+        note: text(v, "note")?,
+        queue_name: opt_text(v, "queue_name")?,
+        agent_name: opt_text(v, "agent_name")?,
+        by: opt_object(v, "by", ended_by)?,
+    })
+}
+
+fn status<J: Json>(v: &J) -> Result<crate::engine::VisitorStatus, String> {
+    VisitorStatusFields {
+        status: text(v, "status")?,
+        position: opt_number(v, "position")?,
+        agent_name: opt_text(v, "agent_name")?,
+        guest_name: opt_text(v, "guest_name")?,
+    }
+    .try_into()
+}
+
+fn attachment<J: Json>(v: &J) -> Result<Attachment, String> {
+    Ok(Attachment {
+        id: text(v, "id")?,
+        name: text(v, "name")?,
+        content_type: text(v, "content_type")?,
+        size: number(v, "size")?,
+    })
+}
+
+fn message<J: Json>(v: &J) -> Result<Message, String> {
+    let seq = number(v, "seq")?;
+    let author = v.get("author").ok_or("missing field `author`")?;
+    let at = text(v, "at")?;
+    Ok(Message {
+        seq,
+        client_id: opt_text(v, "client_id")?
+            .map(ClientMsgId::new)
+            .transpose()
+            .map_err(|e| format!("field `client_id`: {e}"))?,
+        author: AuthorFields {
+            kind: text(&author, "kind")?,
+            id: opt_text(&author, "id")?,
+            name: opt_text(&author, "name")?,
+        }
+        .try_into()?,
+        text: text(v, "text")?,
+        note: opt_object(v, "note", note)?
+            .map(TryInto::try_into)
+            .transpose()?,
+        at: crate::time::parse(&at)
+            .ok_or_else(|| format!("field `at`: \"{at}\" is not an RFC 3339 time"))?,
+        attachment: opt_object(v, "attachment", attachment)?,
+    })
+}
+
 /// Reads a frame of the conversation socket.
-pub fn visitor_event(text: &str) -> Result<VisitorEvent, FrameError> {
-    let head: Head =
-        json::from_str(text).map_err(|_| FrameError("not a JSON frame with a `type`".into()))?;
-    match head.v {
+pub fn visitor_event<J: Json>(text_: &str) -> Result<VisitorEvent, FrameError> {
+    let not_a_frame = || FrameError("not a JSON frame with a `type`".into());
+    let v = J::parse(text_).ok_or_else(not_a_frame)?;
+    let kind = v
+        .get("type")
+        .and_then(|t| t.as_text())
+        .ok_or_else(not_a_frame)?;
+    match opt_number::<J, u64>(&v, "v").map_err(FrameError)? {
         Some(VERSION) => {}
         Some(other) => {
             return Err(FrameError(format!(
@@ -104,244 +214,252 @@ pub fn visitor_event(text: &str) -> Result<VisitorEvent, FrameError> {
         }
         None => return Err(FrameError("field `v`: missing protocol version".into())),
     }
-    let bad = |kind: &str| FrameError(format!("a `{kind}` frame whose fields do not read"));
-    if head.kind == "error" {
-        let f: ErrorFields = json::from_str(text).map_err(|_| bad("error"))?;
-        return Ok(VisitorEvent::Error {
-            code: need(f.code, "code").map_err(FrameError)?,
-            message: need(f.message, "message").map_err(FrameError)?,
-        });
-    }
-    let f: EventFields = json::from_str(text).map_err(|_| bad(&head.kind))?;
-    event(&head.kind, f).map_err(FrameError)
+    event(&kind, &v).map_err(FrameError)
 }
 
-fn event(kind: &str, f: EventFields) -> Result<VisitorEvent, String> {
-    let status = |s: Option<VisitorStatusFields>| need(s, "status")?.try_into();
+fn event<J: Json>(kind: &str, v: &J) -> Result<VisitorEvent, String> {
+    let need_status = || status(&v.get("status").ok_or("missing field `status`")?);
     Ok(match kind {
+        "error" => VisitorEvent::Error {
+            code: text(v, "code")?,
+            message: text(v, "message")?,
+        },
         "welcome" => VisitorEvent::Welcome {
-            conversation: ConversationId::new(need(f.conversation, "conversation")?)
+            conversation: ConversationId::new(text(v, "conversation")?)
                 .map_err(|e| format!("field `conversation`: {e}"))?,
-            status: status(f.status)?,
-            last_seq: need(f.last_seq, "last_seq")?,
+            status: need_status()?,
+            last_seq: number(v, "last_seq")?,
         },
         "message" => VisitorEvent::Message {
-            message: need(f.message, "message")?.try_into()?,
+            message: need(opt_object(v, "message", message)?, "message")?,
         },
         "status" => VisitorEvent::Status {
-            status: status(f.status)?,
+            status: need_status()?,
         },
         "typing" => VisitorEvent::Typing {
-            typing: need(f.typing, "typing")?,
-            name: need(f.name, "name")?,
+            typing: need(opt(v, "typing", "true or false", J::as_bool)?, "typing")?,
+            name: text(v, "name")?,
         },
         "ack" => VisitorEvent::Ack {
-            client_id: ClientMsgId::new(need(f.client_id, "client_id")?)
+            client_id: ClientMsgId::new(text(v, "client_id")?)
                 .map_err(|e| format!("field `client_id`: {e}"))?,
-            seq: need(f.seq, "seq")?,
-            message: f.message.map(TryInto::try_into).transpose()?,
+            seq: number(v, "seq")?,
+            message: opt_object(v, "message", message)?,
         },
         "rated" => VisitorEvent::Rated {
-            score: need(f.score, "score")?,
+            score: number(v, "score")?,
         },
         "pong" => VisitorEvent::Pong,
         other => return Err(format!("unknown frame type `{other}`")),
     })
 }
 
-/// A frame without fields (`end`, `ping`); the others add theirs. The edge refuses
-/// fields a frame type does not have, so each type has its own form.
-#[derive(Serialize)]
-struct Bare<'a> {
-    v: u64,
-    #[serde(rename = "type")]
-    kind: &'a str,
+/// A flat JSON object written field by field, in order, for the few bodies and
+/// frames the widget sends and keeps. Texts are escaped as JSON requires (quote,
+/// backslash, control characters); everything else is written as it is.
+pub struct Object(String);
+
+impl Default for Object {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
-#[derive(Serialize)]
-struct SendOut<'a> {
-    v: u64,
-    #[serde(rename = "type")]
-    kind: &'a str,
-    client_id: &'a str,
-    text: &'a str,
+impl Object {
+    pub fn new() -> Self {
+        Object(String::from("{"))
+    }
+
+    fn key(&mut self, key: &str) {
+        if self.0.len() > 1 {
+            self.0.push(',');
+        }
+        push_text(&mut self.0, key);
+        self.0.push(':');
+    }
+
+    /// Adds a text field.
+    pub fn text(mut self, key: &str, value: &str) -> Self {
+        self.key(key);
+        push_text(&mut self.0, value);
+        self
+    }
+
+    /// Adds a text field, or `null`.
+    pub fn opt_text(mut self, key: &str, value: Option<&str>) -> Self {
+        match value {
+            Some(v) => return self.text(key, v),
+            None => {
+                self.key(key);
+                self.0.push_str("null");
+            }
+        }
+        self
+    }
+
+    /// Adds a whole-number field.
+    pub fn number(mut self, key: &str, value: u64) -> Self {
+        self.key(key);
+        self.0.push_str(&value.to_string());
+        self
+    }
+
+    /// Adds a `true` or `false` field.
+    pub fn boolean(mut self, key: &str, value: bool) -> Self {
+        self.key(key);
+        self.0.push_str(if value { "true" } else { "false" });
+        self
+    }
+
+    /// The object's text.
+    pub fn end(mut self) -> String {
+        self.0.push('}');
+        self.0
+    }
 }
 
-#[derive(Serialize)]
-struct RateOut<'a> {
-    v: u64,
-    #[serde(rename = "type")]
-    kind: &'a str,
-    score: u8,
-    comment: Option<&'a str>,
+/// A JSON array of already written values.
+pub fn array(values: impl IntoIterator<Item = String>) -> String {
+    let mut out = String::from("[");
+    for (i, v) in values.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&v);
+    }
+    out.push(']');
+    out
 }
 
-#[derive(Serialize)]
-struct TypingOut<'a> {
-    v: u64,
-    #[serde(rename = "type")]
-    kind: &'a str,
-    typing: bool,
+/// Writes `s` as a JSON string.
+fn push_text(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if u32::from(c) < 0x20 => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let n = u32::from(c) as usize;
+                out.push_str("\\u00");
+                out.push(char::from(HEX[n >> 4]));
+                out.push(char::from(HEX[n & 15]));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
-#[derive(Serialize)]
-struct PageOut<'a> {
-    v: u64,
-    #[serde(rename = "type")]
-    kind: &'a str,
-    url: &'a str,
-    title: &'a str,
-    time_zone: &'a str,
+/// A frame object with its version and type.
+fn frame(kind: &str) -> Object {
+    Object::new().number("v", VERSION).text("type", kind)
 }
 
-/// Writes a frame for the conversation socket (version included).
-pub fn visitor_frame(frame: &VisitorFrame) -> String {
-    let v = VERSION;
-    match frame {
-        VisitorFrame::Send { client_id, text } => json::to_string(&SendOut {
-            v,
-            kind: "send",
-            client_id: client_id.as_str(),
-            text,
-        }),
-        VisitorFrame::Rate { score, comment } => json::to_string(&RateOut {
-            v,
-            kind: "rate",
-            score: *score,
-            comment: comment.as_deref(),
-        }),
-        VisitorFrame::Typing { typing } => json::to_string(&TypingOut {
-            v,
-            kind: "typing",
-            typing: *typing,
-        }),
-        VisitorFrame::End => json::to_string(&Bare { v, kind: "end" }),
-        VisitorFrame::Ping => json::to_string(&Bare { v, kind: "ping" }),
+/// Writes a frame for the conversation socket (version included). The edge refuses
+/// fields a frame type does not have, so each type writes only its own.
+pub fn visitor_frame(f: &VisitorFrame) -> String {
+    match f {
+        VisitorFrame::Send { client_id, text } => frame("send")
+            .text("client_id", client_id.as_str())
+            .text("text", text),
+        VisitorFrame::Rate { score, comment } => frame("rate")
+            .number("score", u64::from(*score))
+            .opt_text("comment", comment.as_deref()),
+        VisitorFrame::Typing { typing } => frame("typing").boolean("typing", *typing),
+        VisitorFrame::End => frame("end"),
+        VisitorFrame::Ping => frame("ping"),
         VisitorFrame::Page {
             url,
             title,
             time_zone,
-        } => json::to_string(&PageOut {
-            v,
-            kind: "page",
-            url,
-            title,
-            time_zone,
-        }),
+        } => frame("page")
+            .text("url", url)
+            .text("title", title)
+            .text("time_zone", time_zone),
     }
-}
-
-/// [`SiteInfo`] as JSON.
-#[derive(Deserialize)]
-struct SiteFields {
-    site: String,
-    name: String,
-    language: String,
-    availability: AvailabilityFields,
-    accent: Option<String>,
-    typical_reply_mins: Option<u32>,
-    team: Option<Vec<FaceFields>>,
-}
-
-/// [`TeamFace`] as JSON.
-#[derive(Deserialize)]
-struct FaceFields {
-    initials: String,
-    picture: Option<String>,
+    .end()
 }
 
 /// Reads `GET /api/v1/sites/{key}` (also carried in the widget's document).
-pub fn site_info(text: &str) -> Result<SiteInfo, FrameError> {
-    let f: SiteFields =
-        json::from_str(text).map_err(|_| FrameError("not a site's information".into()))?;
-    Ok(SiteInfo {
-        site: SiteKey::new(f.site).map_err(|e| FrameError(format!("field `site`: {e}")))?,
-        name: f.name,
-        language: f.language,
-        availability: f.availability.try_into().map_err(FrameError)?,
-        accent: f.accent,
-        typical_reply_mins: f.typical_reply_mins,
-        team: f
-            .team
-            .unwrap_or_default()
-            .into_iter()
-            .map(|t| TeamFace {
-                initials: t.initials,
-                picture: t.picture,
-            })
-            .collect(),
-    })
+pub fn site_info<J: Json>(text_: &str) -> Result<SiteInfo, FrameError> {
+    let v = J::parse(text_).ok_or_else(|| FrameError("not a site's information".into()))?;
+    read_site(&v).map_err(|e| FrameError(format!("a site's information: {e}")))
 }
 
-/// [`StartResponse`] as JSON.
-#[derive(Deserialize)]
-struct StartedFields {
-    conversation: String,
-    token: String,
-    status: VisitorStatusFields,
+fn read_site<J: Json>(v: &J) -> Result<SiteInfo, String> {
+    Ok(SiteInfo {
+        site: SiteKey::new(text(v, "site")?).map_err(|e| format!("field `site`: {e}"))?,
+        name: text(v, "name")?,
+        language: text(v, "language")?,
+        availability: need(
+            opt_object(v, "availability", |a| {
+                AvailabilityFields {
+                    availability: text(a, "availability")?,
+                    queue_name: text(a, "queue_name")?,
+                }
+                .try_into()
+            })?,
+            "availability",
+        )?,
+        accent: opt_text(v, "accent")?,
+        typical_reply_mins: opt_number(v, "typical_reply_mins")?,
+        team: match v.get("team") {
+            None => Vec::new(),
+            Some(team) => items(&team, "team", |t| {
+                Ok(TeamFace {
+                    initials: text(t, "initials")?,
+                    picture: opt_text(t, "picture")?,
+                })
+            })?,
+        },
+    })
 }
 
 /// Reads the answer to `POST /api/v1/conversations`.
-pub fn start_response(text: &str) -> Result<StartResponse, FrameError> {
-    let f: StartedFields =
-        json::from_str(text).map_err(|_| FrameError("not the answer to starting a chat".into()))?;
-    Ok(StartResponse {
-        conversation: ConversationId::new(f.conversation)
-            .map_err(|e| FrameError(format!("field `conversation`: {e}")))?,
-        token: f.token,
-        status: f.status.try_into().map_err(FrameError)?,
-    })
+pub fn start_response<J: Json>(text_: &str) -> Result<StartResponse, FrameError> {
+    let read = |v: &J| -> Result<StartResponse, String> {
+        Ok(StartResponse {
+            conversation: ConversationId::new(text(v, "conversation")?)
+                .map_err(|e| format!("field `conversation`: {e}"))?,
+            token: text(v, "token")?,
+            status: status(&v.get("status").ok_or("missing field `status`")?)?,
+        })
+    };
+    let v = J::parse(text_).ok_or("not JSON".to_string());
+    v.and_then(|v| read(&v))
+        .map_err(|e| FrameError(format!("not the answer to starting a chat: {e}")))
 }
 
 /// The `message` of an error body ([`crate::protocol::ErrorBody`]), if it is one.
-pub fn error_message(text: &str) -> Option<String> {
-    json::from_str::<crate::protocol::ErrorBody>(text)
-        .ok()
-        .map(|b| b.message)
-}
-
-/// [`StartRequest`] as JSON.
-#[derive(Serialize)]
-struct StartFields {
-    site: String,
-    name: String,
-    email: Option<String>,
-    text: String,
-    client_id: String,
-    user_id: Option<String>,
-    user_hash: Option<String>,
+pub fn error_message<J: Json>(text_: &str) -> Option<String> {
+    let v = J::parse(text_)?;
+    text(&v, "error").ok()?;
+    text(&v, "message").ok()
 }
 
 /// Writes `POST /api/v1/conversations`.
 pub fn start_request(r: &StartRequest) -> String {
-    json::to_string(&StartFields {
-        site: r.site.to_string(),
-        name: r.name.clone(),
-        email: r.email.clone(),
-        text: r.text.clone(),
-        client_id: r.client_id.to_string(),
-        user_id: r.user_id.clone(),
-        user_hash: r.user_hash.clone(),
-    })
-}
-
-/// [`LeaveMessageRequest`] as JSON.
-#[derive(Serialize)]
-struct LeaveFields {
-    site: String,
-    name: String,
-    email: Option<String>,
-    text: String,
+    Object::new()
+        .text("site", r.site.as_str())
+        .text("name", &r.name)
+        .opt_text("email", r.email.as_deref())
+        .text("text", &r.text)
+        .text("client_id", r.client_id.as_str())
+        .opt_text("user_id", r.user_id.as_deref())
+        .opt_text("user_hash", r.user_hash.as_deref())
+        .end()
 }
 
 /// Writes `POST /api/v1/messages`.
 pub fn leave_message_request(r: &LeaveMessageRequest) -> String {
-    json::to_string(&LeaveFields {
-        site: r.site.to_string(),
-        name: r.name.clone(),
-        email: r.email.clone(),
-        text: r.text.clone(),
-    })
+    Object::new()
+        .text("site", r.site.as_str())
+        .text("name", &r.name)
+        .opt_text("email", r.email.as_deref())
+        .text("text", &r.text)
+        .end()
 }
 
 #[cfg(test)]
@@ -352,6 +470,21 @@ mod tests {
     use crate::protocol::{decode, decode_body, encode, ErrorBody};
     use crate::transcript::Author;
     use chrono::DateTime;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    fn visitor_event(text: &str) -> Result<VisitorEvent, FrameError> {
+        super::visitor_event::<Value>(text)
+    }
+    fn site_info(text: &str) -> Result<SiteInfo, FrameError> {
+        super::site_info::<Value>(text)
+    }
+    fn start_response(text: &str) -> Result<StartResponse, FrameError> {
+        super::start_response::<Value>(text)
+    }
+    fn error_message(text: &str) -> Option<String> {
+        super::error_message::<Value>(text)
+    }
 
     fn statuses() -> Vec<VisitorStatus> {
         vec![
@@ -499,12 +632,23 @@ mod tests {
         );
         assert!(err(r#"{"v":1,"type":"welcome","conversation":"a b","status":{"status":"ended"},"last_seq":0}"#)
             .contains("field `conversation`"));
-        assert!(err(r#"{"v":1,"type":"error","code":"x","message":{}}"#).contains("`error` frame"));
+        assert!(err(r#"{"v":1,"type":"error","code":"x","message":{}}"#)
+            .contains("field `message`: not a text"));
+        assert!(err(r#"{"v":1,"type":"ack","client_id":"w1","seq":-1}"#)
+            .contains("field `seq`: not a whole number"));
+        assert!(err(r#"{"v":1,"type":"rated","score":256}"#)
+            .contains("field `score`: not a whole number in range"));
+        assert!(err(r#"{"v":1,"type":"typing","typing":1,"name":"A"}"#)
+            .contains("field `typing`: not true or false"));
         assert!(err(r#"{"v":1,"type":"error","code":"x"}"#).contains("missing field `message`"));
         let m = r#"{"seq":1,"author":{"kind":"system"},"text":"x","at":"yesterday"}"#;
         assert!(err(&format!(r#"{{"v":1,"type":"message","message":{m}}}"#))
             .contains("not an RFC 3339 time"));
-        assert!(err(r#"{"v":1,"type":"message","message":"hi"}"#).contains("`message` frame"));
+        assert!(err(r#"{"v":1,"type":"message","message":"hi"}"#)
+            .contains("field `message`: missing field `seq`"));
+        assert!(
+            err(r#"{"v":1,"type":"message","message":null}"#).contains("missing field `message`")
+        );
     }
 
     /// What the widget writes, the service's strict decoders take, equal.
@@ -608,7 +752,15 @@ mod tests {
             let text = serde_json::to_string(&info).unwrap();
             assert_eq!(site_info(&text), Ok(info), "{text}");
         }
-        assert!(site_info(r#"{"site":"demo"}"#).is_err());
+        assert!(site_info(r#"{"site":"demo"}"#)
+            .unwrap_err()
+            .0
+            .contains("missing field `name`"));
+        let faces = r#"{"site":"demo","name":"D","language":"en","availability":{"availability":"open","queue_name":"Q"},"team":3}"#;
+        assert!(site_info(faces)
+            .unwrap_err()
+            .0
+            .contains("field `team`: not a list"));
         for status in statuses() {
             let r = StartResponse {
                 conversation: ConversationId::new("c1").unwrap(),
@@ -627,5 +779,26 @@ mod tests {
             Some(body.message)
         );
         assert_eq!(error_message("<html>"), None);
+    }
+
+    /// Stored texts written here read back equal, whatever they hold.
+    #[test]
+    fn arrays_of_objects_read_back() {
+        let written = array(["a", "b\"\n"].map(|t| Object::new().text("text", t).end()));
+        let v = Value::parse(&written).unwrap();
+        let read = items(&v, "list", |x| text(x, "text")).unwrap();
+        assert_eq!(read, ["a", "b\"\n"]);
+        assert_eq!(array(Vec::<String>::new()), "[]");
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_is_written_as_valid_json(key in any::<String>(), value in any::<String>(), n in any::<u64>(), b in any::<bool>()) {
+            let written = Object::new().text(&key, &value).number("n", n).boolean("b", b).opt_text("o", None).end();
+            let v: Value = serde_json::from_str(&written).unwrap();
+            prop_assert_eq!(v.get(key.as_str()).and_then(Value::as_str), Some(value.as_str()));
+            prop_assert_eq!(v.get("n").and_then(Value::as_u64), Some(n));
+            prop_assert_eq!(v.get("b").and_then(Value::as_bool), Some(b));
+        }
     }
 }

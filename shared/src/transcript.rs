@@ -42,11 +42,11 @@ pub enum Author {
     System,
 }
 
-#[derive(Deserialize, miniserde::Deserialize)]
+#[derive(Deserialize)]
 pub(crate) struct AuthorFields {
-    kind: String,
-    id: Option<String>,
-    name: Option<String>,
+    pub(crate) kind: String,
+    pub(crate) id: Option<String>,
+    pub(crate) name: Option<String>,
 }
 
 impl TryFrom<AuthorFields> for Author {

@@ -1,5 +1,5 @@
 //! Decoder fuzzing: arbitrary bytes and arbitrary JSON fed to every frame decoder,
-//! the HTTP body decoder, the widget's miniserde readers (`shared::mini`, where a
+//! the HTTP body decoder, the widget's readers (`shared::mini` over parsed values, where a
 //! panic would stop the widget: its build aborts on panic) and the template parser
 //! must give a value or an error, never a panic. A long run: `PROPTEST_CASES=200000 cargo test -p shared --test decode_fuzz`.
 
@@ -23,10 +23,10 @@ fn all_decoders(text: &str) {
     let _ = decode_body::<StartRequest>(text);
     let _ = decode_body::<LeaveMessageRequest>(text);
     let _ = decode_body::<SignInRequest>(text);
-    let _ = shared::mini::visitor_event(text);
-    let _ = shared::mini::site_info(text);
-    let _ = shared::mini::start_response(text);
-    let _ = shared::mini::error_message(text);
+    let _ = shared::mini::visitor_event::<serde_json::Value>(text);
+    let _ = shared::mini::site_info::<serde_json::Value>(text);
+    let _ = shared::mini::start_response::<serde_json::Value>(text);
+    let _ = shared::mini::error_message::<serde_json::Value>(text);
     let _ = Template::parse(text);
 }
 
@@ -116,16 +116,16 @@ proptest! {
 fn deep_nesting_is_refused_not_overflowed() {
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     assert!(decode::<VisitorFrame>(&deep).is_err());
-    assert!(shared::mini::visitor_event(&deep).is_err());
+    assert!(shared::mini::visitor_event::<serde_json::Value>(&deep).is_err());
     let obj = format!("{}1{}", "{\"a\":".repeat(10_000), "}".repeat(10_000));
     assert!(decode_body::<StartRequest>(&obj).is_err());
-    assert!(shared::mini::site_info(&obj).is_err());
+    assert!(shared::mini::site_info::<serde_json::Value>(&obj).is_err());
     let nested = format!(
         r#"{{"v":1,"type":"message","message":{}1{}}}"#,
         "{\"a\":".repeat(10_000),
         "}".repeat(10_000)
     );
-    assert!(shared::mini::visitor_event(&nested).is_err());
+    assert!(shared::mini::visitor_event::<serde_json::Value>(&nested).is_err());
 }
 
 #[test]

@@ -2,8 +2,9 @@
 //! automatic reconnect and resume, and the local session (conversation id, token,
 //! unacknowledged messages) kept in `localStorage` so reloads resume the chat.
 //!
-//! Rules: JSON is read and written with `shared::mini` (miniserde), never serde: the
-//! widget's size budget. Every call waits for the embedding handshake ([`embedding`]): the page that
+//! Rules: JSON is read with `shared::mini` over the browser's `JSON.parse`
+//! (`web::json`) and written with `shared::mini::Object`, never serde: the widget's
+//! size budget. Every call waits for the embedding handshake ([`embedding`]): the page that
 //! embeds the frame, as the browser reported it to `boot.js`, goes with each request in
 //! the `X-Switchboard-Embedder` header, and the identity pair comes from it too. The
 //! visitor token travels only in `Authorization` headers: the socket opens with a
@@ -21,8 +22,8 @@ use crate::i18n::Words as _;
 use crate::state::{Pending, Phase, Widget};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use miniserde::{json, Deserialize, Serialize};
 use shared::engine::{Availability, VisitorStatus};
+use shared::mini::{self, Json, Object};
 use shared::protocol::{LeaveMessageRequest, SiteInfo, StartRequest, VisitorEvent, VisitorFrame};
 use std::cell::RefCell;
 use wasm_bindgen::{JsCast, JsValue};
@@ -30,11 +31,54 @@ use web::socket::{Backoff, Beat, Socket};
 use web::store::Store;
 
 /// What is kept across reloads.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 struct Session {
     conversation: String,
     token: String,
     name: String,
+}
+
+/// What the widget keeps in `localStorage`, as JSON.
+trait Stored: Sized {
+    fn write(&self) -> String;
+    fn read(v: &web::json::Value) -> Result<Self, String>;
+}
+
+impl Stored for Session {
+    fn write(&self) -> String {
+        Object::new()
+            .text("conversation", &self.conversation)
+            .text("token", &self.token)
+            .text("name", &self.name)
+            .end()
+    }
+    fn read(v: &web::json::Value) -> Result<Self, String> {
+        Ok(Session {
+            conversation: mini::text(v, "conversation")?,
+            token: mini::text(v, "token")?,
+            name: mini::text(v, "name")?,
+        })
+    }
+}
+
+/// The outbox: messages sent and not yet acknowledged.
+impl Stored for Vec<Pending> {
+    fn write(&self) -> String {
+        mini::array(self.iter().map(|p| {
+            Object::new()
+                .text("client_id", &p.client_id)
+                .text("text", &p.text)
+                .end()
+        }))
+    }
+    fn read(v: &web::json::Value) -> Result<Self, String> {
+        mini::items(v, "outbox", |p| {
+            Ok(Pending {
+                client_id: mini::text(p, "client_id")?,
+                text: mini::text(p, "text")?,
+            })
+        })
+    }
 }
 
 /// What the loader told the frame (see `static/boot.js`); fields it leaves out are
@@ -260,13 +304,13 @@ async fn error_text(resp: web::http::Response) -> String {
 }
 
 /// The value stored under `what` for this site, if it reads as `T`.
-fn load<T: Deserialize>(w: &Widget, what: &str) -> Option<T> {
-    json::from_str(&Store::Local.get(&key(w, what))?).ok()
+fn load<T: Stored>(w: &Widget, what: &str) -> Option<T> {
+    T::read(&web::json::Value::parse(&Store::Local.get(&key(w, what))?)?).ok()
 }
 
 /// Stores `value` under `what` for this site.
-fn save<T: Serialize>(w: &Widget, what: &str, value: &T) {
-    Store::Local.set(&key(w, what), &json::to_string(value));
+fn save<T: Stored>(w: &Widget, what: &str, value: &T) {
+    Store::Local.set(&key(w, what), &value.write());
 }
 
 /// The answer's text, if it is a success; else the service's error message.
@@ -343,7 +387,7 @@ pub fn boot(w: Widget) {
             Ok(r) => success_text(r).await,
             Err(e) => Err(e),
         }
-        .and_then(|text| shared::mini::site_info(&text).map_err(|e| e.to_string()));
+        .and_then(|text| mini::site_info::<web::json::Value>(&text).map_err(|e| e.to_string()));
         match info {
             Ok(info) => apply_site(w, info),
             Err(e) => w.error.set(Some(e)),
@@ -356,7 +400,7 @@ fn carried_site() -> Option<SiteInfo> {
     let text = document()
         .get_element_by_id("switchboard-site")?
         .text_content()?;
-    shared::mini::site_info(&text).ok()
+    mini::site_info::<web::json::Value>(&text).ok()
 }
 
 /// Shows what the site says: name, team, reply time, accent, and the form that fits.
@@ -390,9 +434,10 @@ pub async fn start(w: Widget, name: String, email: String, text: String) -> Resu
         user_id: embedding().await.user_id.filter(|s| !s.is_empty()),
         user_hash: embedding().await.user_hash.filter(|s| !s.is_empty()),
     };
-    let json = shared::mini::start_request(&body);
+    let json = mini::start_request(&body);
     let resp = request("POST", "/api/v1/conversations", None, Some(&json)).await?;
-    let r = shared::mini::start_response(&success_text(resp).await?).map_err(|e| e.to_string())?;
+    let r = mini::start_response::<web::json::Value>(&success_text(resp).await?)
+        .map_err(|e| e.to_string())?;
     let s = Session {
         conversation: r.conversation.to_string(),
         token: r.token,
@@ -420,7 +465,7 @@ pub async fn leave_message(
         email: Some(email).filter(|e| !e.trim().is_empty()),
         text,
     };
-    let json = shared::mini::leave_message_request(&body);
+    let json = mini::leave_message_request(&body);
     let resp = request("POST", "/api/v1/messages", None, Some(&json)).await?;
     success_text(resp).await?;
     w.phase.set(Phase::MessageLeft);
@@ -463,7 +508,7 @@ fn ws_url(s: &Session, ticket: &str, after: u64) -> String {
 }
 
 fn send_frame(f: &VisitorFrame) -> bool {
-    let text = shared::mini::visitor_frame(f);
+    let text = mini::visitor_frame(f);
     CONN.with(|c| c.borrow().as_ref().is_some_and(|s| s.send(&text)))
 }
 
@@ -510,7 +555,7 @@ fn retry_later(w: Widget) {
 fn open_socket(w: Widget, s: &Session, ticket: &str) {
     // The socket it replaces (if any) closes without reporting it.
     CONN.with(|c| c.borrow_mut().take());
-    let on_text = move |text: String| match shared::mini::visitor_event(&text) {
+    let on_text = move |text: String| match mini::visitor_event::<web::json::Value>(&text) {
         Ok(ev) => on_event(w, ev),
         Err(err) => w.error.set(Some(err.to_string())),
     };

@@ -30,7 +30,7 @@ pub enum Conn {
 }
 
 /// A message sent but not yet acknowledged; resent with the same id after reconnects.
-#[derive(Clone, Debug, PartialEq, Eq, miniserde::Serialize, miniserde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pending {
     pub client_id: String,
     pub text: String,

@@ -341,14 +341,14 @@ pub enum EndedBy {
 // The tagged enums the visitor's widget reads are read through flat structs of all
 // their fields (`…Fields`): serde's tagged forms buffer the input and compile each
 // nested type twice, which made the widget larger. The JSON is the same. The structs
-// also derive miniserde's `Deserialize`: the widget reads with it (`crate::mini`).
+// are also what the widget's reader fills (`crate::mini`).
 
 use crate::need;
 
-#[derive(Deserialize, miniserde::Deserialize)]
+#[derive(Deserialize)]
 pub(crate) struct EndedByFields {
-    by: String,
-    agent: Option<String>,
+    pub(crate) by: String,
+    pub(crate) agent: Option<String>,
 }
 
 impl TryFrom<EndedByFields> for EndedBy {
@@ -367,12 +367,12 @@ impl TryFrom<EndedByFields> for EndedBy {
     }
 }
 
-#[derive(Deserialize, miniserde::Deserialize)]
+#[derive(Deserialize)]
 pub(crate) struct SystemNoteFields {
-    note: String,
-    queue_name: Option<String>,
-    agent_name: Option<String>,
-    by: Option<EndedByFields>,
+    pub(crate) note: String,
+    pub(crate) queue_name: Option<String>,
+    pub(crate) agent_name: Option<String>,
+    pub(crate) by: Option<EndedByFields>,
 }
 
 impl TryFrom<SystemNoteFields> for SystemNote {
@@ -397,12 +397,12 @@ impl TryFrom<SystemNoteFields> for SystemNote {
     }
 }
 
-#[derive(Deserialize, miniserde::Deserialize)]
+#[derive(Deserialize)]
 pub(crate) struct VisitorStatusFields {
-    status: String,
-    position: Option<u32>,
-    agent_name: Option<String>,
-    guest_name: Option<String>,
+    pub(crate) status: String,
+    pub(crate) position: Option<u32>,
+    pub(crate) agent_name: Option<String>,
+    pub(crate) guest_name: Option<String>,
 }
 
 impl TryFrom<VisitorStatusFields> for VisitorStatus {
@@ -741,10 +741,10 @@ impl AgentRuntime {
     }
 }
 
-#[derive(Deserialize, miniserde::Deserialize)]
+#[derive(Deserialize)]
 pub(crate) struct AvailabilityFields {
-    availability: String,
-    queue_name: String,
+    pub(crate) availability: String,
+    pub(crate) queue_name: String,
 }
 
 impl TryFrom<AvailabilityFields> for Availability {

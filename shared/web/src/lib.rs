@@ -10,9 +10,11 @@
 //! - [`lang`]: the browser's language and `<html lang>`.
 //! - [`files`]: uploads with progress, and downloads as blob URLs.
 //! - [`http`]: requests on the browser's `fetch`, with text bodies.
+//! - [`json`]: JSON parsed by the browser, for `shared::mini`'s readers.
 
 pub mod files;
 pub mod http;
+pub mod json;
 pub mod lang;
 pub mod log;
 pub mod socket;
@@ -35,5 +37,5 @@ pub async fn sleep(ms: u32) {
 /// What to tell the user of a failed HTTP answer: the service's message (its
 /// `ErrorBody`), or the bare status when the body is not one.
 pub fn error_text(status: u16, body: &str) -> String {
-    shared::mini::error_message(body).unwrap_or_else(|| format!("HTTP {status}"))
+    shared::mini::error_message::<json::Value>(body).unwrap_or_else(|| format!("HTTP {status}"))
 }
