@@ -295,7 +295,7 @@ fn key(w: &Widget, what: &str) -> String {
 /// A fresh client message id.
 pub fn client_id() -> String {
     let r = || (js_sys::Math::random() * 4_294_967_296.0) as u64;
-    format!("w{:x}{:08x}{:08x}", js_sys::Date::now() as u64, r(), r())
+    format!("w{}-{}-{}", js_sys::Date::now() as u64, r(), r())
 }
 
 async fn error_text(resp: web::http::Response) -> String {
