@@ -133,14 +133,7 @@ const STREAM_EXPORT_PREFIXES: [&str; 2] = ["intounderlying", "__wbg_intounderlyi
 /// `wasm-streams`: the patch in the root `Cargo.toml` no longer applies (Leptos moved
 /// to another version of it), and the stand-in needs that version.
 pub fn refuse_stream_exports(pkg: &Path) -> Result {
-    let path = pkg.join("app_bg.wasm");
-    let wasm = std::fs::read(&path).map_err(|e| e.to_string())?;
-    let names = export_names(&wasm).ok_or_else(|| {
-        format!(
-            "{} is not a wasm module this build can read",
-            path.display()
-        )
-    })?;
+    let (path, names) = read_app_wasm(pkg, export_names)?;
     match names
         .iter()
         .find(|n| STREAM_EXPORT_PREFIXES.iter().any(|p| n.starts_with(p)))
@@ -159,15 +152,25 @@ pub fn refuse_stream_exports(pkg: &Path) -> Result {
 /// `pkg/app_bg.wasm`: a browser reads none of them, and they were 232 bytes of the
 /// widget's gzip size. Every other section is copied byte for byte.
 pub fn strip_custom_sections(pkg: &Path) -> Result {
+    let (path, stripped) = read_app_wasm(pkg, without_custom_sections)?;
+    std::fs::write(&path, stripped).map_err(|e| e.to_string())
+}
+
+/// `pkg/app_bg.wasm`'s path and what `read` makes of its bytes; an error if the file
+/// is missing or `read` cannot walk it.
+fn read_app_wasm<T>(
+    pkg: &Path,
+    read: impl FnOnce(&[u8]) -> Option<T>,
+) -> Result<(std::path::PathBuf, T)> {
     let path = pkg.join("app_bg.wasm");
-    let wasm = std::fs::read(&path).map_err(|e| e.to_string())?;
-    let stripped = without_custom_sections(&wasm).ok_or_else(|| {
+    let wasm = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let value = read(&wasm).ok_or_else(|| {
         format!(
             "{} is not a wasm module this build can read",
             path.display()
         )
     })?;
-    std::fs::write(&path, stripped).map_err(|e| e.to_string())
+    Ok((path, value))
 }
 
 /// `wasm` without its custom sections (id 0).
