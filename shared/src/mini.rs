@@ -198,9 +198,9 @@ fn message<J: Json>(v: &J) -> Result<Message, String> {
 }
 
 /// Reads a frame of the conversation socket.
-pub fn visitor_event<J: Json>(text_: &str) -> Result<VisitorEvent, FrameError> {
+pub fn visitor_event<J: Json>(frame: &str) -> Result<VisitorEvent, FrameError> {
     let not_a_frame = || FrameError("not a JSON frame with a `type`".into());
-    let v = J::parse(text_).ok_or_else(not_a_frame)?;
+    let v = J::parse(frame).ok_or_else(not_a_frame)?;
     let kind = v
         .get("type")
         .and_then(|t| t.as_text())
@@ -383,8 +383,8 @@ pub fn visitor_frame(f: &VisitorFrame) -> String {
 }
 
 /// Reads `GET /api/v1/sites/{key}` (also carried in the widget's document).
-pub fn site_info<J: Json>(text_: &str) -> Result<SiteInfo, FrameError> {
-    let v = J::parse(text_).ok_or_else(|| FrameError("not a site's information".into()))?;
+pub fn site_info<J: Json>(body: &str) -> Result<SiteInfo, FrameError> {
+    let v = J::parse(body).ok_or_else(|| FrameError("not a site's information".into()))?;
     read_site(&v).map_err(|e| FrameError(format!("a site's information: {e}")))
 }
 
@@ -418,23 +418,22 @@ fn read_site<J: Json>(v: &J) -> Result<SiteInfo, String> {
 }
 
 /// Reads the answer to `POST /api/v1/conversations`.
-pub fn start_response<J: Json>(text_: &str) -> Result<StartResponse, FrameError> {
-    let read = |v: &J| -> Result<StartResponse, String> {
+pub fn start_response<J: Json>(body: &str) -> Result<StartResponse, FrameError> {
+    let read = || -> Result<StartResponse, String> {
+        let v = J::parse(body).ok_or("not JSON")?;
         Ok(StartResponse {
-            conversation: ConversationId::new(text(v, "conversation")?)
+            conversation: ConversationId::new(text(&v, "conversation")?)
                 .map_err(|e| format!("field `conversation`: {e}"))?,
-            token: text(v, "token")?,
+            token: text(&v, "token")?,
             status: status(&v.get("status").ok_or("missing field `status`")?)?,
         })
     };
-    let v = J::parse(text_).ok_or("not JSON".to_string());
-    v.and_then(|v| read(&v))
-        .map_err(|e| FrameError(format!("not the answer to starting a chat: {e}")))
+    read().map_err(|e| FrameError(format!("not the answer to starting a chat: {e}")))
 }
 
 /// The `message` of an error body ([`crate::protocol::ErrorBody`]), if it is one.
-pub fn error_message<J: Json>(text_: &str) -> Option<String> {
-    let v = J::parse(text_)?;
+pub fn error_message<J: Json>(body: &str) -> Option<String> {
+    let v = J::parse(body)?;
     text(&v, "error").ok()?;
     text(&v, "message").ok()
 }
