@@ -769,9 +769,11 @@ async fn get_avatar(env: &Env, tenant: &TenantId, id: &str) -> ApiResult<Respons
 
 /// `/widget/?site=KEY`: the widget's document, framed only by the site's origins. It
 /// carries the site info as a JSON data block (never run as script), so the app shows
-/// its form without asking the service again.
+/// its form without asking the service again. With `standby=1` (the loader's frame
+/// made before any open) it does not preload the wasm: that waits for the open.
 async fn widget_document(env: &Env, req: Request) -> ApiResult<Response> {
     let site = SiteKey::new(query(&req, "site"))?;
+    let standby = !query(&req, "standby").is_empty();
     let t = tenant_of_site(env, &site).await?;
     // The site's part and the static page are asked for at once.
     let tenant = stub(env, "TENANTS", t.as_str())?;
@@ -785,7 +787,10 @@ async fn widget_document(env: &Env, req: Request) -> ApiResult<Response> {
     if asset.status_code() != 200 {
         return Ok(asset);
     }
-    let html = asset.text().await?;
+    let mut html = asset.text().await?;
+    if standby {
+        html = without_wasm_preload(&html);
+    }
     let block = format!(
         "<script type=\"application/json\" id=\"switchboard-site\">{}</script>\n</head>",
         json_for_html(&serde_json::to_string(&doc.info)?)
@@ -798,6 +803,14 @@ async fn widget_document(env: &Env, req: Request) -> ApiResult<Response> {
         ))),
     );
     Ok(resp)
+}
+
+/// A page without its lines that preload a wasm file (the build writes one such line).
+fn without_wasm_preload(html: &str) -> String {
+    html.lines()
+        .filter(|l| !(l.starts_with("<link rel=\"preload\"") && l.contains(".wasm\"")))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 /// JSON made safe inside an HTML `<script>` element: `<`, `>` and `&` (which JSON has

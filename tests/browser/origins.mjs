@@ -63,6 +63,34 @@ try {
     await page.close();
   });
 
+  await step("before any open the standby frame loads no wasm; the open starts the app with the page's latest identity and language", async () => {
+    const fresh = await browser.newContext({ viewport: { width: 1200, height: 800 }, locale: "en-US" });
+    fresh.setDefaultTimeout(15000);
+    const page = await fresh.newPage();
+    const wasm = [];
+    page.on("request", (r) => { if (r.url().split("?")[0].endsWith(".wasm")) wasm.push(r.url()); });
+    await page.goto(embed(allowed));
+    // The standby frame said it runs: the launcher took the site's accent from it.
+    await page.waitForFunction(() => {
+      const root = document.querySelector("[data-switchboard]").shadowRoot;
+      const f = root.querySelector("iframe");
+      return f && f.src.includes("standby=1") && getComputedStyle(root.querySelector("button")).backgroundColor === "rgb(15, 123, 108)";
+    });
+    assert.deepEqual(wasm, [], "no wasm before the open");
+    const w = page.frameLocator("iframe");
+    assert.equal(await w.locator('[data-testid="name"]').count(), 0, "no app before the open");
+    // Set after the frame was made: the open still uses them.
+    await page.evaluate(() => { Switchboard.setLanguage("de"); Switchboard.identify({ name: "Late Lena" }); });
+    await page.locator('[data-testid="launcher"]').click();
+    await w.locator('[data-testid="start"]', { hasText: "Chat starten" }).waitFor();
+    assert.equal(await w.locator('[data-testid="name"]').inputValue(), "Late Lena");
+    const frame = page.frames().find((f) => f.url().includes("/widget/"));
+    await frame.waitForFunction(() => document.activeElement && document.activeElement.getAttribute("data-testid") === "name");
+    assert.equal(await frame.evaluate(() => document.documentElement.lang), "de");
+    assert.equal(wasm.length, 1, `the wasm once, at the open: ${wasm}`);
+    await fresh.close();
+  });
+
   await step("loader options: left corner, a label on the launcher, a greeting teaser that opens the chat", async () => {
     const page = await ctx.newPage();
     await page.goto(embed(allowed) + "&position=left&label=" + encodeURIComponent("Questions?") + "&greeting=" + encodeURIComponent("Hi! Need help with your order?"));

@@ -1111,6 +1111,20 @@ fn typing_and_headers(ctx: &Ctx) {
     let info: Value = serde_json::from_str(block).expect("site block is JSON");
     assert_eq!(info["site"], "t-typing-site", "{info}");
     assert!(info["availability"].is_object(), "{info}");
+    // It preloads the wasm, but not in standby (the loader's frame before any open).
+    let wasm_name = |d: &str| d.contains("<link rel=\"preload\"") && d.contains(".wasm\"");
+    assert!(
+        wasm_name(&doc),
+        "the widget document preloads its wasm: {doc}"
+    );
+    let waiting = get("/widget/?site=t-typing-site&standby=1")
+        .into_string()
+        .expect("standby document");
+    assert!(
+        !wasm_name(&waiting),
+        "a standby document names no wasm: {waiting}"
+    );
+    assert!(waiting.contains("id=\"switchboard-site\""), "{waiting}");
     // The apps' wasm, script (boot and glue, one module) and style sheet have
     // content-hashed names and are cached for good; the pages that name them are
     // revalidated.

@@ -8,8 +8,12 @@
  * computed by the site's server (valid 24 hours).
  * The frame learns this page's origin from the browser (postMessage event.origin) and
  * gets the identity pair in that message, never in its URL.
- * It draws a launcher button (in a shadow root, so the page's styles cannot reach it)
- * and loads the chat app in an iframe only when the visitor opens it.
+ * It draws a launcher button (in a shadow root, so the page's styles cannot reach it).
+ * Once the page has loaded and the browser is idle, it puts the chat's frame behind the
+ * launcher in standby (its document, style sheet and script: no wasm, and nothing runs
+ * but a listener); the chat app itself starts only when the visitor opens it, and then
+ * loads only its wasm. With Save-Data on there is no standby frame: the first open
+ * loads it all.
  *
  * JS API on one global, callable before the loader ran with this stub:
  *   window.Switchboard = window.Switchboard || function () { (Switchboard.q = Switchboard.q || []).push(arguments) };
@@ -132,8 +136,13 @@
   var panel = root.querySelector(".panel");
   var frame = null;
   var checked = null;
-  // Whether the frame said it is running (its document was allowed to load here).
+  // Whether the frame said it is running (its document was allowed to load here),
+  // whether it was made in standby (it waits for the hello before the app starts),
+  // whether it got its hello, and whether a refusal check is planned.
   var ready = false;
+  var standby = false;
+  var greeted = false;
+  var checking = false;
   // Asks the service once whether this page may have the chat (the answer is readable
   // only by allowed origins): only when the frame has not said it is running soon
   // after the first open, so an allowed page's open makes one request, not two.
@@ -164,12 +173,14 @@
   }
   // `focus`: opened by the visitor (focus goes into the chat), not restored at load.
   function open(focus) {
-    if (!frame && !panel.firstChild) {
-      // The frame loads at once (its document is refused by the browser anyway on a
-      // page the site does not list); a frame still silent after 1.5 s makes the
-      // loader ask the service, and explain a refusal in the panel.
-      openFrame(focus);
+    // The frame loads at once unless it waits in standby (its document is refused by
+    // the browser anyway on a page the site does not list); a frame still silent 1.5 s
+    // after the open makes the loader ask the service, and explain a refusal.
+    if (!frame && !panel.firstChild) openFrame(focus, false);
+    if (frame && !ready && !checking) {
+      checking = true;
       setTimeout(function () {
+        checking = false;
         if (ready) return;
         allowed().then(function (ok) {
           if (ok || ready) return;
@@ -187,17 +198,41 @@
     button.setAttribute("aria-expanded", "true");
     button.setAttribute("aria-label", closeLabel);
     if (frame && focus) frame.focus();
+    if (frame && ready && !greeted) greet();
     try { localStorage.setItem(KEY, "1"); } catch (e) {}
   }
-  function openFrame(focus) {
+  // `wait`: the frame is made in standby, before any open (see the top).
+  function openFrame(focus, wait) {
     if (!frame) {
       frame = document.createElement("iframe");
-      frame.title = de ? "Chat" : "Chat";
-      frame.src = base + "/widget/?site=" + encodeURIComponent(site) + "&lang=" + encodeURIComponent(lang);
+      frame.title = "Chat";
+      frame.src = base + "/widget/?site=" + encodeURIComponent(site) + "&lang=" + encodeURIComponent(lang) + (wait ? "&standby=1" : "");
       frame.allow = "clipboard-write";
+      standby = wait;
+      ready = false;
+      greeted = false;
       panel.appendChild(frame);
       if (focus) frame.focus();
     }
+  }
+  // The frame's start signal: this page's identity, page and language as they are now.
+  function greet() {
+    greeted = true;
+    frame.contentWindow.postMessage({
+      type: "switchboard:hello",
+      user_id: identity.user_id,
+      user_hash: identity.user_hash,
+      name: identity.name,
+      email: identity.email,
+      page_url: location.href,
+      page_title: document.title,
+      lang: lang
+    }, base);
+  }
+  function preload() {
+    var c = navigator.connection;
+    if (frame || panel.firstChild || (c && c.saveData)) return;
+    openFrame(false, true);
   }
   function close() {
     var was = !panel.hidden;
@@ -229,15 +264,8 @@
     if (e.data.type === "switchboard:ready") {
       ready = true;
       if (typeof e.data.accent === "string") paint(e.data.accent);
-      frame.contentWindow.postMessage({
-        type: "switchboard:hello",
-        user_id: identity.user_id,
-        user_hash: identity.user_hash,
-        name: identity.name,
-        email: identity.email,
-        page_url: location.href,
-        page_title: document.title
-      }, base);
+      // A standby frame waits for the open; any other starts at once.
+      if (!standby || !panel.hidden) greet();
     }
     if (e.data.type === "switchboard:message") {
       emit("message", { from: String(e.data.from || ""), text: String(e.data.text || "") });
@@ -270,6 +298,12 @@
     // Calls made before the loader ran, in order.
     for (var i = 0; i < queued.length; i++) Switchboard.apply(null, queued[i]);
     try { if (localStorage.getItem(KEY) === "1" && panel.hidden) open(false); } catch (e) {}
+    // The standby frame, once the page has loaded and the browser is idle.
+    var idle = function () {
+      if (window.requestIdleCallback) requestIdleCallback(preload, { timeout: 3000 });
+      else setTimeout(preload, 1000);
+    };
+    if (document.readyState === "complete") idle(); else window.addEventListener("load", idle);
   }
   if (document.body) mount(); else document.addEventListener("DOMContentLoaded", mount);
 })();
