@@ -122,6 +122,14 @@ try {
     // A type the service refuses is named in the widget.
     await site.widget().locator('[data-testid="attach"]').setInputFiles({ name: "x.png", mimeType: "image/png", buffer: Buffer.from("<svg/>") });
     await site.widget().getByText("only PNG, JPEG, GIF, WebP").waitFor();
+    // Too large for the 10 MB limit: refused in the widget, before any upload.
+    const uploads = [];
+    const count = (r) => { if (r.method() === "POST" && r.url().includes("/attachments")) uploads.push(r.url()); };
+    site.page.on("request", count);
+    await site.widget().locator('[data-testid="attach"]').setInputFiles({ name: "gross.png", mimeType: "image/png", buffer: Buffer.concat([png, Buffer.alloc(10 * 1024 * 1024)]) });
+    await site.widget().getByText("Diese Datei ist größer als 10 MB.").waitFor();
+    site.page.off("request", count);
+    assert.deepEqual(uploads, [], "no upload of a file over the limit");
     await agent.page.screenshot({ path: join(out, "agent-attachments.png") });
   });
 
