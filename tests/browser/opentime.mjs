@@ -117,7 +117,42 @@ async function once(ctx, kind) {
   return { inside, outside, detail };
 }
 
+/** What the demo page's main thread spent (Chromium's TaskDuration and ScriptDuration,
+ * ms) and its JS heap, from navigation until the loader is done with it: `bare`, the
+ * page with the loader's request refused (the heap after a collection); `saveData`, the loader without a standby
+ * frame (done once an idle callback queued after the loader's has run); `standby`, the
+ * loader and its standby frame (done once the frame's script has run). The demo page
+ * and the frame share an origin, so the frame's work runs on the page's main thread;
+ * on another site's page it runs in a process of its own. */
+async function hostCost(ctx, kind) {
+  const page = await ctx.newPage();
+  if (kind === "bare") await page.route("**/widget.js", (r) => r.abort());
+  if (kind === "saveData") await page.addInitScript(() => Object.defineProperty(navigator, "connection", { value: { saveData: true } }));
+  const cdp = await ctx.newCDPSession(page);
+  await cdp.send("Performance.enable");
+  await page.goto(base + "/");
+  // The same Playwright helpers in every kind (their scripts take heap of their own).
+  await page.locator("body").waitFor();
+  await page.waitForFunction(() => true);
+  if (kind === "standby") {
+    await page.waitForFunction(() => {
+      const f = document.querySelector("[data-switchboard]").shadowRoot.querySelector("iframe");
+      return f && f.contentDocument && f.contentDocument.readyState === "complete" && !!f.contentWindow.__switchboardHello;
+    }, null, { polling: 20 });
+  } else {
+    if (kind === "saveData") await page.locator('[data-testid="launcher"]').waitFor();
+    await page.evaluate(() => new Promise((r) => requestIdleCallback(r, { timeout: 3000 })));
+  }
+  // The heap as it is kept, not with garbage not yet collected.
+  await cdp.send("HeapProfiler.collectGarbage");
+  const { metrics } = await cdp.send("Performance.getMetrics");
+  const m = Object.fromEntries(metrics.map((x) => [x.name, x.value]));
+  await page.close();
+  return { task: m.TaskDuration * 1000, script: m.ScriptDuration * 1000, heap: m.JSHeapUsedSize / 1024 };
+}
+
 const rows = { "cold": [], "warm": [], "at once cold": [], "at once warm": [], "floor cold": [], "floor warm": [] };
+const cost = { bare: [], saveData: [], standby: [] };
 try {
   for (let i = 0; i < n; i++) {
     for (const kind of ["widget", "at once", "floor"]) {
@@ -126,6 +161,12 @@ try {
       const prefix = kind === "widget" ? "" : kind + " ";
       rows[prefix + "cold"].push(await once(ctx, kind));
       rows[prefix + "warm"].push(await once(ctx, kind));
+      await ctx.close();
+    }
+    for (const kind of ["bare", "saveData", "standby"]) {
+      const ctx = await browser.newContext({ viewport: { width: 1200, height: 800 }, locale: "en-US" });
+      ctx.setDefaultTimeout(20000);
+      cost[kind].push(await hostCost(ctx, kind));
       await ctx.close();
     }
   }
@@ -158,4 +199,12 @@ for (const [what, key] of [["cold, standby", "cold"], ["warm, standby", "warm"],
   const d = rows[key].map((r) => r.detail).filter(Boolean);
   const col = (k) => step(d.map((x) => x[k]));
   console.log(`| ${what} | ${col("frame")} | ${col("document")} | ${col("parsed")} | ${col("script")} | ${col("wasm")} | ${col("init")} | ${col("mounted")} | ${f0(median(rows[key].map((r) => r.inside)))} |`);
+}
+// What the host page pays (cold contexts, medians).
+console.log("");
+console.log(`| demo page until the loader is done (cold, medians) | main thread, ms | of it script, ms | JS heap, KB | runs |`);
+console.log(`|---|---:|---:|---:|---:|`);
+for (const [what, key] of [["page alone (loader refused)", "bare"], ["with the loader, Save-Data (no standby frame)", "saveData"], ["with the loader and its standby frame", "standby"]]) {
+  const c = cost[key];
+  console.log(`| ${what} | ${f0(median(c.map((x) => x.task)))} | ${f0(median(c.map((x) => x.script)))} | ${f0(median(c.map((x) => x.heap)))} | ${c.length} |`);
 }
