@@ -1,5 +1,7 @@
 // Browser test: the chat tag works only on the origins its site allows.
-// Usage: node tests/browser/origins.mjs BASE_URL OUT_DIR ALLOWED_SITE UNLISTED_SITE
+// Usage: node tests/browser/origins.mjs BASE_URL OUT_DIR ALLOWED_SITE UNLISTED_SITE LATE_SITE
+// LATE_SITE lists the host page's origin too; its one agent, `late` (password
+// `password-123`, tenant = LATE_SITE without "-site"), is signed out at the start.
 // The host page is served from http://localhost:PORT (another origin than the
 // service at http://127.0.0.1:PORT). ALLOWED_SITE lists that origin; UNLISTED_SITE
 // does not. Waits on events with deadlines; never sleeps.
@@ -7,9 +9,9 @@ import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import assert from "node:assert/strict";
-import { CHROMIUM_ARGS } from "./pages.mjs";
+import { CHROMIUM_ARGS, Console } from "./pages.mjs";
 
-const [base, out = "tests/out", allowed, unlisted] = process.argv.slice(2);
+const [base, out = "tests/out", allowed, unlisted, late] = process.argv.slice(2);
 mkdirSync(out, { recursive: true });
 const host = base.replace("127.0.0.1", "localhost");
 const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
@@ -91,6 +93,31 @@ try {
     await fresh.close();
   });
 
+  await step("a standby frame made while nobody was signed in offers the chat once an agent is available", async () => {
+    const fresh = await browser.newContext({ viewport: { width: 1200, height: 800 }, locale: "en-US" });
+    fresh.setDefaultTimeout(15000);
+    const page = await fresh.newPage();
+    const made = page.waitForEvent("framenavigated", { predicate: (f) => f.url().includes("standby=1") });
+    await page.goto(embed(late));
+    // The standby frame's script runs; its document says nobody is there.
+    const frame = await made;
+    // Polled by timer: a hidden frame gets no animation frames, Playwright's default.
+    await frame.waitForFunction(() => !!window.__switchboardHello, null, { polling: 50 });
+    const carried = await frame.evaluate(() => JSON.parse(document.getElementById("switchboard-site").textContent).availability);
+    assert.equal(carried.availability, "no_agents", JSON.stringify(carried));
+    const agentCtx = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: "en-US" });
+    agentCtx.setDefaultTimeout(15000);
+    const agent = new Console(await agentCtx.newPage(), base);
+    await agent.signIn("late", "password-123", late.replace(/-site$/, ""));
+    await agent.setAvailable();
+    await agent.page.locator(".state.available").waitFor();
+    // Opened now: the form follows what the site says now, not at the page's load.
+    await page.locator('[data-testid="launcher"]').click();
+    await page.frameLocator("iframe").locator('[data-testid="start"]', { hasText: "Start chat" }).waitFor();
+    await agentCtx.close();
+    await fresh.close();
+  });
+
   await step("loader options: left corner, a label on the launcher, a greeting teaser that opens the chat", async () => {
     const page = await ctx.newPage();
     await page.goto(embed(allowed) + "&position=left&label=" + encodeURIComponent("Questions?") + "&greeting=" + encodeURIComponent("Hi! Need help with your order?"));
@@ -144,14 +171,15 @@ try {
   await step("even framed by hand on an unlisted origin, the chat document refuses to load", async () => {
     const page = await ctx.newPage();
     await page.goto(embed(unlisted));
-    const blocked = page.waitForEvent("framenavigated", (f) => f !== page.mainFrame() && f.url().startsWith("chrome-error:"));
+    // Named, so it is not taken for the loader's standby frame (refused the same way).
+    const blocked = page.waitForEvent("framenavigated", (f) => f.name() === "by-hand" && f.url().startsWith("chrome-error:"));
     await page.evaluate(([b, s]) => {
       const f = document.createElement("iframe");
+      f.name = "by-hand";
       f.src = `${b}/widget/?site=${encodeURIComponent(s)}`;
       document.body.appendChild(f);
     }, [base, unlisted]);
-    await blocked;
-    const frame = page.frames().find((f) => f !== page.mainFrame());
+    const frame = await blocked;
     assert.equal(await frame.locator('[data-testid="name"]').count(), 0, "no chat form in the frame");
     await page.close();
   });

@@ -1852,7 +1852,15 @@ fn main() {
             e.available();
             let mut x = agent(&ctx, "t-embed-x", "x");
             x.available();
-            browser_script(&ctx, "origins.mjs", &["t-embed-site", "t-embed-x-site"]);
+            // Its agent signs in during the test (in the browser).
+            make_tenant_with(&ctx, "t-embed-late", 60, 3600, &[("late", 3)], |c| {
+                c["config"]["sites"][0]["allowed_origins"] = json!([host]);
+            });
+            browser_script(
+                &ctx,
+                "origins.mjs",
+                &["t-embed-site", "t-embed-x-site", "t-embed-late-site"],
+            );
             // The listed page's chat reached the agent.
             e.wait_offer();
         },

@@ -370,8 +370,10 @@ pub fn boot(w: Widget) {
         connect(w);
     }
     // The document carries the site info: the form is drawn at once, without waiting
-    // for the loader's hello or the network.
+    // for the loader's hello or the network. A standby frame's document is as old as
+    // the host page, so its info is asked for again now, and the form follows it.
     let carried = carried_site().map(|info| apply_site(w, info)).is_some();
+    let fresh = carried && crate::state::query("standby").is_empty();
     spawn_local(async move {
         let e = embedding().await;
         for (field, given) in [(w.form_name, e.name), (w.form_email, e.email)] {
@@ -379,7 +381,7 @@ pub fn boot(w: Widget) {
                 field.set(given);
             }
         }
-        if carried {
+        if fresh {
             return;
         }
         let url = format!("/api/v1/sites/{}", w.site);
@@ -390,6 +392,8 @@ pub fn boot(w: Widget) {
         .and_then(|text| mini::site_info::<web::json::Value>(&text).map_err(|e| e.to_string()));
         match info {
             Ok(info) => apply_site(w, info),
+            // An older answer is on screen: it stays.
+            Err(_) if carried => {}
             Err(e) => w.error.set(Some(e)),
         }
     });
@@ -403,7 +407,8 @@ fn carried_site() -> Option<SiteInfo> {
     mini::site_info::<web::json::Value>(&text).ok()
 }
 
-/// Shows what the site says: name, team, reply time, accent, and the form that fits.
+/// Shows what the site says: name, team, reply time, accent, and the form that fits
+/// (again, when newer info comes before the visitor sent the form).
 fn apply_site(w: Widget, info: SiteInfo) {
     if let Some(accent) = info
         .accent
@@ -414,12 +419,14 @@ fn apply_site(w: Widget, info: SiteInfo) {
     }
     let open = matches!(info.availability, Availability::Open { .. });
     w.site_info.set(Some(info));
-    if w.phase.get_untracked() == Phase::Loading {
-        w.phase.set(if open {
-            Phase::PreChat
-        } else {
-            Phase::LeaveMessage
-        });
+    let form = if open {
+        Phase::PreChat
+    } else {
+        Phase::LeaveMessage
+    };
+    let now = w.phase.get_untracked();
+    if matches!(now, Phase::Loading | Phase::PreChat | Phase::LeaveMessage) && now != form {
+        w.phase.set(form);
     }
 }
 
