@@ -72,19 +72,30 @@ function watch(page, kind) {
   }, kind);
 }
 
+/** Waits until the loader's standby frame has run its script (the demo page and the
+ * frame share an origin, so the page can look into it). */
+function standbyIn(page) {
+  return page.waitForFunction(() => {
+    const f = document.querySelector("[data-switchboard]").shadowRoot.querySelector("iframe");
+    return f && f.contentDocument && f.contentDocument.readyState === "complete" && !!f.contentWindow.__switchboardHello;
+  }, null, { polling: 20 });
+}
+
+/** The page's browser says Save-Data: the loader makes no standby frame. */
+function saveData(page) {
+  return page.addInitScript(() => Object.defineProperty(navigator, "connection", { value: { saveData: true } }));
+}
+
 async function once(ctx, kind) {
   const page = await ctx.newPage();
   // Clicked at once: as with Save-Data on, so no standby frame can come first.
-  if (kind === "at once") await page.addInitScript(() => Object.defineProperty(navigator, "connection", { value: { saveData: true } }));
+  if (kind === "at once") await saveData(page);
   await page.goto(base + "/");
   const launcher = page.locator('[data-testid="launcher"]');
   await launcher.waitFor();
   if (kind === "widget") {
     // The standby frame's document has run its script.
-    await page.waitForFunction(() => {
-      const f = document.querySelector("[data-switchboard]").shadowRoot.querySelector("iframe");
-      return f && f.contentDocument && f.contentDocument.readyState === "complete" && !!f.contentWindow.__switchboardHello;
-    }, null, { polling: 20 });
+    await standbyIn(page);
   }
   let target = launcher;
   if (kind === "floor") {
@@ -127,7 +138,7 @@ async function once(ctx, kind) {
 async function hostCost(ctx, kind) {
   const page = await ctx.newPage();
   if (kind === "bare") await page.route("**/widget.js", (r) => r.abort());
-  if (kind === "saveData") await page.addInitScript(() => Object.defineProperty(navigator, "connection", { value: { saveData: true } }));
+  if (kind === "saveData") await saveData(page);
   const cdp = await ctx.newCDPSession(page);
   await cdp.send("Performance.enable");
   await page.goto(base + "/");
@@ -135,10 +146,7 @@ async function hostCost(ctx, kind) {
   await page.locator("body").waitFor();
   await page.waitForFunction(() => true);
   if (kind === "standby") {
-    await page.waitForFunction(() => {
-      const f = document.querySelector("[data-switchboard]").shadowRoot.querySelector("iframe");
-      return f && f.contentDocument && f.contentDocument.readyState === "complete" && !!f.contentWindow.__switchboardHello;
-    }, null, { polling: 20 });
+    await standbyIn(page);
   } else {
     if (kind === "saveData") await page.locator('[data-testid="launcher"]').waitFor();
     await page.evaluate(() => new Promise((r) => requestIdleCallback(r, { timeout: 3000 })));
